@@ -1,0 +1,21 @@
+"""The `meshproxy` command: one click group; each role or tool is a subcommand module."""
+
+from __future__ import annotations
+
+import click
+
+from meshproxy import __version__
+from meshproxy.cli.db import db
+
+
+@click.group()
+@click.version_option(__version__, prog_name="meshproxy")
+def cli() -> None:
+    """meshproxy: a self-hosted rotating proxy service (ProxyMesh-compatible API)."""
+
+
+cli.add_command(db)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,242 @@
+"""Settings: one TOML file plus MESHPROXY_* environment overrides, validated at start.
+
+Environment variables override the file; nested keys use a double underscore, e.g.
+MESHPROXY_DATABASE_URL, MESHPROXY_API__HTTPS_PORT, MESHPROXY_BAN__MAX_FAILURES.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from meshproxy.domain.bans import BanPolicy
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message says every bad value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EgressAddress(_Section):
+    """One egress IP of a proxy's pool. address None: the host's default source address."""
+
+    address: str | None = None
+    country: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _valid_ip(cls, value: str | None) -> str | None:
+        return None if value is None else str(ipaddress.ip_address(value))
+
+    @field_validator("country")
+    @classmethod
+    def _valid_country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("must be a two-letter ISO 3166 country code")
+        return value.upper()
+
+
+class ProxyConfig(_Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    domain: str = ""  # public domain; default: "<name>.<proxy_domain>"
+    port: int = Field(default=31280, ge=1, le=65535)
+    listen: str = "127.0.0.1"
+    listen_port: int | None = Field(default=None, ge=1, le=65535)  # default: `port`
+    egress: list[EgressAddress] = Field(default_factory=lambda: [EgressAddress()])
+    geo: bool = False
+
+    @property
+    def bind_port(self) -> int:
+        return self.listen_port or self.port
+
+    @field_validator("egress")
+    @classmethod
+    def _non_empty_pool(cls, value: list[EgressAddress]) -> list[EgressAddress]:
+        if not value:
+            raise ValueError("the egress pool needs at least one address")
+        return value
+
+
+class PlanConfig(_Section):
+    name: str
+    max_sub_accounts: int = Field(default=100, ge=0)
+    max_proxies: int = Field(default=10, ge=0)
+    default_proxies: list[str] = Field(default_factory=list)
+
+
+class ApiConfig(_Section):
+    listen: str = "127.0.0.1"
+    https_port: int = Field(default=8443, ge=1, le=65535)
+    http_port: int | None = Field(default=8080, ge=1, le=65535)
+    public_url: str = ""  # how clients reach the API; default https://<listen>:<https_port>
+    tls: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_https: bool = True
+    trusted_proxies: list[str] = Field(default_factory=list)  # may send X-Forwarded-Proto
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+
+class BanConfig(_Section):
+    max_failures: int = Field(default=4, ge=1)
+    window_seconds: float = Field(default=600.0, gt=0)
+    ban_seconds: float = Field(default=10_800.0, ge=0)
+
+    def policy(self) -> BanPolicy:
+        return BanPolicy(self.max_failures, self.window_seconds, self.ban_seconds)
+
+
+class ProxyBehaviour(_Section):
+    """How every proxy listener of this node behaves."""
+
+    allow_destinations: list[str] = Field(default_factory=list)  # networks let through
+    upstream_timeout: float = Field(default=30.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    header_timeout: float = Field(default=30.0, gt=0)
+    idle_timeout: float = Field(default=120.0, gt=0)
+    flush_interval: float = Field(default=1.0, gt=0, le=60)
+    sync_interval: float = Field(default=0.5, gt=0, le=60)
+    hostname_refresh: float = Field(default=60.0, gt=0)
+    quota_check_interval: float = Field(default=1.0, gt=0, le=2)
+    add_forwarded_headers: bool = False
+    realm: str = "meshproxy"
+
+    @field_validator("allow_destinations")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+
+
+def _default_plans() -> list[PlanConfig]:
+    return [PlanConfig(name="default", default_proxies=["open", "world"])]
+
+
+def _default_proxies() -> list[ProxyConfig]:
+    return [
+        ProxyConfig(name="open", port=31280, geo=True),
+        ProxyConfig(name="world", port=31281, geo=True),
+    ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MESHPROXY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""  # default: sqlite:///<data_dir>/meshproxy.sqlite3
+    redis_url: str = ""
+    proxy_domain: str = "localhost"
+    default_plan: str = "default"
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    ban: BanConfig = Field(default_factory=BanConfig)
+    proxy: ProxyBehaviour = Field(default_factory=ProxyBehaviour)
+    plans: list[PlanConfig] = Field(default_factory=_default_plans)
+    proxies: list[ProxyConfig] = Field(default_factory=_default_proxies)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; the environment overrides it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Self:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'meshproxy.sqlite3'}"
+        for proxy in self.proxies:
+            if not proxy.domain:
+                proxy.domain = f"{proxy.name}.{self.proxy_domain}"
+        _unique("proxies", [p.name for p in self.proxies])
+        _unique("proxy domains", [p.domain for p in self.proxies])
+        _unique("plans", [p.name for p in self.plans])
+        names = {p.name for p in self.proxies}
+        for plan in self.plans:
+            unknown = sorted(set(plan.default_proxies) - names)
+            if unknown:
+                raise ValueError(f"plan {plan.name!r} names unknown proxies: {', '.join(unknown)}")
+        if self.default_plan not in {p.name for p in self.plans}:
+            raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
+        return self
+
+    def plan(self, name: str) -> PlanConfig | None:
+        return next((p for p in self.plans if p.name == name), None)
+
+    def proxy_by_name(self, name: str) -> ProxyConfig | None:
+        return next((p for p in self.proxies if p.name == name), None)
+
+    @property
+    def api_url(self) -> str:
+        if self.api.public_url:
+            return self.api.public_url.rstrip("/")
+        host = _url_host(self.api.listen)
+        return (
+            f"https://{host}:{self.api.https_port}"
+            if self.api.tls
+            else (f"http://{host}:{self.api.https_port}")
+        )
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what}: {name!r} is declared twice")
+        seen.add(name)
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "config"
+        lines.append(f"  {where}: {item['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any), apply the environment and `overrides`, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error)) from None

@@ -1,0 +1,1 @@
+"""Pure rules of the service: accounts, limits, billing periods, validation. No I/O here."""

@@ -1,0 +1,50 @@
+"""What an account is, as every layer sees it (the store returns these; nothing mutates them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from meshproxy.domain.limits import Limits
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    id: int
+    username: str
+    parent_id: int | None
+    password_hash: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    active: bool
+    limits: Limits
+    plan: str | None  # parents only
+    billing_day: int | None  # parents only
+    created_at: datetime
+    parent_username: str | None = None
+
+    @property
+    def is_parent(self) -> bool:
+        return self.parent_id is None
+
+
+@dataclass(frozen=True)
+class UsageDelta:
+    """Bytes an account moved, to be added to its usage and its parent's."""
+
+    account_id: int
+    parent_id: int | None
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """Everything a proxy node needs to decide about one account's traffic."""
+
+    account: AccountRecord
+    ips: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    proxies: tuple[str, ...] = field(default=())  # authorized proxies (of the parent)
+    monthly_bytes: int = 0
+    total_bytes: int = 0

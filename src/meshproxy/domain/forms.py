@@ -1,0 +1,195 @@
+"""Input validation for every API parameter, in one place (the shape of Django forms).
+
+A form takes the raw string mapping of a request (query string or url-encoded body) and
+yields either `cleaned` values or `errors`: field name -> list of messages, which is
+exactly the JSON body of a 400 answer. Errors not tied to one field go under "__all__".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+NON_FIELD_ERRORS = "__all__"
+REQUIRED = "This field is required."
+
+USERNAME_MAX = 30
+PASSWORD_MAX = 128
+NAME_MAX = 20
+EMAIL_MAX = 255
+HOSTNAME_MAX = 253
+
+_USERNAME_RE = re.compile(r"[A-Za-z0-9.@+\-_]+")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
+_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+class ValidationError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _max_length(value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise ValidationError(
+            f"Ensure this value has at most {limit} characters (it has {len(value)})."
+        )
+
+
+def clean_username(value: str) -> str:
+    _max_length(value, USERNAME_MAX)
+    if not _USERNAME_RE.fullmatch(value):
+        raise ValidationError(
+            "Enter a valid username. This value may contain only letters, numbers, "
+            "and ./@/+/-/_ characters."
+        )
+    return value
+
+
+def clean_password(value: str) -> str:
+    _max_length(value, PASSWORD_MAX)
+    return value
+
+
+def _text(limit: int) -> Callable[[str], str]:
+    def clean(value: str) -> str:
+        value = value.strip()
+        _max_length(value, limit)
+        return value
+
+    return clean
+
+
+def clean_email(value: str) -> str:
+    value = value.strip()
+    _max_length(value, EMAIL_MAX)
+    if value and not _EMAIL_RE.fullmatch(value):
+        raise ValidationError("Enter a valid email address.")
+    return value
+
+
+def clean_limit(value: str) -> int:
+    """Whole GB, 0 (no limit) or more."""
+    text = value.strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValidationError("Enter a whole number.")
+    number = int(text)
+    if number < 0:
+        raise ValidationError("Ensure this value is greater than or equal to 0.")
+    if number > 10**12:
+        raise ValidationError("Ensure this value is less than or equal to 1000000000000.")
+    return number
+
+
+def clean_ip(value: str) -> str:
+    """A single IPv4 or IPv6 address, normalised (compressed IPv6, v4-mapped unwrapped)."""
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValidationError("Enter a valid IPv4 or IPv6 address.") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def clean_hostname(value: str) -> str:
+    """A DNS name, lower-cased, without a trailing dot."""
+    name = value.strip().lower().rstrip(".")
+    if not name:
+        raise ValidationError(REQUIRED)
+    _max_length(name, HOSTNAME_MAX)
+    labels = name.split(".")
+    if not all(_LABEL_RE.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        raise ValidationError("Enter a valid hostname.")
+    return name
+
+
+def clean_proxy_name(value: str) -> str:
+    name = value.strip().lower()
+    if not name:
+        raise ValidationError(REQUIRED)
+    _max_length(name, HOSTNAME_MAX + 6)
+    return name
+
+
+@dataclass(frozen=True)
+class Field:
+    clean: Callable[[str], Any]
+    required: bool = False
+    # What an empty value means when the field is not required: None = "leave unchanged"
+    # (the field is dropped from `cleaned`), otherwise the value to store.
+    empty: Any = None
+
+
+class Form:
+    """Validate `data`; see `cleaned` and `errors` after construction."""
+
+    fields: ClassVar[dict[str, Field]] = {}
+
+    def __init__(self, data: Mapping[str, str]) -> None:
+        self.cleaned: dict[str, Any] = {}
+        self.errors: dict[str, list[str]] = {}
+        for name, spec in self.fields.items():
+            raw = data.get(name)
+            if raw is None or raw == "":
+                if spec.required:
+                    self.add_error(name, REQUIRED)
+                elif raw == "" and spec.empty is not None:
+                    self.cleaned[name] = spec.empty
+                continue
+            if "\x00" in raw:
+                self.add_error(name, "Null characters are not allowed.")
+                continue
+            try:
+                self.cleaned[name] = spec.clean(raw)
+            except ValidationError as error:
+                self.add_error(name, error.message)
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.errors
+
+    def add_error(self, field: str, message: str) -> None:
+        self.errors.setdefault(field, []).append(message)
+
+
+_SUB_ACCOUNT_FIELDS: dict[str, Field] = {
+    "username": Field(clean_username, required=True),
+    "password": Field(clean_password),
+    # An empty name or email clears it (design: "an empty first_name ... clears it").
+    "first_name": Field(_text(NAME_MAX), empty=""),
+    "last_name": Field(_text(NAME_MAX), empty=""),
+    "email": Field(clean_email, empty=""),
+    "monthly_limit": Field(clean_limit),
+    "total_limit": Field(clean_limit),
+}
+
+
+class SubAccountForm(Form):
+    """POST /api/sub/create/ and /api/sub/edit/: absent fields are absent from `cleaned`."""
+
+    fields = _SUB_ACCOUNT_FIELDS
+
+
+class UsernameForm(Form):
+    fields = {"username": Field(clean_username, required=True)}
+
+
+class OptionalUsernameForm(Form):
+    fields = {"username": Field(clean_username)}
+
+
+class IpForm(Form):
+    fields = {"ip": Field(clean_ip, required=True), "username": Field(clean_username)}
+
+
+class HostnameForm(Form):
+    fields = {"domain": Field(clean_hostname, required=True), "username": Field(clean_username)}
+
+
+class ProxyForm(Form):
+    fields = {"proxy": Field(clean_proxy_name, required=True)}

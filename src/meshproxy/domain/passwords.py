@@ -1,0 +1,61 @@
+"""Password hashing (argon2id) and a cache of verified credentials.
+
+Hashing is deliberately slow; the cache keeps bursts of API calls and every proxy request
+from paying for it more than once per (username, password, hash) triple.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def random_password(length: int = 20) -> str:
+    return secrets.token_urlsafe(length)[:length]
+
+
+class VerifiedCredentials:
+    """Remembers digests of credentials that verified against a given hash.
+
+    Keyed by the stored hash as well, so a password change invalidates old entries
+    without any explicit eviction. Stores only a keyed digest, never the password.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._key = secrets.token_bytes(32)
+        self._known: dict[bytes, None] = {}
+        self._max_entries = max_entries
+
+    def _digest(self, username: str, password: str, password_hash: str) -> bytes:
+        message = "\x00".join((username, password, password_hash)).encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def check(self, username: str, password: str, password_hash: str | None) -> bool:
+        if not password_hash:
+            return False
+        digest = self._digest(username, password, password_hash)
+        if digest in self._known:
+            return True
+        if not verify_password(password_hash, password):
+            return False
+        if len(self._known) >= self._max_entries:
+            self._known.pop(next(iter(self._known)))
+        self._known[digest] = None
+        return True

@@ -1,0 +1,121 @@
+"""Tables. Usage is kept as a daily history per account; monthly = the days of the period.
+
+A sub-account's bytes are written to its own rows and to its parent's, so a parent's rows
+hold its whole tree (own traffic plus every sub-account's, deleted ones included).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(30), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(String(20))
+    last_name: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    monthly_limit_gb: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_limit_gb: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Parents only: the plan's name (plans live in the config) and the billing day (1-28).
+    plan: Mapped[str | None] = mapped_column(String(64))
+    billing_day: Mapped[int | None] = mapped_column(Integer)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuthenticatedIp(Base):
+    __tablename__ = "authenticated_ips"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    ip: Mapped[str] = mapped_column(String(45), unique=True)
+
+
+class AuthenticatedHostname(Base):
+    __tablename__ = "authenticated_hostnames"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)
+
+
+class AuthorizedProxy(Base):
+    __tablename__ = "authorized_proxies"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    proxy: Mapped[str] = mapped_column(String(63), primary_key=True)
+
+
+class UsageDaily(Base):
+    __tablename__ = "usage_daily"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Ban(Base):
+    __tablename__ = "bans"
+
+    ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    until: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+
+
+class AuthFailure(Base):
+    __tablename__ = "auth_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ip: Mapped[str] = mapped_column(String(45), index=True)
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+
+
+class Change(Base):
+    """One row per change that proxy nodes must learn of; they poll by increasing id."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "account" | "ban"
+    subject: Mapped[str] = mapped_column(String(45))  # a username, or a banned IP
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

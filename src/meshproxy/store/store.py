@@ -1,0 +1,583 @@
+"""The Store: every read and write the services make, as plain methods over one engine.
+
+Methods are synchronous (call them from a thread in async code: `anyio.to_thread` or
+`loop.run_in_executor`). Each method is one transaction. Database outages surface as
+`StoreUnavailable`, uniqueness clashes as `Conflict`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, aliased
+
+from meshproxy.domain.accounts import AccountRecord, AccountView, UsageDelta
+from meshproxy.domain.bans import BanPolicy
+from meshproxy.domain.billing import billing_period
+from meshproxy.domain.limits import Limits
+from meshproxy.store import models as m
+from meshproxy.store.engine import make_engine
+from meshproxy.store.errors import Conflict, StoreUnavailable
+from meshproxy.store.migrate import upgrade
+
+ACCOUNT_FIELDS = frozenset(
+    {
+        "password_hash",
+        "first_name",
+        "last_name",
+        "email",
+        "active",
+        "monthly_limit_gb",
+        "total_limit_gb",
+        "plan",
+        "billing_day",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    id: int
+    kind: str  # "account" | "ban"
+    subject: str
+
+
+def _record(row: m.Account, parent_username: str | None = None) -> AccountRecord:
+    return AccountRecord(
+        id=row.id,
+        username=row.username,
+        parent_id=row.parent_id,
+        password_hash=row.password_hash,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        email=row.email,
+        active=row.active,
+        limits=Limits(monthly_gb=row.monthly_limit_gb, total_gb=row.total_limit_gb),
+        plan=row.plan,
+        billing_day=row.billing_day,
+        created_at=row.created_at.replace(tzinfo=UTC)
+        if row.created_at.tzinfo is None
+        else row.created_at,
+        parent_username=parent_username,
+    )
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        store = cls(make_engine(url))
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        try:
+            upgrade(self.engine)
+        except (OperationalError, DBAPIError) as error:
+            raise StoreUnavailable(str(error.orig or error)) from error
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except IntegrityError as error:
+            raise Conflict(str(error.orig)) from error
+        except (OperationalError, DBAPIError) as error:
+            raise StoreUnavailable(str(error.orig or error)) from error
+
+    def ping(self) -> None:
+        with self._session() as session:
+            session.execute(select(1))
+
+    # ---- accounts ---------------------------------------------------------------------
+
+    def create_account(
+        self,
+        username: str,
+        *,
+        parent_id: int | None = None,
+        now: datetime | None = None,
+        proxies: Iterable[str] = (),
+        **fields: Any,
+    ) -> AccountRecord:
+        """Create a parent (parent_id None) or sub-account. Raises Conflict if taken."""
+        unknown = set(fields) - ACCOUNT_FIELDS
+        if unknown:
+            raise TypeError(f"unknown account fields: {sorted(unknown)}")
+        with self._session() as session:
+            row = m.Account(
+                username=username,
+                parent_id=parent_id,
+                created_at=now or datetime.now(UTC),
+                active=True,
+                monthly_limit_gb=0,
+                total_limit_gb=0,
+                total_bytes=0,
+                **fields,
+            )
+            session.add(row)
+            session.flush()
+            for proxy in proxies:
+                session.add(m.AuthorizedProxy(account_id=row.id, proxy=proxy))
+            self._note(session, "account", username)
+            return _record(row, self._username_of(session, parent_id))
+
+    def _username_of(self, session: Session, account_id: int | None) -> str | None:
+        if account_id is None:
+            return None
+        return session.scalar(select(m.Account.username).where(m.Account.id == account_id))
+
+    def get_account(self, username: str) -> AccountRecord | None:
+        parent = aliased(m.Account)
+        with self._session() as session:
+            result = session.execute(
+                select(m.Account, parent.username)
+                .outerjoin(parent, m.Account.parent_id == parent.id)
+                .where(m.Account.username == username)
+            ).first()
+            return None if result is None else _record(result[0], result[1])
+
+    def update_account(self, username: str, **fields: Any) -> AccountRecord | None:
+        unknown = set(fields) - ACCOUNT_FIELDS
+        if unknown:
+            raise TypeError(f"unknown account fields: {sorted(unknown)}")
+        with self._session() as session:
+            row = session.scalar(select(m.Account).where(m.Account.username == username))
+            if row is None:
+                return None
+            for name, value in fields.items():
+                setattr(row, name, value)
+            self._note(session, "account", username)
+            return _record(row, self._username_of(session, row.parent_id))
+
+    def delete_account(self, username: str) -> bool:
+        """Delete an account with all its data (and, for a parent, its sub-accounts)."""
+        with self._session() as session:
+            row = session.scalar(select(m.Account).where(m.Account.username == username))
+            if row is None:
+                return False
+            subs = session.scalars(
+                select(m.Account.username).where(m.Account.parent_id == row.id)
+            ).all()
+            session.delete(row)
+            for name in (username, *subs):
+                self._note(session, "account", name)
+            return True
+
+    def list_accounts(
+        self,
+        *,
+        parent_id: int | None = None,
+        parents: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[AccountRecord]:
+        """Sub-accounts of `parent_id`, or all parent accounts (`parents=True`), by username."""
+        parent = aliased(m.Account)
+        query = (
+            select(m.Account, parent.username)
+            .outerjoin(parent, m.Account.parent_id == parent.id)
+            .order_by(m.Account.username)
+            .offset(offset)
+            .limit(limit)
+        )
+        if parents:
+            query = query.where(m.Account.parent_id.is_(None))
+        elif parent_id is not None:
+            query = query.where(m.Account.parent_id == parent_id)
+        with self._session() as session:
+            return [_record(row, parent_name) for row, parent_name in session.execute(query)]
+
+    def count_sub_accounts(self, parent_id: int) -> int:
+        with self._session() as session:
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(m.Account)
+                    .where(m.Account.parent_id == parent_id)
+                )
+                or 0
+            )
+
+    # ---- usage ------------------------------------------------------------------------
+
+    def record_usage(self, deltas: Sequence[UsageDelta], day: date) -> None:
+        """Add bytes to daily history and totals, for each account and its parent.
+
+        A delta whose account was deleted meanwhile still counts for the parent.
+        """
+        per_account: dict[int, int] = defaultdict(int)
+        for delta in deltas:
+            if delta.nbytes <= 0:
+                continue
+            per_account[delta.account_id] += delta.nbytes
+            if delta.parent_id is not None:
+                per_account[delta.parent_id] += delta.nbytes
+        if not per_account:
+            return
+        with self._session() as session:
+            existing = set(
+                session.scalars(select(m.Account.id).where(m.Account.id.in_(per_account)))
+            )
+            rows = [
+                {"account_id": account_id, "day": day, "bytes": nbytes}
+                for account_id, nbytes in sorted(per_account.items())
+                if account_id in existing
+            ]
+            if not rows:
+                return
+            session.execute(_upsert_adding(session, rows))
+            for row in rows:
+                session.execute(
+                    update(m.Account)
+                    .where(m.Account.id == row["account_id"])
+                    .values(total_bytes=m.Account.total_bytes + row["bytes"])
+                )
+
+    def usage(self, account: AccountRecord, now: datetime) -> tuple[int, int]:
+        """(bytes in the current billing period, bytes of all time) for one account."""
+        with self._session() as session:
+            start = self._period_start(session, account, now)
+            monthly = session.scalar(
+                select(func.coalesce(func.sum(m.UsageDaily.bytes), 0)).where(
+                    m.UsageDaily.account_id == account.id, m.UsageDaily.day >= start
+                )
+            )
+            total = session.scalar(select(m.Account.total_bytes).where(m.Account.id == account.id))
+            return int(monthly or 0), int(total or 0)
+
+    def usage_many(
+        self, accounts: Sequence[AccountRecord], now: datetime
+    ) -> dict[int, tuple[int, int]]:
+        """`usage` for many accounts at once (all sharing one parent's period, or parents)."""
+        result: dict[int, tuple[int, int]] = {}
+        with self._session() as session:
+            starts = {a.id: self._period_start(session, a, now) for a in accounts}
+            totals = dict(
+                session.execute(
+                    select(m.Account.id, m.Account.total_bytes).where(m.Account.id.in_(starts))
+                )
+                .tuples()
+                .all()
+            )
+            for start in set(starts.values()):
+                ids = [i for i, s in starts.items() if s == start]
+                monthly = dict(
+                    session.execute(
+                        select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
+                        .where(m.UsageDaily.account_id.in_(ids), m.UsageDaily.day >= start)
+                        .group_by(m.UsageDaily.account_id)
+                    )
+                    .tuples()
+                    .all()
+                )
+                for account_id in ids:
+                    result[account_id] = (
+                        int(monthly.get(account_id) or 0),
+                        int(totals.get(account_id) or 0),
+                    )
+        return result
+
+    def daily_usage(self, account_id: int, start: date, end: date) -> list[tuple[date, int]]:
+        """Daily history, days in [start, end)."""
+        with self._session() as session:
+            rows = session.execute(
+                select(m.UsageDaily.day, m.UsageDaily.bytes)
+                .where(
+                    m.UsageDaily.account_id == account_id,
+                    m.UsageDaily.day >= start,
+                    m.UsageDaily.day < end,
+                )
+                .order_by(m.UsageDaily.day)
+            ).tuples()
+            return [(day, int(nbytes)) for day, nbytes in rows]
+
+    def _period_start(self, session: Session, account: AccountRecord, now: datetime) -> date:
+        billing_day = account.billing_day
+        if account.parent_id is not None:
+            billing_day = session.scalar(
+                select(m.Account.billing_day).where(m.Account.id == account.parent_id)
+            )
+        return billing_period(billing_day or 1, now).start
+
+    # ---- authenticated IPs, hostnames, authorized proxies ---------------------------------
+
+    def add_ip(self, account: AccountRecord, ip: str) -> None:
+        """Raises Conflict when any account already holds the IP."""
+        with self._session() as session:
+            session.add(m.AuthenticatedIp(account_id=account.id, ip=ip))
+            session.flush()
+            self._note(session, "account", account.username)
+
+    def delete_ip(self, account: AccountRecord, ip: str) -> bool:
+        with self._session() as session:
+            done = session.execute(
+                delete(m.AuthenticatedIp).where(
+                    m.AuthenticatedIp.account_id == account.id, m.AuthenticatedIp.ip == ip
+                )
+            )
+            self._note(session, "account", account.username)
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def list_ips(self, account: AccountRecord) -> list[str]:
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(m.AuthenticatedIp.ip)
+                    .where(m.AuthenticatedIp.account_id == account.id)
+                    .order_by(m.AuthenticatedIp.id)
+                )
+            )
+
+    def add_hostname(self, account: AccountRecord, hostname: str) -> None:
+        with self._session() as session:
+            session.add(m.AuthenticatedHostname(account_id=account.id, hostname=hostname))
+            session.flush()
+            self._note(session, "account", account.username)
+
+    def delete_hostname(self, account: AccountRecord, hostname: str) -> bool:
+        with self._session() as session:
+            done = session.execute(
+                delete(m.AuthenticatedHostname).where(
+                    m.AuthenticatedHostname.account_id == account.id,
+                    m.AuthenticatedHostname.hostname == hostname,
+                )
+            )
+            self._note(session, "account", account.username)
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def list_hostnames(self, account: AccountRecord) -> list[str]:
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(m.AuthenticatedHostname.hostname)
+                    .where(m.AuthenticatedHostname.account_id == account.id)
+                    .order_by(m.AuthenticatedHostname.id)
+                )
+            )
+
+    def authorized_proxies(self, account: AccountRecord) -> list[str]:
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(m.AuthorizedProxy.proxy)
+                    .where(m.AuthorizedProxy.account_id == account.id)
+                    .order_by(m.AuthorizedProxy.proxy)
+                )
+            )
+
+    def authorize_proxy(self, account: AccountRecord, proxy: str) -> bool:
+        """True if added, False if it was already authorized."""
+        with self._session() as session:
+            exists = session.get(m.AuthorizedProxy, (account.id, proxy))
+            if exists is not None:
+                return False
+            session.add(m.AuthorizedProxy(account_id=account.id, proxy=proxy))
+            self._note_tree(session, account)
+            return True
+
+    def deauthorize_proxy(self, account: AccountRecord, proxy: str) -> bool:
+        with self._session() as session:
+            done = session.execute(
+                delete(m.AuthorizedProxy).where(
+                    m.AuthorizedProxy.account_id == account.id, m.AuthorizedProxy.proxy == proxy
+                )
+            )
+            self._note_tree(session, account)
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    # ---- what a proxy node loads ---------------------------------------------------------
+
+    def account_views(
+        self, now: datetime, usernames: Iterable[str] | None = None
+    ) -> list[AccountView]:
+        """Full views of all accounts (or of `usernames`, with their parents' for context)."""
+        wanted = None if usernames is None else set(usernames)
+        with self._session() as session:
+            query = select(m.Account)
+            if wanted is not None:
+                query = query.where(m.Account.username.in_(wanted))
+            rows = list(session.scalars(query))
+            if not rows:
+                return []
+            ids = [row.id for row in rows]
+            parent_ids = {row.parent_id for row in rows if row.parent_id is not None}
+            names = dict(
+                session.execute(
+                    select(m.Account.id, m.Account.username).where(
+                        m.Account.id.in_(parent_ids | set(ids))
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            billing = dict(
+                session.execute(
+                    select(m.Account.id, m.Account.billing_day).where(
+                        m.Account.id.in_(parent_ids | set(ids))
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            ips: dict[int, list[str]] = defaultdict(list)
+            for account_id, ip in session.execute(
+                select(m.AuthenticatedIp.account_id, m.AuthenticatedIp.ip).where(
+                    m.AuthenticatedIp.account_id.in_(ids)
+                )
+            ).tuples():
+                ips[account_id].append(ip)
+            hostnames: dict[int, list[str]] = defaultdict(list)
+            for account_id, hostname in session.execute(
+                select(m.AuthenticatedHostname.account_id, m.AuthenticatedHostname.hostname).where(
+                    m.AuthenticatedHostname.account_id.in_(ids)
+                )
+            ).tuples():
+                hostnames[account_id].append(hostname)
+            proxies: dict[int, list[str]] = defaultdict(list)
+            for account_id, proxy in session.execute(
+                select(m.AuthorizedProxy.account_id, m.AuthorizedProxy.proxy).where(
+                    m.AuthorizedProxy.account_id.in_(parent_ids | set(ids))
+                )
+            ).tuples():
+                proxies[account_id].append(proxy)
+            starts: dict[int, date] = {}
+            for row in rows:
+                owner = row.parent_id if row.parent_id is not None else row.id
+                starts[row.id] = billing_period(billing.get(owner) or 1, now).start
+            monthly: dict[int, int] = {}
+            for start in set(starts.values()):
+                group = [i for i, s in starts.items() if s == start]
+                monthly.update(
+                    session.execute(
+                        select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
+                        .where(m.UsageDaily.account_id.in_(group), m.UsageDaily.day >= start)
+                        .group_by(m.UsageDaily.account_id)
+                    )
+                    .tuples()
+                    .all()
+                )
+            return [
+                AccountView(
+                    account=_record(row, names.get(row.parent_id) if row.parent_id else None),
+                    ips=tuple(ips[row.id]),
+                    hostnames=tuple(hostnames[row.id]),
+                    proxies=tuple(proxies[row.parent_id if row.parent_id else row.id]),
+                    monthly_bytes=int(monthly.get(row.id) or 0),
+                    total_bytes=int(row.total_bytes),
+                )
+                for row in rows
+            ]
+
+    # ---- bans ---------------------------------------------------------------------------
+
+    def record_auth_failure(self, ip: str, now: float, policy: BanPolicy) -> float | None:
+        """Count a failure from `ip`; returns the ban's end if this one starts a ban."""
+        with self._session() as session:
+            session.add(m.AuthFailure(ip=ip, at=now))
+            session.execute(
+                delete(m.AuthFailure).where(
+                    m.AuthFailure.ip == ip, m.AuthFailure.at <= now - policy.window_seconds
+                )
+            )
+            count = (
+                session.scalar(
+                    select(func.count()).select_from(m.AuthFailure).where(m.AuthFailure.ip == ip)
+                )
+                or 0
+            )
+            if count < policy.max_failures:
+                return None
+            until = now + policy.ban_seconds
+            session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
+            existing = session.get(m.Ban, ip)
+            if existing is None:
+                session.add(m.Ban(ip=ip, until=until))
+            else:
+                existing.until = max(existing.until, until)
+            self._note(session, "ban", ip)
+            return until
+
+    def record_auth_success(self, ip: str) -> None:
+        with self._session() as session:
+            session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
+
+    def ban_until(self, ip: str, now: float) -> float | None:
+        with self._session() as session:
+            until = session.scalar(select(m.Ban.until).where(m.Ban.ip == ip, m.Ban.until > now))
+            return None if until is None else float(until)
+
+    def active_bans(self, now: float) -> dict[str, float]:
+        with self._session() as session:
+            return {
+                ip: float(until)
+                for ip, until in session.execute(
+                    select(m.Ban.ip, m.Ban.until).where(m.Ban.until > now)
+                ).tuples()
+            }
+
+    def unban(self, ip: str) -> bool:
+        with self._session() as session:
+            done = session.execute(delete(m.Ban).where(m.Ban.ip == ip))
+            session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
+            self._note(session, "ban", ip)
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    # ---- change feed ---------------------------------------------------------------------
+
+    def _note(self, session: Session, kind: str, subject: str) -> None:
+        session.add(m.Change(kind=kind, subject=subject, at=datetime.now(UTC)))
+
+    def _note_tree(self, session: Session, account: AccountRecord) -> None:
+        """A change to a parent that its sub-accounts inherit (authorized proxies)."""
+        self._note(session, "account", account.username)
+        for name in session.scalars(
+            select(m.Account.username).where(m.Account.parent_id == account.id)
+        ):
+            self._note(session, "account", name)
+
+    def latest_change_id(self) -> int:
+        with self._session() as session:
+            return int(session.scalar(select(func.max(m.Change.id))) or 0)
+
+    def changes_since(self, change_id: int, limit: int = 10_000) -> list[ChangeRecord]:
+        with self._session() as session:
+            return [
+                ChangeRecord(id=row.id, kind=row.kind, subject=row.subject)
+                for row in session.scalars(
+                    select(m.Change)
+                    .where(m.Change.id > change_id)
+                    .order_by(m.Change.id)
+                    .limit(limit)
+                )
+            ]
+
+    def prune_changes(self, older_than: datetime) -> None:
+        with self._session() as session:
+            session.execute(delete(m.Change).where(m.Change.at < older_than))
+
+
+def _upsert_adding(session: Session, rows: list[dict[str, Any]]) -> Any:
+    """INSERT the daily rows, adding to `bytes` where the (account, day) row exists."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(m.UsageDaily).values(rows)
+    return statement.on_conflict_do_update(
+        index_elements=[m.UsageDaily.account_id, m.UsageDaily.day],
+        set_={"bytes": m.UsageDaily.bytes + statement.excluded.bytes},
+    )
