@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from meshproxy import __version__
+from meshproxy.cli.admin import admin
 from meshproxy.cli.db import db
 
 
@@ -14,6 +15,7 @@ def cli() -> None:
     """meshproxy: a self-hosted rotating proxy service (ProxyMesh-compatible API)."""
 
 
+cli.add_command(admin)
 cli.add_command(db)
 
 

@@ -1,0 +1,55 @@
+"""Printing results: a rich table or key/value panel for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def emit_record(record: Mapping[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        emit_json(record)
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in record.items():
+        table.add_row(key, _cell(value))
+    _console().print(table)
+
+
+def emit_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, as_json: bool, title: str = ""
+) -> None:
+    if as_json:
+        emit_json(list(rows))
+        return
+    table = Table(title=title or None)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    _console().print(table)
+
+
+def _console() -> Console:
+    # Piped output keeps whole cells rather than truncating to 80 columns.
+    console = Console()
+    return console if console.is_terminal else Console(width=240)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return str(value)
