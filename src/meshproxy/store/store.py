@@ -271,9 +271,7 @@ class Store:
             totals = dict(
                 session.execute(
                     select(m.Account.id, m.Account.total_bytes).where(m.Account.id.in_(starts))
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             for start in set(starts.values()):
                 ids = [i for i, s in starts.items() if s == start]
@@ -282,9 +280,7 @@ class Store:
                         select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
                         .where(m.UsageDaily.account_id.in_(ids), m.UsageDaily.day >= start)
                         .group_by(m.UsageDaily.account_id)
-                    )
-                    .tuples()
-                    .all()
+                    ).all()
                 )
                 for account_id in ids:
                     result[account_id] = (
@@ -304,7 +300,7 @@ class Store:
                     m.UsageDaily.day < end,
                 )
                 .order_by(m.UsageDaily.day)
-            ).tuples()
+            )
             return [(day, int(nbytes)) for day, nbytes in rows]
 
     def _period_start(self, session: Session, account: AccountRecord, now: datetime) -> date:
@@ -422,39 +418,35 @@ class Store:
                     select(m.Account.id, m.Account.username).where(
                         m.Account.id.in_(parent_ids | set(ids))
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             billing = dict(
                 session.execute(
                     select(m.Account.id, m.Account.billing_day).where(
                         m.Account.id.in_(parent_ids | set(ids))
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             ips: dict[int, list[str]] = defaultdict(list)
             for account_id, ip in session.execute(
                 select(m.AuthenticatedIp.account_id, m.AuthenticatedIp.ip).where(
                     m.AuthenticatedIp.account_id.in_(ids)
                 )
-            ).tuples():
+            ):
                 ips[account_id].append(ip)
             hostnames: dict[int, list[str]] = defaultdict(list)
             for account_id, hostname in session.execute(
                 select(m.AuthenticatedHostname.account_id, m.AuthenticatedHostname.hostname).where(
                     m.AuthenticatedHostname.account_id.in_(ids)
                 )
-            ).tuples():
+            ):
                 hostnames[account_id].append(hostname)
             proxies: dict[int, list[str]] = defaultdict(list)
             for account_id, proxy in session.execute(
                 select(m.AuthorizedProxy.account_id, m.AuthorizedProxy.proxy).where(
                     m.AuthorizedProxy.account_id.in_(parent_ids | set(ids))
                 )
-            ).tuples():
+            ):
                 proxies[account_id].append(proxy)
             starts: dict[int, date] = {}
             for row in rows:
@@ -468,9 +460,7 @@ class Store:
                         select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
                         .where(m.UsageDaily.account_id.in_(group), m.UsageDaily.day >= start)
                         .group_by(m.UsageDaily.account_id)
-                    )
-                    .tuples()
-                    .all()
+                    ).all()
                 )
             return [
                 AccountView(
@@ -528,7 +518,7 @@ class Store:
                 ip: float(until)
                 for ip, until in session.execute(
                     select(m.Ban.ip, m.Ban.until).where(m.Ban.until > now)
-                ).tuples()
+                )
             }
 
     def unban(self, ip: str) -> bool:

@@ -1,0 +1,139 @@
+"""The store on both backends: SQLite (WAL) and the local PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.bans import BanPolicy
+from meshproxy.store import Store, StoreUnavailable
+from meshproxy.store.errors import Conflict
+from meshproxy.store.migrate import current_revision
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(store_url: str) -> Iterator[Store]:
+    opened = Store.open(store_url)
+    yield opened
+    opened.close()
+
+
+def test_migrations_reach_head(db: Store) -> None:
+    assert current_revision(db.engine) is not None
+    db.migrate()  # running again is a no-op
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
+    opened = Store.open(sqlite_url)
+    with opened.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    opened.close()
+
+
+def test_accounts_crud_and_unique_usernames(db: Store) -> None:
+    parent = db.create_account("pm_parent", plan="default", billing_day=10, proxies=["open"])
+    sub = db.create_account("pm_sub", parent_id=parent.id, email="a@b.c", now=NOW)
+    assert sub.parent_username == "pm_parent" and sub.created_at == NOW
+    with pytest.raises(Conflict):
+        db.create_account("pm_sub", parent_id=parent.id)
+    assert db.count_sub_accounts(parent.id) == 1
+    updated = db.update_account("pm_sub", active=False, monthly_limit_gb=5, email=None)
+    assert updated is not None and not updated.active and updated.limits.monthly_gb == 5
+    assert updated.email is None
+    assert db.update_account("nobody", active=False) is None
+    assert [a.username for a in db.list_accounts(parents=True)] == ["pm_parent"]
+    assert [a.username for a in db.list_accounts(parent_id=parent.id)] == ["pm_sub"]
+    with pytest.raises(TypeError):
+        db.update_account("pm_sub", username="x")
+
+
+def test_usage_counts_for_account_and_parent_and_survives_sub_deletion(db: Store) -> None:
+    parent = db.create_account("p", plan="default", billing_day=15)
+    sub = db.create_account("s", parent_id=parent.id)
+    before_period = date(2026, 11, 14)  # the period that contains NOW began on the 15th
+    db.record_usage([UsageDelta(sub.id, parent.id, 100)], before_period)
+    db.record_usage(
+        [UsageDelta(sub.id, parent.id, 1_000), UsageDelta(parent.id, None, 7)], date(2026, 11, 20)
+    )
+    db.record_usage([UsageDelta(sub.id, parent.id, 5)], date(2026, 11, 20))
+    assert db.usage(sub, NOW) == (1_005, 1_105)
+    assert db.usage(parent, NOW) == (1_012, 1_112)
+    assert db.usage_many([sub, parent], NOW) == {sub.id: (1_005, 1_105), parent.id: (1_012, 1_112)}
+    assert db.daily_usage(sub.id, date(2026, 11, 1), date(2026, 12, 1)) == [
+        (before_period, 100),
+        (date(2026, 11, 20), 1_005),
+    ]
+    assert db.delete_account("s")
+    # Bytes counted for a sub-account deleted meanwhile still count for its parent.
+    db.record_usage([UsageDelta(sub.id, parent.id, 50)], date(2026, 11, 20))
+    assert db.usage(parent, NOW) == (1_062, 1_162)
+    assert not db.delete_account("s")
+
+
+def test_ips_hostnames_and_proxies(db: Store) -> None:
+    parent = db.create_account("p", plan="default", billing_day=1, proxies=["open"])
+    sub = db.create_account("s", parent_id=parent.id)
+    db.add_ip(sub, "192.0.2.1")
+    with pytest.raises(Conflict):
+        db.add_ip(parent, "192.0.2.1")  # one IP means one account
+    db.add_hostname(parent, "home.example.com")
+    with pytest.raises(Conflict):
+        db.add_hostname(sub, "home.example.com")
+    assert db.list_ips(sub) == ["192.0.2.1"] and db.list_ips(parent) == []
+    assert db.list_hostnames(parent) == ["home.example.com"]
+    assert not db.authorize_proxy(parent, "open")
+    assert db.authorize_proxy(parent, "world")
+    assert db.authorized_proxies(parent) == ["open", "world"]
+    views = {view.account.username: view for view in db.account_views(NOW)}
+    assert views["s"].proxies == ("open", "world")  # a sub-account uses its parent's proxies
+    assert views["s"].ips == ("192.0.2.1",)
+    assert views["p"].hostnames == ("home.example.com",)
+    assert db.deauthorize_proxy(parent, "world") and not db.deauthorize_proxy(parent, "world")
+    assert db.delete_ip(sub, "192.0.2.1") and not db.delete_ip(sub, "192.0.2.1")
+    assert db.delete_hostname(parent, "home.example.com")
+
+
+def test_change_feed_names_what_changed(db: Store) -> None:
+    start = db.latest_change_id()
+    parent = db.create_account("p", plan="default", billing_day=1)
+    db.create_account("s", parent_id=parent.id)
+    db.authorize_proxy(parent, "open")  # inherited by the sub-account: both change
+    changes = db.changes_since(start)
+    assert [(c.kind, c.subject) for c in changes] == [
+        ("account", "p"),
+        ("account", "s"),
+        ("account", "p"),
+        ("account", "s"),
+    ]
+    assert db.changes_since(changes[-1].id) == []
+    db.delete_account("p")  # the parent and its sub-accounts go
+    assert {c.subject for c in db.changes_since(changes[-1].id)} == {"p", "s"}
+    assert db.get_account("s") is None
+
+
+def test_bans_are_shared_through_the_store(db: Store) -> None:
+    policy = BanPolicy(max_failures=3, window_seconds=600, ban_seconds=100)
+    assert db.record_auth_failure("203.0.113.9", 0, policy) is None
+    db.record_auth_success("203.0.113.9")
+    assert db.record_auth_failure("203.0.113.9", 1, policy) is None
+    assert db.record_auth_failure("203.0.113.9", 2, policy) is None
+    assert db.record_auth_failure("203.0.113.9", 3, policy) == 103
+    assert db.ban_until("203.0.113.9", 50) == 103
+    assert db.active_bans(50) == {"203.0.113.9": 103}
+    assert db.ban_until("203.0.113.9", 103) is None
+    assert db.unban("203.0.113.9")
+    assert db.active_bans(50) == {}
+    assert db.changes_since(0)[-1].kind == "ban"
+
+
+def test_unreachable_database_is_store_unavailable(tmp_path: object) -> None:
+    store = Store(sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    with pytest.raises(StoreUnavailable):
+        store.ping()
