@@ -1,0 +1,111 @@
+"""The operator's CLI, driven as an operator would: a subprocess, exit codes, --json parsed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Any:
+    env = {**os.environ, "MESHPROXY_DATA_DIR": str(tmp_path / "data")}
+
+    def meshproxy(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "meshproxy", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            input=input_text,
+            timeout=60,
+        )
+
+    return meshproxy
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_parent_lifecycle(run: Any) -> None:
+    created = as_json(run("admin", "create", "pm_reseller", "--billing-day", "10", "--json"))
+    assert created["username"] == "pm_reseller" and created["plan"] == "default"
+    assert created["billing_day"] == 10 and created["proxies"] == ["open", "world"]
+    assert len(created["password"]) == 20
+
+    changed = as_json(
+        run(
+            "admin", "set", "pm_reseller", "--monthly-limit", "50", "--total-limit", "500", "--json"
+        )
+    )
+    assert (changed["monthly_bandwidth_limit"], changed["total_bandwidth_limit"]) == (50, 500)
+
+    listed = as_json(run("admin", "list", "--json"))
+    assert [row["username"] for row in listed] == ["pm_reseller"]
+
+    off = as_json(run("admin", "deactivate", "pm_reseller", "--json"))
+    assert off["active"] is False
+    assert as_json(run("admin", "activate", "pm_reseller", "--json"))["active"] is True
+
+    usage = as_json(run("admin", "usage", "pm_reseller", "--json"))
+    assert usage["monthly_bandwidth"] == 0.0 and usage["period_start"].endswith("-10")
+
+    assert run("admin", "delete", "pm_reseller", input_text="n\n").returncode != 0
+    assert run("admin", "delete", "pm_reseller", "--yes").returncode == 0
+    assert as_json(run("admin", "list", "--json")) == []
+
+
+def test_human_output_is_a_table(run: Any) -> None:
+    assert run("admin", "create", "pm_table", "--password", "pw-123").returncode == 0
+    shown = run("admin", "show", "pm_table")
+    assert shown.returncode == 0
+    assert "pm_table" in shown.stdout and "billing_day" in shown.stdout
+    assert "pw-123" not in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("admin", "create", "bad name"), "Enter a valid username"),
+        (("admin", "create", "u", "--plan", "gold"), "unknown plan 'gold'"),
+        (("admin", "create", "u", "--billing-day", "29"), "billing day must be 1-28"),
+        (("admin", "show", "nobody"), "no account named 'nobody'"),
+        (("admin", "set", "nobody", "--plan", "default"), "no account named 'nobody'"),
+        (("admin", "unban", "192.0.2.1"), "is not banned"),
+    ],
+)
+def test_errors_are_clear_and_exit_non_zero(run: Any, args: tuple[str, ...], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_taken_username_and_negative_limit(run: Any) -> None:
+    assert run("admin", "create", "pm_x").returncode == 0
+    taken = run("admin", "create", "pm_x")
+    assert taken.returncode == 1 and "already taken" in taken.stderr
+    negative = run("admin", "set", "pm_x", "--monthly-limit", "-1")
+    assert negative.returncode == 1 and "monthly limit" in negative.stderr
+
+
+def test_plans_and_proxies(run: Any) -> None:
+    plans = as_json(run("admin", "plans", "--json"))
+    assert plans[0]["name"] == "default"
+    proxies = as_json(run("admin", "proxies", "--json"))
+    assert [p["address"] for p in proxies] == ["open.localhost:31280", "world.localhost:31281"]
+
+
+def test_bad_config_file_is_reported(run: Any, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[api]\nhttps_port = 0\n")
+    result = run("admin", "list", "--config", str(config))
+    assert result.returncode == 1
+    assert "api.https_port" in result.stderr
