@@ -100,3 +100,11 @@ def test_bad_environment_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("MESHPROXY_API__HTTPS_PORT", "many")
     with pytest.raises(ConfigError, match=r"api\.https_port"):
         load_settings()
+
+
+def test_the_example_file_is_valid_and_matches_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    example = Path(__file__).parent.parent / "meshproxy.example.toml"
+    assert load_settings(example) == load_settings()

@@ -173,3 +173,13 @@ def account_summary(store: Store, account: AccountRecord, now: datetime) -> dict
         if value:
             summary[name] = value
     return summary
+
+
+FIRST_PARENT = "parent"
+
+
+def seed_first_parent(settings: Settings, store: Store) -> NewParent | None:
+    """On an empty store, create one parent account on the default plan (first run)."""
+    if store.list_accounts(parents=True, limit=1):
+        return None
+    return create_parent(settings, store, FIRST_PARENT)
