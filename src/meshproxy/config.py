@@ -78,8 +78,9 @@ class PlanConfig(_Section):
 
 class ApiConfig(_Section):
     listen: str = "127.0.0.1"
-    https_port: int = Field(default=8443, ge=1, le=65535)
-    http_port: int | None = Field(default=8080, ge=1, le=65535)
+    # Port 0 binds any free port (tests); the server reports the bound one.
+    https_port: int = Field(default=8443, ge=0, le=65535)
+    http_port: int | None = Field(default=8080, ge=0, le=65535)
     public_url: str = ""  # how clients reach the API; default https://<listen>:<https_port>
     tls: bool = True
     tls_cert: Path | None = None

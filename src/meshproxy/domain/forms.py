@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 NON_FIELD_ERRORS = "__all__"
@@ -72,17 +72,26 @@ def clean_email(value: str) -> str:
     return value
 
 
-def clean_limit(value: str) -> int:
-    """Whole GB, 0 (no limit) or more."""
-    text = value.strip()
-    if not re.fullmatch(r"[+-]?\d+", text):
-        raise ValidationError("Enter a whole number.")
-    number = int(text)
-    if number < 0:
-        raise ValidationError("Ensure this value is greater than or equal to 0.")
-    if number > 10**12:
-        raise ValidationError("Ensure this value is less than or equal to 1000000000000.")
-    return number
+LIMIT_MAX = 10**12  # GB; far beyond any real quota, small enough for a BIGINT of bytes
+PAGE_MAX = 1000
+
+
+def _whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    def clean(value: str) -> int:
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValidationError("Enter a whole number.")
+        number = int(text)
+        if number < minimum:
+            raise ValidationError(f"Ensure this value is greater than or equal to {minimum}.")
+        if number > maximum:
+            raise ValidationError(f"Ensure this value is less than or equal to {maximum}.")
+        return number
+
+    return clean
+
+
+clean_limit = _whole_number(0, LIMIT_MAX)  # whole GB, 0 (no limit) or more
 
 
 def clean_ip(value: str) -> str:
@@ -123,6 +132,9 @@ class Field:
     # What an empty value means when the field is not required: None = "leave unchanged"
     # (the field is dropped from `cleaned`), otherwise the value to store.
     empty: Any = None
+    # For the API's OpenAPI document: what the field means, and its JSON-schema shape.
+    description: str = ""
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
 
 
 class Form:
@@ -157,15 +169,53 @@ class Form:
         self.errors.setdefault(field, []).append(message)
 
 
+def _string(max_length: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length, **extra}
+
+
+def _integer(minimum: int, maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+_USERNAME_SCHEMA = _string(USERNAME_MAX, minLength=1, pattern=f"^{_USERNAME_RE.pattern}$")
+SUB_ACCOUNT_USERNAME = "the username of a sub-account"
+
+
+def _username(description: str, *, required: bool) -> Field:
+    return Field(
+        clean_username, required=required, description=description, schema=_USERNAME_SCHEMA
+    )
+
+
+def _limit(what: str) -> Field:
+    return Field(
+        clean_limit,
+        description=f"whole GB to restrict {what} bandwidth usage; 0 means no limit",
+        schema=_integer(0, LIMIT_MAX),
+    )
+
+
 _SUB_ACCOUNT_FIELDS: dict[str, Field] = {
-    "username": Field(clean_username, required=True),
-    "password": Field(clean_password),
+    "username": _username(
+        f"up to {USERNAME_MAX} letters, digits and . @ + - _ (globally unique)", required=True
+    ),
+    "password": Field(
+        clean_password,
+        description=f"up to {PASSWORD_MAX} characters; absent or empty: unchanged",
+        schema=_string(PASSWORD_MAX, format="password"),
+    ),
     # An empty name or email clears it (design: "an empty first_name ... clears it").
-    "first_name": Field(_text(NAME_MAX), empty=""),
-    "last_name": Field(_text(NAME_MAX), empty=""),
-    "email": Field(clean_email, empty=""),
-    "monthly_limit": Field(clean_limit),
-    "total_limit": Field(clean_limit),
+    "first_name": Field(
+        _text(NAME_MAX), empty="", description="empty clears it", schema=_string(NAME_MAX)
+    ),
+    "last_name": Field(
+        _text(NAME_MAX), empty="", description="empty clears it", schema=_string(NAME_MAX)
+    ),
+    "email": Field(
+        clean_email, empty="", description="empty clears it", schema=_string(EMAIL_MAX)
+    ),
+    "monthly_limit": _limit("monthly"),
+    "total_limit": _limit("total"),
 }
 
 
@@ -176,20 +226,63 @@ class SubAccountForm(Form):
 
 
 class UsernameForm(Form):
-    fields = {"username": Field(clean_username, required=True)}
+    fields = {"username": _username(SUB_ACCOUNT_USERNAME, required=True)}
+
+
+_OF_SUB_ACCOUNT = "a sub-account's username, to act on it instead of your own account"
 
 
 class OptionalUsernameForm(Form):
-    fields = {"username": Field(clean_username)}
+    fields = {"username": _username(_OF_SUB_ACCOUNT, required=False)}
 
 
 class IpForm(Form):
-    fields = {"ip": Field(clean_ip, required=True), "username": Field(clean_username)}
+    fields = {
+        "ip": Field(
+            clean_ip,
+            required=True,
+            description="an IPv4 or IPv6 address (stored normalised)",
+            schema={"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+        ),
+        "username": _username(_OF_SUB_ACCOUNT, required=False),
+    }
 
 
 class HostnameForm(Form):
-    fields = {"domain": Field(clean_hostname, required=True), "username": Field(clean_username)}
+    fields = {
+        "domain": Field(
+            clean_hostname,
+            required=True,
+            description="a DNS hostname (stored lower-case, without a trailing dot)",
+            schema=_string(HOSTNAME_MAX, format="hostname"),
+        ),
+        "username": _username(_OF_SUB_ACCOUNT, required=False),
+    }
 
 
 class ProxyForm(Form):
-    fields = {"proxy": Field(clean_proxy_name, required=True)}
+    fields = {
+        "proxy": Field(
+            clean_proxy_name,
+            required=True,
+            description="the proxy as `host`, `host.domain` or `host.domain:port`",
+            schema=_string(HOSTNAME_MAX + 6),
+        )
+    }
+
+
+class PageForm(Form):
+    """One page of a listing (meshproxy's GET /api/sub/list/)."""
+
+    fields = {
+        "offset": Field(
+            _whole_number(0, LIMIT_MAX),
+            description="how many entries to skip (default 0)",
+            schema=_integer(0, LIMIT_MAX),
+        ),
+        "limit": Field(
+            _whole_number(1, PAGE_MAX),
+            description=f"page size, 1-{PAGE_MAX} (default 100)",
+            schema=_integer(1, PAGE_MAX),
+        ),
+    }

@@ -1,0 +1,120 @@
+"""Authenticated IPs and hostnames: add, delete, list, for the caller or one of its
+sub-accounts. Both are globally unique (one address must mean one account), so the two
+kinds share one implementation, parameterised by `_Kind`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from meshproxy.config import Settings
+from meshproxy.control.common import Data, operation, target_account, validated
+from meshproxy.control.errors import FormInvalid
+from meshproxy.domain.accounts import AccountRecord
+from meshproxy.domain.forms import Form, HostnameForm, IpForm, OptionalUsernameForm
+from meshproxy.store import Store
+from meshproxy.store.errors import Conflict
+
+
+@dataclass(frozen=True)
+class _Kind:
+    form: type[Form]
+    field: str  # the parameter, and the key of the add answer
+    list_key: str  # the key of the list answer
+    taken: str
+    missing: str
+    add: Callable[[Store, AccountRecord, str], None]
+    delete: Callable[[Store, AccountRecord, str], bool]
+    list: Callable[[Store, AccountRecord], list[str]]
+
+
+_IP = _Kind(
+    IpForm,
+    "ip",
+    "ips",
+    taken="This IP address is already authenticated.",
+    missing="This IP address is not authenticated.",
+    add=Store.add_ip,
+    delete=Store.delete_ip,
+    list=Store.list_ips,
+)
+_HOSTNAME = _Kind(
+    HostnameForm,
+    "domain",
+    "domains",
+    taken="This hostname is already authenticated.",
+    missing="This hostname is not authenticated.",
+    add=Store.add_hostname,
+    delete=Store.delete_hostname,
+    list=Store.list_hostnames,
+)
+
+
+def _add(
+    kind: _Kind, store: Store, caller: AccountRecord, data: Mapping[str, str]
+) -> dict[str, str]:
+    cleaned = validated(kind.form, data)
+    account = target_account(store, caller, cleaned.get("username"))
+    value = cleaned[kind.field]
+    try:
+        kind.add(store, account, value)
+    except Conflict:  # held by this or any other account
+        raise FormInvalid.one(kind.field, kind.taken) from None
+    return {kind.field: value}
+
+
+def _delete(kind: _Kind, store: Store, caller: AccountRecord, data: Mapping[str, str]) -> None:
+    cleaned = validated(kind.form, data)
+    account = target_account(store, caller, cleaned.get("username"))
+    if not kind.delete(store, account, cleaned[kind.field]):
+        raise FormInvalid.one(kind.field, kind.missing)
+
+
+def _list(
+    kind: _Kind, store: Store, caller: AccountRecord, data: Mapping[str, str]
+) -> dict[str, list[str]]:
+    cleaned = validated(OptionalUsernameForm, data)
+    return {kind.list_key: kind.list(store, target_account(store, caller, cleaned.get("username")))}
+
+
+@operation
+def add_ip(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> dict[str, str]:
+    return _add(_IP, store, caller, data)
+
+
+@operation
+def delete_ip(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> None:
+    _delete(_IP, store, caller, data)
+
+
+@operation
+def list_ips(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> dict[str, list[str]]:
+    return _list(_IP, store, caller, data)
+
+
+@operation
+def add_hostname(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> dict[str, str]:
+    return _add(_HOSTNAME, store, caller, data)
+
+
+@operation
+def delete_hostname(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> None:
+    _delete(_HOSTNAME, store, caller, data)
+
+
+@operation
+def list_hostnames(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> dict[str, list[str]]:
+    return _list(_HOSTNAME, store, caller, data)

@@ -1,0 +1,121 @@
+"""What every operation shares: its signature, the caller check, form validation, and
+resolving the account an operation acts on."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from meshproxy.config import PlanConfig, Settings
+from meshproxy.control.errors import (
+    Forbidden,
+    FormInvalid,
+    NotFound,
+    PlanUnavailable,
+    Unavailable,
+)
+from meshproxy.domain.accounts import AccountRecord
+from meshproxy.domain.forms import Form
+from meshproxy.store import Store, StoreUnavailable
+
+Data = Mapping[str, str]  # a request's raw parameters (query string or form body)
+R = TypeVar("R", covariant=True)
+R2 = TypeVar("R2")
+
+SUB_ACCOUNT_CALLER = "Sub-accounts cannot use the API; authenticate as the parent account."
+DEACTIVATED_CALLER = "This account is deactivated."
+NOT_YOURS = "This username is not one of your sub-accounts."
+NO_SUCH_ACCOUNT = "Sub-account not found."
+STORE_DOWN = "The account database is unreachable. Please try again in a few minutes."
+
+
+class Operation(Protocol[R]):
+    """Every control-plane operation: who asks, with which raw parameters, and when."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        store: Store,
+        caller: AccountRecord,
+        data: Mapping[str, str],
+        *,
+        now: datetime | None = None,
+    ) -> R: ...
+
+
+class _Body(Protocol[R]):
+    """An operation as written: `now` always given."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        store: Store,
+        caller: AccountRecord,
+        data: Mapping[str, str],
+        *,
+        now: datetime,
+    ) -> R: ...
+
+
+def operation(fn: _Body[R2]) -> Operation[R2]:
+    """Only active parent accounts may operate; an unreachable store is a 503."""
+
+    @functools.wraps(fn)
+    def run(
+        settings: Settings,
+        store: Store,
+        caller: AccountRecord,
+        data: Mapping[str, str],
+        *,
+        now: datetime | None = None,
+    ) -> R2:
+        require_parent(caller)
+        try:
+            return fn(settings, store, caller, data, now=now or datetime.now(UTC))
+        except StoreUnavailable:
+            raise Unavailable(STORE_DOWN) from None
+
+    return run
+
+
+def require_parent(caller: AccountRecord) -> None:
+    if not caller.is_parent:
+        raise Forbidden(SUB_ACCOUNT_CALLER)
+    if not caller.active:
+        raise Forbidden(DEACTIVATED_CALLER)
+
+
+def validated(form_class: type[Form], data: Mapping[str, str]) -> dict[str, Any]:
+    form = form_class(data)
+    if not form.is_valid:
+        raise FormInvalid(form.errors)
+    return form.cleaned
+
+
+def own_sub_account(store: Store, caller: AccountRecord, username: str) -> AccountRecord:
+    """The caller's sub-account `username`: 404 when nobody has it, 403 when not the caller's."""
+    account = store.get_account(username)
+    if account is None:
+        raise NotFound(NO_SUCH_ACCOUNT)
+    if account.parent_id != caller.id:
+        raise Forbidden(NOT_YOURS)
+    return account
+
+
+def target_account(store: Store, caller: AccountRecord, username: str | None) -> AccountRecord:
+    """The caller itself, or (with a username) one of its sub-accounts (never another
+    parent, not even the caller named by its own username: that is not a sub-account)."""
+    if username is None:
+        return caller
+    return own_sub_account(store, caller, username)
+
+
+def caller_plan(settings: Settings, caller: AccountRecord) -> PlanConfig:
+    plan = settings.plan(caller.plan or "")
+    if plan is None:
+        raise PlanUnavailable(
+            "Unable to look up your subscription plan. Please try again in a few minutes."
+        )
+    return plan

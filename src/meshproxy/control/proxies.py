@@ -1,0 +1,75 @@
+"""Authorized proxies of a parent account (its sub-accounts use the same ones), and the
+country counts of geo proxies' egress pools."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+
+from meshproxy.config import ProxyConfig, Settings
+from meshproxy.control.common import Data, caller_plan, operation, validated
+from meshproxy.control.errors import FormInvalid, NotFound, PaymentRequired
+from meshproxy.domain.accounts import AccountRecord
+from meshproxy.domain.forms import ProxyForm
+from meshproxy.domain.proxies import proxy_address, resolve_proxy_name
+from meshproxy.store import Store
+
+UNKNOWN_PROXY = "Unknown proxy."
+
+
+def _named_proxy(settings: Settings, data: Mapping[str, str]) -> ProxyConfig:
+    cleaned = validated(ProxyForm, data)
+    proxy = resolve_proxy_name(cleaned["proxy"], settings.proxies)
+    if proxy is None:
+        raise FormInvalid.one("proxy", UNKNOWN_PROXY)
+    return proxy
+
+
+def _configured(settings: Settings, names: list[str]) -> list[ProxyConfig]:
+    """The authorized proxies that still exist, in configuration order."""
+    wanted = set(names)
+    return [proxy for proxy in settings.proxies if proxy.name in wanted]
+
+
+@operation
+def list_proxies(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> dict[str, list[str]]:
+    authorized = _configured(settings, store.authorized_proxies(caller))
+    return {"proxies": [proxy_address(proxy) for proxy in authorized]}
+
+
+@operation
+def add_proxy(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> dict[str, str]:
+    proxy = _named_proxy(settings, data)
+    plan = caller_plan(settings, caller)
+    authorized = _configured(settings, store.authorized_proxies(caller))
+    if proxy not in authorized:
+        if len(authorized) >= plan.max_proxies:
+            raise PaymentRequired(
+                f"Your plan allows {plan.max_proxies} proxies. Upgrade your plan to add more."
+            )
+        store.authorize_proxy(caller, proxy.name)
+    return {"proxy": proxy.domain}
+
+
+@operation
+def delete_proxy(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> None:
+    store.deauthorize_proxy(caller, _named_proxy(settings, data).name)
+
+
+@operation
+def geoips(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> dict[str, int]:
+    """{"CC": count} over a geo proxy's egress pool; `data["name"]` names the proxy."""
+    proxy = resolve_proxy_name(data.get("name", ""), settings.proxies)
+    if proxy is None or not proxy.geo:
+        raise NotFound("No geo proxy of that name.")
+    counts = Counter(egress.country for egress in proxy.egress if egress.country)
+    return dict(sorted(counts.items()))
