@@ -124,11 +124,9 @@ class Store:
                 username=username,
                 parent_id=parent_id,
                 created_at=now or datetime.now(UTC),
-                active=True,
-                monthly_limit_gb=0,
-                total_limit_gb=0,
                 total_bytes=0,
-                **fields,
+                # Defaults, overridable by the caller (a sub-account created with limits).
+                **{"active": True, "monthly_limit_gb": 0, "total_limit_gb": 0, **fields},
             )
             session.add(row)
             session.flush()
