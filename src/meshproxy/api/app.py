@@ -94,7 +94,7 @@ def _slash_redirect(path: str) -> Route:
 
     async def redirect(request: Request) -> Response:
         query_string = request.url.query
-        location = path + (f"?{query_string}" if query_string else "")
+        location = request.url.path + "/" + (f"?{query_string}" if query_string else "")
         return JSONResponse(
             {"error": "This path ends with a slash.", "location": location},
             status_code=308,

@@ -35,9 +35,9 @@ _IP = _Kind(
     "ips",
     taken="This IP address is already authenticated.",
     missing="This IP address is not authenticated.",
-    add=Store.add_ip,
-    delete=Store.delete_ip,
-    list=Store.list_ips,
+    add=lambda store, account, value: store.add_ip(account, value),
+    delete=lambda store, account, value: store.delete_ip(account, value),
+    list=lambda store, account: store.list_ips(account),
 )
 _HOSTNAME = _Kind(
     HostnameForm,
@@ -45,9 +45,9 @@ _HOSTNAME = _Kind(
     "domains",
     taken="This hostname is already authenticated.",
     missing="This hostname is not authenticated.",
-    add=Store.add_hostname,
-    delete=Store.delete_hostname,
-    list=Store.list_hostnames,
+    add=lambda store, account, value: store.add_hostname(account, value),
+    delete=lambda store, account, value: store.delete_hostname(account, value),
+    list=lambda store, account: store.list_hostnames(account),
 )
 
 

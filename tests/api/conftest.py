@@ -1,0 +1,79 @@
+"""Fixtures of the API tests; see harness.py for the server and client helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from meshproxy.api import create_app
+from meshproxy.api.server import ApiServer
+from meshproxy.domain import passwords
+from meshproxy.store import Store
+
+from .harness import Clock, Loop, Parent, Running, StartServer, fresh_source, settings_for
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_hashing() -> Iterator[None]:
+    """argon2id with minimal cost: the same code paths, without 150 ms per hash."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+        )
+        yield
+
+
+@pytest.fixture(scope="session")
+def server_loop() -> Iterator[Loop]:
+    loop = Loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def start_server(
+    server_loop: Loop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
+    """start_server(store=None, clock=None, **settings overrides) -> Running."""
+    running: list[tuple[Running, ApiServer]] = []
+
+    def start(store: Store | None = None, clock: Clock | None = None, **overrides: Any) -> Running:
+        directory = tmp_path_factory.mktemp("api")
+        settings = settings_for(directory / "data", **overrides)
+        store = store or Store.open(f"sqlite:///{directory / 'store.sqlite3'}")
+        clock = clock or Clock()
+        app = create_app(settings, store, clock=clock)
+        server = ApiServer(settings, app)
+        ports = server_loop.run(server.start())
+        result = Running(settings, store, ports, clock, settings.data_dir / "tls" / "api-cert.pem")
+        running.append((result, server))
+        return result
+
+    yield start
+    for result, server in running:
+        result.close_clients()
+        server_loop.run(server.stop())
+        result.store.close()
+
+
+@pytest.fixture(scope="module")
+def api(start_server: StartServer) -> Running:
+    """The module's shared server: default settings (require_https on, the ban at 4/10 min/3 h)."""
+    return start_server()
+
+
+@pytest.fixture
+def parent(api: Running) -> Iterator[Parent]:
+    """A fresh parent account on the default plan, authorized for open and world."""
+    yield api.parent()
+    api.close_clients()
+
+
+@pytest.fixture
+def client(parent: Parent) -> httpx.Client:
+    """The parent's client, from its own loopback source address."""
+    return parent.client(source=fresh_source())
