@@ -1,0 +1,63 @@
+"""Checking a username and password against the store, under the shared client-IP ban.
+
+The rule every face applies to a login (the dashboard's form; the API's Basic header could
+use it too): a banned address is refused even with correct credentials; a wrong password,
+an unknown username or an account without a password counts one failure toward the ban;
+a success resets the count. Synchronous (it hashes and queries): run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from meshproxy.domain.accounts import AccountRecord
+from meshproxy.domain.bans import BanPolicy
+from meshproxy.domain.passwords import VerifiedCredentials, hash_password, random_password
+from meshproxy.store import Store
+
+BANNED = "Too many authentication failures from your address; it is banned for now."
+BAD_CREDENTIALS = "Invalid username or password."
+
+
+class LoginRefused(Exception):
+    """The credentials are not accepted; `banned_until` (epoch seconds) while banned."""
+
+    def __init__(self, message: str, banned_until: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.banned_until = banned_until
+
+
+class CredentialChecker:
+    def __init__(self, store: Store, policy: BanPolicy) -> None:
+        self._store = store
+        self._policy = policy
+        self._verified = VerifiedCredentials()
+        self._decoy_lock = threading.Lock()
+        self._decoy: str | None = None
+
+    def _decoy_hash(self) -> str:
+        """A hash to verify against for unknown usernames, so they cost the same time."""
+        with self._decoy_lock:
+            if self._decoy is None:
+                self._decoy = hash_password(random_password())
+            return self._decoy
+
+    def check(self, username: str, password: str, client_ip: str, now: float) -> AccountRecord:
+        until = self._store.ban_until(client_ip, now)
+        if until is not None:
+            raise LoginRefused(BANNED, banned_until=until)
+        account = self._store.get_account(username) if username else None
+        stored = account.password_hash if account is not None else None
+        verified = self._verified.check(username, password, stored or self._decoy_hash())
+        if account is None or not stored or not verified:
+            until = self._store.record_auth_failure(client_ip, now, self._policy)
+            if until is not None:
+                raise LoginRefused(BANNED, banned_until=until)
+            raise LoginRefused(BAD_CREDENTIALS)
+        self._store.record_auth_success(client_ip)
+        return account
+
+    def verify(self, account: AccountRecord, password: str) -> bool:
+        """Is `password` the account's current one (for a password change; no ban count)."""
+        return self._verified.check(account.username, password, account.password_hash)

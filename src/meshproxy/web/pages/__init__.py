@@ -1,0 +1,1 @@
+"""The dashboard's pages: each module renders one area and posts its forms to `control`."""

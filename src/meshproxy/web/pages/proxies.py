@@ -1,0 +1,90 @@
+"""Proxies: the parent's authorized ones (add and remove within its plan), the geo pools'
+countries, and for a sub-account ready-to-copy proxy URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+from meshproxy.config import ProxyConfig
+from meshproxy.control.errors import ControlError
+from meshproxy.control.proxies import add_proxy, delete_proxy, geoips, list_proxies
+from meshproxy.domain.proxies import proxy_address
+from meshproxy.web.context import PREFIX, Ctx
+from meshproxy.web.pages.common import FormErrors, acting_caller, form_errors
+
+PROXIES_PATH = f"{PREFIX}/proxies/"
+
+
+@dataclass(frozen=True)
+class ProxyUrls:
+    proxy: ProxyConfig
+    address: str  # domain:port
+    with_password: str  # a URL with the account's username and a password placeholder
+    by_ip: str  # the URL for IP or hostname authentication
+
+
+def _authorized(ctx: Ctx) -> list[ProxyConfig]:
+    caller, _ = acting_caller(ctx)
+    listed = set(list_proxies(ctx.settings, ctx.store, caller, {}, now=ctx.now)["proxies"])
+    return [proxy for proxy in ctx.settings.proxies if proxy_address(proxy) in listed]
+
+
+def proxy_urls(ctx: Ctx) -> list[ProxyUrls]:
+    return [
+        ProxyUrls(
+            proxy=proxy,
+            address=proxy_address(proxy),
+            with_password=f"http://{ctx.user.username}:PASSWORD@{proxy_address(proxy)}",
+            by_ip=f"http://{proxy_address(proxy)}",
+        )
+        for proxy in _authorized(ctx)
+    ]
+
+
+def _geo_pools(ctx: Ctx) -> list[tuple[ProxyConfig, dict[str, int]]]:
+    caller, _ = acting_caller(ctx)
+    return [
+        (proxy, geoips(ctx.settings, ctx.store, caller, {"name": proxy.name}, now=ctx.now))
+        for proxy in ctx.settings.proxies
+        if proxy.geo
+    ]
+
+
+def _page(ctx: Ctx, errors: dict[str, FormErrors] | None = None, status: int = 200) -> Response:
+    urls = proxy_urls(ctx)
+    authorized = {item.proxy.name for item in urls}
+    plan = ctx.settings.plan(ctx.user.plan or "") if ctx.user.is_parent else None
+    return ctx.render(
+        "proxies.html",
+        status=status,
+        proxies=urls,
+        addable=[p for p in ctx.settings.proxies if p.name not in authorized],
+        plan=plan,
+        geo_pools=_geo_pools(ctx),
+        errors=errors or {},
+    )
+
+
+def proxies(ctx: Ctx) -> Response:
+    return _page(ctx)
+
+
+def _change(ctx: Ctx, add: bool) -> Response:
+    operation = add_proxy if add else delete_proxy
+    data = {"proxy": ctx.form.get("proxy", "")}
+    try:
+        operation(ctx.settings, ctx.store, ctx.user, data, now=ctx.now)
+    except ControlError as error:
+        return _page(ctx, {"add" if add else "delete": form_errors(error)}, status=error.status)
+    verb = "authorized" if add else "removed"
+    return ctx.redirect(PROXIES_PATH, flash=f"Proxy {data['proxy']} {verb}.")
+
+
+def add(ctx: Ctx) -> Response:
+    return _change(ctx, add=True)
+
+
+def remove(ctx: Ctx) -> Response:
+    return _change(ctx, add=False)

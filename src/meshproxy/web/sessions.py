@@ -1,0 +1,77 @@
+"""Signed session cookies: who is logged in, the CSRF token, and a one-shot flash message.
+
+The cookie holds no secret, only signed state (itsdangerous, keyed by the data directory's
+secret). It also carries a fingerprint of the account's password hash, so changing a
+password ends every other session of that account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+COOKIE_NAME = "meshproxy_session"
+MAX_AGE_SECONDS = 12 * 3600  # since the session was last changed (login, flash, ...)
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class Session:
+    csrf: str = field(default_factory=new_csrf_token)
+    username: str | None = None
+    key: str | None = None  # fingerprint of the password hash the login verified
+    flash: str | None = None
+
+    def logged_in(self, username: str, key: str) -> Session:
+        # A fresh CSRF token at login: a token planted before login is worth nothing after.
+        return Session(username=username, key=key)
+
+    def with_flash(self, message: str | None) -> Session:
+        return replace(self, flash=message)
+
+
+class SessionCodec:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._serializer = URLSafeTimedSerializer(secret, salt="meshproxy.dashboard.session")
+
+    def dumps(self, session: Session) -> str:
+        data: dict[str, Any] = {"c": session.csrf}
+        if session.username is not None:
+            data.update(u=session.username, k=session.key)
+        if session.flash:
+            data["f"] = session.flash
+        return str(self._serializer.dumps(data))
+
+    def loads(self, cookie: str | None) -> Session | None:
+        """The session in a cookie; None when absent, tampered with or expired."""
+        if not cookie:
+            return None
+        try:
+            data = self._serializer.loads(cookie, max_age=MAX_AGE_SECONDS)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("c"), str):
+            return None
+        username, key, flash = data.get("u"), data.get("k"), data.get("f")
+        return Session(
+            csrf=data["c"],
+            username=username if isinstance(username, str) else None,
+            key=key if isinstance(key, str) else None,
+            flash=flash if isinstance(flash, str) else None,
+        )
+
+    def password_key(self, password_hash: str | None) -> str:
+        digest = hmac.new(self._secret, (password_hash or "").encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def csrf_ok(self, session: Session, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(session.csrf, token)

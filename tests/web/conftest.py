@@ -1,0 +1,76 @@
+"""Fixtures of the dashboard's tests: settings in tmp_path, a parent, an app, a browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from starlette.testclient import TestClient
+
+from meshproxy.config import Settings
+from meshproxy.domain import passwords
+from meshproxy.domain.accounts import AccountRecord
+from meshproxy.store import Store
+
+from .helpers import Browser, Clock, make_app, make_parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_hashing() -> Iterator[None]:
+    """argon2id with minimal cost: the same code paths, without 50-150 ms per hash."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+        )
+        yield
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    return make_settings(  # type: ignore[no-any-return]
+        plans=[
+            {
+                "name": "default",
+                "max_sub_accounts": 3,
+                "max_proxies": 2,
+                "default_proxies": ["open"],
+            },
+        ],
+        proxies=[
+            {
+                "name": "open",
+                "port": 31280,
+                "geo": True,
+                "egress": [
+                    {"country": "US"},
+                    {"address": "127.0.0.2", "country": "US"},
+                    {"address": "127.0.0.3", "country": "DE"},
+                ],
+            },
+            {"name": "world", "port": 31281, "geo": True},
+            {"name": "fast", "port": 31282},
+        ],
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def parent(settings: Settings, store: Store) -> AccountRecord:
+    return make_parent(settings, store)
+
+
+@pytest.fixture
+def client(settings: Settings, store: Store, clock: Clock) -> Iterator[TestClient]:
+    with TestClient(make_app(settings, store, clock), follow_redirects=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def browser(client: TestClient) -> Browser:
+    return Browser(client)
