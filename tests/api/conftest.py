@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,9 +55,14 @@ def start_server(
         return result
 
     yield start
-    for result, server in running:
+    for result, _ in running:
         result.close_clients()
-        server_loop.run(server.stop())
+
+    async def stop_all() -> None:
+        await asyncio.gather(*(server.stop() for _, server in running))
+
+    server_loop.run(stop_all())
+    for result, _ in running:
         result.store.close()
 
 

@@ -12,8 +12,7 @@ from meshproxy.api.endpoints import ENDPOINTS, Endpoint
 from meshproxy.store import Store
 from meshproxy.store.engine import make_engine
 
-from .conftest import StartServer
-from .harness import PASSWORD, Parent, Running, fresh_source, unique
+from .harness import PASSWORD, Parent, Running, StartServer, fresh_source, unique
 
 SAMPLE_DATA: dict[str, dict[str, str]] = {
     "/api/sub/create/": {"username": "pm_sample"},

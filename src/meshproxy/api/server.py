@@ -98,7 +98,11 @@ class ApiServer:
         return self.ports
 
     async def wait(self) -> None:
-        await asyncio.gather(*self._tasks)
+        """Until a listener stops (raising its failure). Cancelling this wait leaves the
+        listeners running (asyncio.wait does not cancel them): `stop` ends them gracefully."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
 
     async def stop(self) -> None:
         for server, _ in self._servers:
