@@ -12,17 +12,21 @@ import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meshproxy.api import create_app
 from meshproxy.api.server import ApiPorts, ApiServer
 from meshproxy.client import Client
 from meshproxy.config import Settings, load_settings
 from meshproxy.domain import passwords
+from meshproxy.domain.accounts import UsageDelta
 from meshproxy.store import Store
 
 PASSWORD = "reseller secret 42"
@@ -56,16 +60,40 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_names)}"
 
 
+def without_list_extension(app: ASGIApp) -> ASGIApp:
+    """The API as ProxyMesh serves it: no GET /api/sub/list/ (meshproxy's extension)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/api/sub/list/":
+            await JSONResponse({"error": "Not Found"}, status_code=404)(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return wrapped
+
+
 @dataclass
 class LiveApi:
     settings: Settings
     store: Store
     ports: ApiPorts
     cert: Path
+    ports_without_list: ApiPorts  # a second server on the same store, without sub/list
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.ports.https}"
+
+    @property
+    def url_without_list(self) -> str:
+        return f"https://127.0.0.1:{self.ports_without_list.https}"
+
+    def use(self, username: str, gb: float) -> None:
+        """Meter `gb` of proxy traffic to an account today, as the proxies would."""
+        account = self.store.get_account(username)
+        assert account is not None
+        delta = UsageDelta(account.id, account.parent_id, round(gb * 10**9))
+        self.store.record_usage([delta], datetime.now(UTC).date())
 
     @property
     def plain_url(self) -> str:
@@ -106,12 +134,15 @@ def live_api(tmp_path_factory: pytest.TempPathFactory, fast_hashing: None) -> It
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = ApiServer(settings, create_app(settings, store))
-    ports = asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
+    app = create_app(settings, store)
+    servers = [ApiServer(settings, app), ApiServer(settings, without_list_extension(app))]
+    ports = [asyncio.run_coroutine_threadsafe(s.start(), loop).result(30) for s in servers]
+    cert = settings.data_dir / "tls" / "api-cert.pem"
     try:
-        yield LiveApi(settings, store, ports, settings.data_dir / "tls" / "api-cert.pem")
+        yield LiveApi(settings, store, ports[0], cert, ports[1])
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+        for server in servers:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         store.close()

@@ -6,6 +6,7 @@ import click
 
 from meshproxy import __version__
 from meshproxy.cli.admin import admin
+from meshproxy.cli.api_client import api
 from meshproxy.cli.db import db
 
 
@@ -16,6 +17,7 @@ def cli() -> None:
 
 
 cli.add_command(admin)
+cli.add_command(api)
 cli.add_command(db)
 
 
