@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from starlette.routing import BaseRoute
 
 from meshproxy.api import create_app
 from meshproxy.api.server import ApiServer
@@ -39,15 +40,20 @@ def server_loop() -> Iterator[Loop]:
 def start_server(
     server_loop: Loop, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StartServer]:
-    """start_server(store=None, clock=None, **settings overrides) -> Running."""
+    """start_server(store=None, clock=None, mounts=(), **settings overrides) -> Running."""
     running: list[tuple[Running, ApiServer]] = []
 
-    def start(store: Store | None = None, clock: Clock | None = None, **overrides: Any) -> Running:
+    def start(
+        store: Store | None = None,
+        clock: Clock | None = None,
+        mounts: Sequence[BaseRoute] = (),
+        **overrides: Any,
+    ) -> Running:
         directory = tmp_path_factory.mktemp("api")
         settings = settings_for(directory / "data", **overrides)
         store = store or Store.open(f"sqlite:///{directory / 'store.sqlite3'}")
         clock = clock or Clock()
-        app = create_app(settings, store, clock=clock)
+        app = create_app(settings, store, clock=clock, mounts=mounts)
         server = ApiServer(settings, app)
         ports = server_loop.run(server.start())
         result = Running(settings, store, ports, clock, settings.data_dir / "tls" / "api-cert.pem")

@@ -7,6 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
 
 from meshproxy.api.endpoints import ENDPOINTS, Endpoint
 from meshproxy.store import Store
@@ -302,3 +305,21 @@ def test_503_when_the_store_is_unreachable(start_server: StartServer) -> None:
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0
     assert "error" in response.json()
+
+
+async def _dashboard_page(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("dashboard " + request.url.path)
+
+
+def test_mounted_routes_come_after_the_api(start_server: StartServer) -> None:
+    dashboard = Mount("/", routes=[Route("/{path:path}", _dashboard_page)])
+    server = start_server(mounts=[dashboard])
+    client = server.client(source=fresh_source())
+    assert client.get("/login/").text == "dashboard /login/"
+    assert client.get("/api").text == "dashboard /api"
+    response = client.get("/api/unknown/")
+    assert response.status_code == 404 and "error" in response.json()
+    assert client.get("/api/ips/").status_code == 401
+    assert client.get("/api/sub/create/").status_code == 405
+    # The 302 to https covers the mounted pages too.
+    assert server.client(https=False).get("/login/").status_code == 302

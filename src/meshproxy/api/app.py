@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from meshproxy.api.auth import Authenticator
 from meshproxy.api.docs import DOCS_PATH, OPENAPI_PATH, docs_routes
@@ -33,6 +33,7 @@ from meshproxy.store import Store
 
 Clock = Callable[[], float]
 Handler = Callable[[Request], Awaitable[Response]]
+API_PREFIX = "/api"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -89,6 +90,11 @@ async def _query(request: Request) -> dict[str, str]:
     return query(request)
 
 
+def _route(path: str, endpoint: Handler, methods: list[str]) -> Route:
+    """A route of the API's router, which is mounted at /api."""
+    return Route(path.removeprefix(API_PREFIX), endpoint, methods=methods)
+
+
 def _slash_redirect(path: str) -> Route:
     """A path without its trailing slash answers 308 (method and body preserved)."""
 
@@ -101,7 +107,7 @@ def _slash_redirect(path: str) -> Route:
             headers={"Location": location},
         )
 
-    return Route(path.rstrip("/"), redirect, methods=ALL_METHODS)
+    return _route(path.rstrip("/"), redirect, ALL_METHODS)
 
 
 def create_app(
@@ -121,14 +127,18 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
-    routes: list[BaseRoute] = [
-        Route(endpoint.path, api.handler(endpoint), methods=[endpoint.method])
-        for endpoint in ENDPOINTS
+    # Everything under /api/ is routed by the API's own router, so an unknown /api/ path
+    # is the API's JSON 404 (with 405 for a wrong method) even with a dashboard at /.
+    api_routes: list[BaseRoute] = [
+        _route(endpoint.path, api.handler(endpoint), [endpoint.method]) for endpoint in ENDPOINTS
     ]
-    routes.append(Route(OPENAPI_PATH, openapi, methods=["GET"]))
-    routes.extend(docs_routes())
-    routes.extend(_slash_redirect(path) for path in [e.path for e in ENDPOINTS] + [DOCS_PATH])
-    routes.extend(mounts)
+    api_routes.append(_route(OPENAPI_PATH, openapi, ["GET"]))
+    api_routes.extend(docs_routes(API_PREFIX))
+    api_routes.extend(_slash_redirect(path) for path in [e.path for e in ENDPOINTS] + [DOCS_PATH])
+    routes: list[BaseRoute] = [
+        Mount(API_PREFIX, app=Router(api_routes, redirect_slashes=False)),
+        *mounts,
+    ]
 
     target = HttpsTarget(settings)
     middleware = []

@@ -49,9 +49,14 @@ async def _init(request: Request) -> Response:
     return Response(_INIT, media_type="text/javascript")
 
 
-def docs_routes() -> list[BaseRoute]:
+def docs_routes(strip: str = "") -> list[BaseRoute]:
+    """The docs' routes, their paths without `strip` (the prefix they are mounted at)."""
     return [
-        Route(DOCS_PATH, _page, methods=["GET"]),
-        Route(f"{DOCS_PATH}init.js", _init, methods=["GET"]),
-        Mount(_STATIC, app=StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui"),
+        Route(DOCS_PATH.removeprefix(strip), _page, methods=["GET"]),
+        Route(f"{DOCS_PATH}init.js".removeprefix(strip), _init, methods=["GET"]),
+        Mount(
+            _STATIC.removeprefix(strip),
+            app=StaticFiles(directory=str(swagger_ui_path)),
+            name="swagger-ui",
+        ),
     ]
