@@ -8,6 +8,7 @@ from meshproxy import __version__
 from meshproxy.cli.admin import admin
 from meshproxy.cli.api_client import api
 from meshproxy.cli.db import db
+from meshproxy.cli.proxy import proxy
 
 
 @click.group()
@@ -19,6 +20,7 @@ def cli() -> None:
 cli.add_command(admin)
 cli.add_command(api)
 cli.add_command(db)
+cli.add_command(proxy)
 
 
 def main() -> None:

@@ -47,6 +47,12 @@ class VerifiedCredentials:
         message = "\x00".join((username, password, password_hash)).encode("utf-8", "surrogatepass")
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
+    def known(self, username: str, password: str, password_hash: str | None) -> bool:
+        """True if these credentials verified before (cheap: no hashing)."""
+        if not password_hash:
+            return False
+        return self._digest(username, password, password_hash) in self._known
+
     def check(self, username: str, password: str, password_hash: str | None) -> bool:
         if not password_hash:
             return False

@@ -1,0 +1,136 @@
+"""In-process meter: sums per account in memory, flushed to the store at least once a second.
+
+Flushes run in the caller-supplied executor (store calls block). A failed flush puts the
+bytes back, so nothing is dropped; the next tick retries. `lock` is shared with whoever
+reloads usage from the store, so a reload never overlaps a flush (see `pending_totals`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+from meshproxy.domain.accounts import UsageDelta
+
+log = logging.getLogger("meshproxy.meter")
+
+Key = tuple[int, int | None]
+
+
+class UsageSink(Protocol):
+    """Where flushed usage goes (the Store; the meter must not import the store layer)."""
+
+    def record_usage(self, deltas: Sequence[UsageDelta], day: date) -> None: ...
+
+
+class UsageBuffer:
+    """Pure bookkeeping: counted bytes, the batch being written, and rollback on failure."""
+
+    def __init__(self) -> None:
+        self._counts: defaultdict[Key, int] = defaultdict(int)
+        self._in_flight: dict[Key, int] = {}
+
+    def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
+        self._counts[(account_id, parent_id)] += nbytes
+
+    def take(self) -> list[UsageDelta]:
+        """Start a write: the counted bytes move to the in-flight batch."""
+        if self._in_flight:
+            raise RuntimeError("a flush is already in flight")
+        batch, self._counts = self._counts, defaultdict(int)
+        self._in_flight = {k: v for k, v in batch.items() if v}
+        return [UsageDelta(a, p, n) for (a, p), n in self._in_flight.items()]
+
+    def committed(self) -> None:
+        self._in_flight = {}
+
+    def failed(self) -> None:
+        for key, nbytes in self._in_flight.items():
+            self._counts[key] += nbytes
+        self._in_flight = {}
+
+    def pending_totals(self) -> dict[int, int]:
+        totals: defaultdict[int, int] = defaultdict(int)
+        for source in (self._counts, self._in_flight):
+            for (account_id, parent_id), nbytes in source.items():
+                totals[account_id] += nbytes
+                if parent_id is not None:
+                    totals[parent_id] += nbytes
+        return dict(totals)
+
+    def __bool__(self) -> bool:
+        return any(self._counts.values()) or bool(self._in_flight)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class LocalMeter:
+    def __init__(
+        self,
+        store: UsageSink,
+        *,
+        interval: float = 1.0,
+        executor: Executor | None = None,
+        lock: asyncio.Lock | None = None,
+        today: Callable[[], date] = _today,
+    ) -> None:
+        self._store = store
+        self._interval = interval
+        self._executor = executor
+        self._lock = lock or asyncio.Lock()
+        self._today = today
+        self._buffer = UsageBuffer()
+        self._task: asyncio.Task[None] | None = None
+        self.add = self._buffer.add  # the hot path: one bound-method call, no wrapper
+
+    def pending_totals(self) -> Mapping[int, int]:
+        return self._buffer.pending_totals()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            with contextlib.suppress(Exception):
+                await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            deltas = self._buffer.take()
+            if not deltas:
+                self._buffer.committed()
+                return
+            day = self._today()
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(self._executor, self._store.record_usage, deltas, day)
+            except BaseException:
+                self._buffer.failed()
+                log.warning("usage flush failed; %d accounts kept for retry", len(deltas))
+                raise
+            self._buffer.committed()
+
+    async def stop(self, attempts: int = 5) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for attempt in range(attempts):
+            try:
+                await self.flush()
+                return
+            except Exception:
+                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+        if self._buffer:
+            log.error("usage not written at stop: %s", self._buffer.pending_totals())

@@ -1,0 +1,870 @@
+"""One client connection: an asyncio Protocol driving httptools, in the uvicorn style.
+
+The request side is parsed with callbacks (heads are small; bodies are re-framed only
+when chunked). The response side is parsed for framing only and forwarded as received,
+one client write per upstream chunk (`Exchange.upstream_data`). Every byte on the
+client's connection, both directions, is charged to the account it belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from enum import IntEnum
+from functools import partial
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from meshproxy.proxy import errors
+from meshproxy.proxy.directory import AccountState, CredentialCheck
+from meshproxy.proxy.egress import EgressChoice
+from meshproxy.proxy.errors import ProxyError, render
+from meshproxy.proxy.request import Body, PreparedRequest, RequestHead, prepare_request
+from meshproxy.proxy.response import MAX_HEAD, Framing, interim, parse_response_head
+from meshproxy.proxy.tunnel import TunnelEnd
+from meshproxy.proxy.upstream import (
+    HIGH_WATER,
+    PoolKey,
+    UpstreamConnection,
+    connect_socket,
+    protocol_factory,
+)
+
+if TYPE_CHECKING:
+    from meshproxy.proxy.services import Listener
+
+log = logging.getLogger("meshproxy.proxy")
+
+MAX_REQUEST_HEAD = 64 * 1024
+MAX_BUFFERED_BODY = 256 * 1024
+REPLAY_LIMIT = 64 * 1024  # a request this small can be resent when a pooled connection was stale
+
+
+class Pause(IntEnum):
+    """Why the client's reading is paused (a bit each; reading resumes when none is left)."""
+
+    PIPELINE = 1
+    BUFFER = 2
+    UPSTREAM = 4
+    VERIFY = 8
+    TUNNEL = 16
+
+
+class Phase(IntEnum):
+    ADMITTING = 0
+    WAITING = 1  # request sent (or being sent), no response head yet
+    BODY = 2
+    DONE = 3
+
+
+class Exchange:
+    """One request and its response."""
+
+    __slots__ = (
+        "addresses",
+        "body",
+        "body_size",
+        "chunk_done",
+        "chunk_parser",
+        "client_keep",
+        "conn",
+        "egress",
+        "error",
+        "head",
+        "head_buffer",
+        "last_seen",
+        "phase",
+        "remaining",
+        "replay",
+        "request",
+        "request_complete",
+        "response_framing",
+        "response_started",
+        "retried",
+        "reusable",
+        "timer",
+        "upstream",
+    )
+
+    def __init__(self, conn: ClientConnection, head: RequestHead) -> None:
+        self.conn = conn
+        self.head = head
+        prepared = prepare_request(
+            head, forwarded_for=conn.client_ip if conn.listener.forwarded else None
+        )
+        self.request: PreparedRequest | None = None
+        self.error: ProxyError | None = None
+        if isinstance(prepared, ProxyError):
+            self.error = prepared
+        else:
+            self.request = prepared
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.request_complete = False
+        self.upstream: UpstreamConnection | None = None
+        self.egress: EgressChoice | None = None
+        self.addresses: tuple[str, int] | None = None
+        self.phase = Phase.ADMITTING
+        self.head_buffer = b""
+        self.response_framing = Framing.NONE
+        self.remaining = 0
+        self.chunk_parser: httptools.HttpResponseParser | None = None
+        self.chunk_done = False
+        self.reusable = False
+        self.client_keep = False
+        self.response_started = False
+        self.replay: bytes | None = None
+        self.retried = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.last_seen = 0.0  # loop time of the last upstream bytes
+        # Without a body the message is complete with its head.
+        request = self.request
+        self.request_complete = request is None or (
+            request.body is not Body.CHUNKED and not request.content_length
+        )
+
+    # ---- request body ---------------------------------------------------------------------
+
+    def send_body(self, piece: bytes) -> None:
+        upstream = self.upstream
+        if upstream is not None and self.phase is not Phase.ADMITTING:
+            upstream.write(piece)
+            return
+        self.body.append(piece)
+        self.body_size += len(piece)
+        if self.body_size > MAX_BUFFERED_BODY:
+            self.conn.pause(Pause.BUFFER)
+
+    def attach(self, upstream: UpstreamConnection, *, reused: bool) -> None:
+        """Send the request over `upstream` (fresh or from the pool)."""
+        assert self.request is not None
+        self.upstream = upstream
+        upstream.exchange = self
+        data = self.request.upstream_head
+        if self.body:
+            data = b"".join([data, *self.body])
+            self.body = []
+            self.body_size = 0
+            self.conn.resume(Pause.BUFFER)
+        replayable = reused and self.request_complete and len(data) <= REPLAY_LIMIT
+        self.replay = data if replayable else None
+        self.phase = Phase.WAITING
+        upstream.write(data)
+
+    # ---- response -------------------------------------------------------------------------
+
+    def upstream_data(self, data: bytes) -> None:
+        self.last_seen = self.conn.loop.time()
+        if self.phase is Phase.BODY:
+            self._body_data(data)
+        elif self.phase is Phase.WAITING:
+            self._head_data(data)
+        else:  # an origin talking after its response: not reusable
+            self.reusable = False
+
+    def _head_data(self, data: bytes) -> None:
+        buffer = self.head_buffer + data if self.head_buffer else data
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD:
+                    self.conn.answer(self, errors.bad_response("upstream response head too large"))
+                else:
+                    self.head_buffer = buffer
+                return
+            if interim(buffer[: buffer.find(b"\r\n")]) is None:
+                break
+            self.response_started = True  # 100 Continue and friends go through as they are
+            self.conn.send(buffer[: end + 4])
+            buffer = buffer[end + 4 :]
+            if not buffer:
+                self.head_buffer = b""
+                return
+        self.head_buffer = b""
+        assert self.request is not None and self.egress is not None
+        upstream = self.upstream
+        added = b"X-ProxyMesh-IP: " + (upstream.local_ip if upstream else "").encode() + b"\r\n"
+        if self.egress.not_found:
+            added += b"X-ProxyMesh-IP-Not-Found: " + self.egress.not_found.encode() + b"\r\n"
+        parsed = parse_response_head(
+            buffer[:end],
+            head_request=self.request.method == b"HEAD",
+            client_keep_alive=self.request.keep_alive and not self.conn.draining,
+            added=added,
+        )
+        if isinstance(parsed, ProxyError):
+            self.conn.answer(self, parsed)
+            return
+        self._cancel_timer()
+        self.response_started = True
+        self.reusable = parsed.upstream_reusable
+        self.client_keep = parsed.client_keep
+        self.response_framing = framing = parsed.framing
+        rest = buffer[end + 4 :]
+        self.phase = Phase.BODY
+        if framing is Framing.NONE:
+            self.conn.send(parsed.head)
+            if rest:
+                self.reusable = False
+            self._complete()
+        elif framing is Framing.LENGTH:
+            self.remaining = parsed.length
+            if len(rest) > parsed.length:
+                rest = rest[: parsed.length]
+                self.reusable = False
+            self.remaining -= len(rest)
+            self.conn.send(parsed.head + rest if rest else parsed.head)
+            if not self.remaining:
+                self._complete()
+        elif framing is Framing.CHUNKED:
+            self.chunk_parser = httptools.HttpResponseParser(self)
+            self.conn.send(parsed.head + rest if rest else parsed.head)
+            self._feed_chunks(buffer)
+        else:
+            self.conn.send(parsed.head + rest if rest else parsed.head)
+
+    def _body_data(self, data: bytes) -> None:
+        framing = self.response_framing
+        if framing is Framing.LENGTH:
+            if len(data) >= self.remaining:
+                if len(data) > self.remaining:
+                    data = data[: self.remaining]
+                    self.reusable = False
+                self.remaining = 0
+                self.conn.send(data)
+                self._complete()
+                return
+            self.remaining -= len(data)
+            self.conn.send(data)
+        elif framing is Framing.CHUNKED:
+            self.conn.send(data)
+            self._feed_chunks(data)
+        else:
+            self.conn.send(data)
+
+    def _feed_chunks(self, data: bytes) -> None:
+        parser = self.chunk_parser
+        assert parser is not None
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.reusable = False
+            self.conn.abort()
+            return
+        if self.chunk_done and self.phase is Phase.BODY:
+            self._complete()
+
+    # httptools callbacks for the chunked-response framing parser
+    def on_message_begin(self) -> None:
+        if self.chunk_done:  # bytes after the end of the response: origin is broken
+            self.reusable = False
+
+    def on_message_complete(self) -> None:
+        self.chunk_done = True
+
+    def upstream_lost(self, upstream: UpstreamConnection) -> None:
+        if upstream is not self.upstream:
+            return
+        self.upstream = None
+        if self.phase is Phase.BODY:
+            if self.response_framing is Framing.UNTIL_CLOSE:
+                self._complete()
+            else:
+                self.conn.abort()  # truncated: the client must see the connection end
+        elif self.phase is Phase.WAITING:
+            if self.replay is not None and not self.response_started and not self.retried:
+                self.retried = True
+                self.conn.retry(self, self.replay)
+            elif self.response_started:
+                self.conn.abort()
+            else:
+                self.conn.answer(self, errors.upstream_closed())
+
+    def _complete(self) -> None:
+        self.phase = Phase.DONE
+        self._cancel_timer()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.exchange = None
+            if self.reusable and self.request_complete and not upstream.closed:
+                self.conn.listener.services.upstreams.put(upstream)
+            else:
+                upstream.close()
+        self.conn.finished(self, keep=self.client_keep and self.request_complete)
+
+    # ---- timers and teardown -----------------------------------------------------------
+
+    def start_timer(self, seconds: float) -> None:
+        self._cancel_timer()
+        self.timer = self.conn.loop.call_later(seconds, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.phase in (Phase.ADMITTING, Phase.WAITING) and not self.response_started:
+            self.conn.answer(self, errors.response_timeout())
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def discard(self) -> None:
+        """The exchange is over without a complete response: drop the upstream."""
+        self.phase = Phase.DONE
+        self._cancel_timer()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, listener: Listener) -> None:
+        services = listener.services
+        self.listener = listener
+        self.loop = services.loop
+        self.directory = services.directory
+        self._meter_add = services.meter.add
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = ""
+        self.account: AccountState | None = None
+        self.active: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.parsing: Exchange | None = None
+        self.tunnel: tuple[TunnelEnd, TunnelEnd] | None = None
+        self.connect_exchange: Exchange | None = None
+        self.eof = False
+        self.uncharged = 0
+        self.paused = 0
+        self.closed = False
+        self.draining = False
+        self.last_active = self.loop.time()
+        self.idle_since: float | None = self.last_active
+        self.head_started: float | None = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+
+    # ---- asyncio callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(HIGH_WATER)
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        self.client_ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+        self.listener.services.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
+        self.uncharged += len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgraded(data[upgrade.args[0] :])
+        except httptools.HttpParserCallbackError:
+            if not self.closed:
+                log.exception("request handling failed")
+                self.abort()
+            return
+        except httptools.HttpParserError as error:
+            self._malformed(str(error))
+            return
+        self._charge_received()
+
+    def eof_received(self) -> bool:
+        # A half-closed client may still await its response; close once it is written.
+        self.eof = True
+        return self.active is not None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.listener.services.connections.discard(self)
+        for exchange in (self.active, *self.queue):
+            if exchange is not None:
+                exchange.discard()
+        self.active = None
+        self.queue.clear()
+        if self.tunnel is not None:
+            for end in self.tunnel:
+                end.close()
+
+    def pause_writing(self) -> None:
+        exchange = self.active
+        if exchange is not None and exchange.upstream is not None:
+            transport = exchange.upstream.transport
+            if transport is not None:
+                transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        exchange = self.active
+        if exchange is not None and exchange.upstream is not None:
+            transport = exchange.upstream.transport
+            if transport is not None:
+                transport.resume_reading()
+
+    # ---- httptools request callbacks --------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_size = 0
+        self.head_started = self.loop.time()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._grow(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._grow(len(name) + len(value) + 4)
+
+    def _grow(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_REQUEST_HEAD:
+            self.reply_and_close(errors.head_too_large())
+            raise ConnectionAbortedError("request head too large")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        head = RequestHead(
+            parser.get_method(),
+            self._url,
+            parser.get_http_version(),
+            self._headers,
+            parser.should_keep_alive(),
+        )
+        self.head_started = None
+        self.idle_since = None
+        exchange = Exchange(self, head)
+        self.parsing = exchange
+        if head.method == b"CONNECT":
+            self.connect_exchange = exchange
+        if self.active is None:
+            self.active = exchange
+            self._start(exchange)
+        else:
+            self.queue.append(exchange)
+            self.pause(Pause.PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.parsing
+        if exchange is None or exchange.phase is Phase.DONE:
+            return
+        request = exchange.request
+        if request is not None and request.body is Body.CHUNKED:
+            exchange.send_body(b"".join((b"%x\r\n" % len(body), body, b"\r\n")))
+        else:
+            exchange.send_body(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.parsing
+        self.parsing = None
+        if exchange is None:
+            return
+        request = exchange.request
+        chunked = request is not None and request.body is Body.CHUNKED
+        if chunked and exchange.phase is not Phase.DONE:
+            exchange.send_body(b"0\r\n\r\n")
+        exchange.request_complete = True
+        if exchange.phase is Phase.DONE and exchange is self.active:
+            # Answered before the body was read (an error or an early response).
+            self.finished(exchange, keep=exchange.client_keep)
+
+    # ---- admission --------------------------------------------------------------------------
+
+    def _start(self, exchange: Exchange) -> None:
+        if exchange.error is not None:
+            self.uncharged = 0
+            self.answer(exchange, exchange.error)
+            return
+        request = exchange.request
+        assert request is not None
+        self.account = None
+        result = self.directory.authenticate(self.client_ip, request.authorization, time.time())
+        if isinstance(result, CredentialCheck):
+            self.pause(Pause.VERIFY)
+            future = self.loop.run_in_executor(
+                self.listener.services.verify_executor, self.directory.verify, result
+            )
+            future.add_done_callback(partial(self._verified, exchange, result))
+            return
+        self._authenticated(exchange, result)
+
+    def _verified(
+        self, exchange: Exchange, check: CredentialCheck, future: asyncio.Future[bool]
+    ) -> None:
+        self.resume(Pause.VERIFY)
+        if self.closed or exchange is not self.active:
+            return
+        try:
+            ok = future.result()
+        except Exception:
+            log.exception("credential verification failed")
+            ok = False
+        self._authenticated(exchange, self.directory.verified(check, ok, time.time()))
+
+    def _authenticated(self, exchange: Exchange, result: AccountState | ProxyError) -> None:
+        listener = self.listener
+        if isinstance(result, ProxyError):
+            self.uncharged = 0
+            self.answer(exchange, result)
+            return
+        refusal = self.directory.refusal(result, listener.name)
+        if refusal is not None:
+            self.uncharged = 0
+            self.answer(exchange, refusal)
+            return
+        self.account = result
+        self._charge_received()
+        request = exchange.request
+        assert request is not None
+        timeout = request.options.timeout or listener.services.behaviour.upstream_timeout
+        exchange.start_timer(timeout)
+        addresses = listener.services.resolver.cached(request.target.host)
+        if addresses is None:
+            self.loop.create_task(self._resolve(exchange))
+        else:
+            self._route(exchange, addresses)
+
+    async def _resolve(self, exchange: Exchange) -> None:
+        request = exchange.request
+        assert request is not None
+        try:
+            addresses = await self.listener.services.resolver.resolve(
+                request.target.host, request.target.port
+            )
+        except OSError:
+            if exchange is self.active and exchange.phase is Phase.ADMITTING:
+                self.answer(exchange, errors.dns_failed(request.target.host))
+            return
+        if exchange is self.active and exchange.phase is Phase.ADMITTING and not self.closed:
+            self._route(exchange, addresses)
+
+    def _route(self, exchange: Exchange, addresses: tuple[str, ...]) -> None:
+        services = self.listener.services
+        request = exchange.request
+        assert request is not None
+        permitted = [a for a in addresses if services.policy.permits(a)]
+        if not permitted:
+            self.answer(exchange, errors.destination_refused(addresses[0]))
+            return
+        choice: EgressChoice | ProxyError = errors.no_egress("no usable egress address")
+        for address in permitted:
+            choice = self.listener.pool.choose(request.options, 6 if ":" in address else 4)
+            if isinstance(choice, EgressChoice) or choice.status != 502:
+                break
+        if isinstance(choice, ProxyError):
+            self.answer(exchange, choice)
+            return
+        exchange.egress = choice
+        exchange.addresses = (address, request.target.port)
+        if request.connect:
+            self.loop.create_task(self._open_tunnel(exchange))
+            return
+        key: PoolKey = (choice.address, address, request.target.port)
+        pooled = services.upstreams.take(key)
+        if pooled is not None:
+            exchange.attach(pooled, reused=True)
+        else:
+            self.loop.create_task(self._connect(exchange, key))
+
+    def _connect_timeout(self, exchange: Exchange) -> float:
+        assert exchange.request is not None
+        behaviour = self.listener.services.behaviour
+        option = exchange.request.options.timeout
+        return min(behaviour.connect_timeout, option) if option else behaviour.connect_timeout
+
+    async def _connect(self, exchange: Exchange, key: PoolKey) -> None:
+        egress, ip, port = key
+        services = self.listener.services
+        try:
+            within = self._connect_timeout(exchange)
+            sock = await connect_socket(self.loop, ip, port, egress, within)
+            _, upstream = await self.loop.create_connection(
+                protocol_factory(services.upstreams, key), sock=sock
+            )
+        except TimeoutError:
+            self._connect_error(exchange, errors.connect_timeout())
+            return
+        except OSError as error:
+            self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
+            return
+        assert isinstance(upstream, UpstreamConnection)
+        if self.closed or exchange is not self.active or exchange.phase is not Phase.ADMITTING:
+            upstream.close()
+            return
+        exchange.attach(upstream, reused=False)
+
+    def _connect_error(self, exchange: Exchange, error: ProxyError) -> None:
+        if exchange is self.active and not self.closed and exchange.phase is not Phase.DONE:
+            self.answer(exchange, error)
+
+    def retry(self, exchange: Exchange, data: bytes) -> None:
+        """A pooled connection died before answering: send the same request on a new one."""
+        assert exchange.egress is not None and exchange.addresses is not None
+        exchange.phase = Phase.ADMITTING
+        exchange.body = [data[len(exchange.request.upstream_head) :]] if exchange.request else []
+        exchange.body_size = 0
+        key: PoolKey = (exchange.egress.address, *exchange.addresses)
+        self.loop.create_task(self._connect(exchange, key))
+
+    # ---- CONNECT ----------------------------------------------------------------------------
+
+    def _upgraded(self, leftover: bytes) -> None:
+        """The parser stopped after a CONNECT head; what follows belongs to the tunnel."""
+        exchange, self.connect_exchange = self.connect_exchange, None
+        if exchange is None or exchange.phase is Phase.DONE:
+            # Refused at once (`finished` gave us a fresh parser): go on parsing.
+            if leftover and not self.closed:
+                self._feed(leftover)
+            return
+        self.pause(Pause.TUNNEL)
+        if leftover:
+            exchange.body.append(leftover)
+        self._charge_received()
+
+    async def _open_tunnel(self, exchange: Exchange) -> None:
+        assert exchange.egress is not None and exchange.addresses is not None
+        ip, port = exchange.addresses
+        try:
+            sock = await connect_socket(
+                self.loop, ip, port, exchange.egress.address, self._connect_timeout(exchange)
+            )
+        except TimeoutError:
+            self._connect_error(exchange, errors.connect_timeout())
+            return
+        except OSError as error:
+            self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
+            return
+        if self.closed or exchange is not self.active or exchange.phase is not Phase.ADMITTING:
+            sock.close()
+            return
+        client_end = TunnelEnd(self._charge_tunnel, self._close_tunnel)
+        try:
+            transport, upstream_end = await self.loop.create_connection(
+                lambda: TunnelEnd(self._charge_tunnel, self._close_tunnel), sock=sock
+            )
+        except OSError as error:
+            self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
+            return
+        assert isinstance(upstream_end, TunnelEnd)
+        if self.closed:
+            transport.close()
+            return
+        exchange.discard()
+        local = transport.get_extra_info("sockname")
+        head = [b"HTTP/1.1 200 Connection established\r\nX-ProxyMesh-IP: ", str(local[0]).encode()]
+        if exchange.egress.not_found:
+            head += (b"\r\nX-ProxyMesh-IP-Not-Found: ", exchange.egress.not_found.encode())
+        head.append(b"\r\n\r\n")
+        self.send(b"".join(head))
+        client_transport = self.transport
+        assert client_transport is not None
+        client_end.attach(client_transport, upstream_end)
+        upstream_end.attach(transport, client_end)
+        self.tunnel = (client_end, upstream_end)
+        self.active = None
+        if exchange.body:
+            data = b"".join(exchange.body)
+            exchange.body = []
+            transport.write(data)
+        client_transport.set_protocol(client_end)
+        self.paused = 0
+        client_transport.resume_reading()
+
+    def _charge_tunnel(self, nbytes: int) -> None:
+        self.last_active = self.loop.time()
+        account = self.account
+        if account is not None:
+            account.add_usage(nbytes)
+            self._meter_add(account.id, account.parent_id, nbytes)
+
+    def _close_tunnel(self) -> None:
+        if self.tunnel is not None:
+            for end in self.tunnel:
+                end.close()
+        self.closed = True
+        self.listener.services.connections.discard(self)
+
+    # ---- writing, charging, flow control ----------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        transport.write(data)
+        account = self.account
+        if account is not None:
+            nbytes = len(data)
+            account.add_usage(nbytes)
+            self._meter_add(account.id, account.parent_id, nbytes)
+
+    def _charge_received(self) -> None:
+        account = self.account
+        nbytes = self.uncharged
+        if account is not None and nbytes:
+            self.uncharged = 0
+            account.add_usage(nbytes)
+            self._meter_add(account.id, account.parent_id, nbytes)
+
+    def pause(self, reason: Pause) -> None:
+        if not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume(self, reason: Pause) -> None:
+        if not self.paused & reason:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def pause_for_upstream(self) -> None:
+        self.pause(Pause.UPSTREAM)
+
+    def resume_for_upstream(self) -> None:
+        self.resume(Pause.UPSTREAM)
+
+    # ---- ending exchanges -------------------------------------------------------------------
+
+    def answer(self, exchange: Exchange, error: ProxyError) -> None:
+        """Reply with a refusal of the proxy's own; keep the connection when that is safe."""
+        if exchange.phase is Phase.DONE and exchange is not self.active:
+            return
+        if exchange.response_started:
+            exchange.discard()
+            self.abort()
+            return
+        exchange.discard()
+        keep = (
+            exchange.request_complete
+            and exchange.head.keep_alive
+            and exchange.head.version == "1.1"
+            and not error.close
+            and not self.draining
+        )
+        exchange.client_keep = keep
+        extra = b""
+        if exchange.egress is not None and exchange.egress.not_found:
+            extra = b"X-ProxyMesh-IP-Not-Found: " + exchange.egress.not_found.encode() + b"\r\n"
+        self.send(
+            render(error, realm=self.listener.services.behaviour.realm, close=not keep,
+                   extra_headers=extra)
+        )
+        if exchange.request_complete or not keep:
+            self.finished(exchange, keep=keep)
+
+    def finished(self, exchange: Exchange, *, keep: bool) -> None:
+        if exchange is not self.active:
+            return
+        self.active = None
+        self.resume(Pause.UPSTREAM)
+        self.resume(Pause.BUFFER)
+        if not keep or self.draining or self.closed or self.eof:
+            self.close()
+            return
+        request = exchange.request
+        if request is not None and request.connect:
+            # A refused CONNECT leaves the parser in tunnel mode: start a fresh one.
+            self.parser = httptools.HttpRequestParser(self)
+            leftover = b"".join(exchange.body)
+            exchange.body = []
+            self.resume(Pause.TUNNEL)
+            if leftover:
+                self.loop.call_soon(self._feed, leftover)
+        self.idle_since = self.loop.time()
+        if self.queue:
+            following = self.queue.popleft()
+            if not self.queue:
+                self.resume(Pause.PIPELINE)
+            self.active = following
+            self.idle_since = None
+            self._start(following)
+        else:
+            self.resume(Pause.PIPELINE)
+
+    def reply_and_close(self, error: ProxyError) -> None:
+        if self.closed:
+            return
+        self.uncharged = 0
+        self.account = None
+        if self.active is None or not self.active.response_started:
+            self.send(render(error, realm=self.listener.services.behaviour.realm, close=True))
+        self.close()
+
+    def _malformed(self, why: str) -> None:
+        if not self.closed:
+            self.reply_and_close(errors.bad_request(f"malformed request: {why}"))
+
+    def close(self) -> None:
+        """Close after what is written has been sent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.listener.services.connections.discard(self)
+        for exchange in (self.active, *self.queue):
+            if exchange is not None:
+                exchange.discard()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now (a truncated response, a quota crossed mid-transfer)."""
+        self.close()
+        if self.transport is not None:
+            self.transport.abort()
+        if self.tunnel is not None:
+            for end in self.tunnel:
+                if end.transport is not None:
+                    end.transport.abort()
+
+    # ---- periodic checks (the node's sweep) --------------------------------------------------
+
+    def check(self, now: float) -> None:
+        """Enforce quotas and account changes on open connections, and the timeouts."""
+        behaviour = self.listener.services.behaviour
+        account = self.account
+        if account is not None and self.directory.refusal(account, self.listener.name):
+            self.abort()
+            return
+        if self.tunnel is not None:
+            if now - self.last_active > behaviour.tunnel_idle_timeout:
+                self.abort()
+            return
+        if self.head_started is not None and now - self.head_started > behaviour.header_timeout:
+            self.reply_and_close(errors.request_timeout())
+            return
+        if self.active is None:
+            if self.idle_since is not None and now - self.idle_since > behaviour.idle_timeout:
+                self.close()
+            return
+        exchange = self.active
+        if not exchange.request_complete and now - self.last_active > behaviour.header_timeout:
+            self.abort()  # a request body that stopped coming
+        elif (
+            exchange.phase is Phase.BODY
+            and now - exchange.last_seen > behaviour.upstream_timeout
+        ):
+            self.abort()  # a response body that stopped coming
+
+    def drain(self) -> None:
+        """Stop after the current exchange (graceful shutdown)."""
+        self.draining = True
+        if self.active is None and self.tunnel is None:
+            self.close()
+
+
+def _why(error: OSError, ip: str, port: int) -> str:
+    target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection to {target} refused"
+    return f"cannot connect to {target}: {error.strerror or error}"
+

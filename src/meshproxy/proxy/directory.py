@@ -1,0 +1,300 @@
+"""The account directory of a proxy node: every decision about a client, made from memory.
+
+Loaded from `Store.account_views` and kept current by the sync loop (`sync.py`); this
+module is pure (callers pass the time), so the decisions are tested with a fake clock.
+Live usage = the store's figure when the account was (re)loaded + bytes counted since,
+whether flushed yet or not (the loader passes the meter's unflushed bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from meshproxy.domain.accounts import AccountView
+from meshproxy.domain.bans import BanBook, BanPolicy
+from meshproxy.domain.billing import billing_period
+from meshproxy.domain.limits import Limits, Usage, check_quota
+from meshproxy.domain.passwords import VerifiedCredentials
+from meshproxy.proxy import errors
+from meshproxy.proxy.errors import ProxyError
+
+
+@dataclass(eq=False, slots=True)
+class AccountState:
+    """One account as the data plane sees it; updated in place so live references stay valid."""
+
+    id: int
+    username: str
+    parent_id: int | None
+    password_hash: str | None
+    active: bool
+    limits: Limits
+    proxies: frozenset[str]
+    ips: tuple[str, ...]
+    hostnames: tuple[str, ...]
+    billing_day: int | None
+    monthly_bytes: int = 0
+    total_bytes: int = 0
+    parent: AccountState | None = None
+    removed: bool = False
+
+    def add_usage(self, nbytes: int) -> None:
+        self.monthly_bytes += nbytes
+        self.total_bytes += nbytes
+        parent = self.parent
+        if parent is not None:
+            parent.monthly_bytes += nbytes
+            parent.total_bytes += nbytes
+
+    def quota_refusal(self) -> ProxyError | None:
+        parent = self.parent
+        if not (self.limits.monthly_gb or self.limits.total_gb) and (
+            parent is None or not (parent.limits.monthly_gb or parent.limits.total_gb)
+        ):
+            return None
+        over = check_quota(
+            Usage(self.monthly_bytes, self.total_bytes),
+            self.limits,
+            None if parent is None else Usage(parent.monthly_bytes, parent.total_bytes),
+            None if parent is None else parent.limits,
+        )
+        return None if over is None else errors.over_quota(over.reason())
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialCheck:
+    """Credentials not verified before: the caller verifies them off the event loop."""
+
+    username: str
+    password: str
+    password_hash: str
+    client_ip: str
+
+
+def parse_basic(value: bytes) -> tuple[str, str] | None:
+    scheme, _, encoded = value.strip().partition(b" ")
+    if scheme.lower() != b"basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    if not colon or not username:
+        return None
+    return username, password
+
+
+class AccountDirectory:
+    def __init__(
+        self, ban_policy: BanPolicy, credentials: VerifiedCredentials | None = None
+    ) -> None:
+        self.by_username: dict[str, AccountState] = {}
+        self.by_id: dict[int, AccountState] = {}
+        self.credentials = credentials or VerifiedCredentials()
+        self.bans = BanBook(ban_policy)
+        # (client IP, success) for the store's shared ban count; drained by the node.
+        self.auth_reports: deque[tuple[str, bool]] = deque(maxlen=100_000)
+        self.next_reset = math.inf  # when the earliest billing period ends (epoch s)
+        self._ip_accounts: dict[str, AccountState] = {}
+        self._hostname_addresses: dict[str, tuple[str, ...]] = {}
+        self._resolved_accounts: dict[str, AccountState] = {}
+        self._recent_failures: dict[str, float] = {}
+
+    # ---- loading ------------------------------------------------------------------------
+
+    def load(self, views: Iterable[AccountView], now: datetime, pending: Mapping[int, int]) -> None:
+        """Replace everything with `views` (all accounts)."""
+        views = list(views)
+        present = {v.account.username for v in views}
+        for name in [n for n in self.by_username if n not in present]:
+            self._remove(name)
+        for view in views:
+            self._upsert(view, pending)
+        self._relink(all_accounts=True)
+        self._reindex(now)
+
+    def update(
+        self,
+        usernames: Iterable[str],
+        views: Iterable[AccountView],
+        now: datetime,
+        pending: Mapping[int, int],
+    ) -> None:
+        """Apply a reload of `usernames`; those missing from `views` were deleted."""
+        by_name = {v.account.username: v for v in views}
+        new_parent = False
+        for name in set(usernames) | set(by_name):
+            view = by_name.get(name)
+            if view is None:
+                self._remove(name)
+            else:
+                existing = self.by_username.get(name)
+                new_parent |= view.account.parent_id is None and (
+                    existing is None or existing.id != view.account.id
+                )
+                self._upsert(view, pending)
+        self._relink(all_accounts=new_parent, names=by_name)
+        self._reindex(now)
+
+    def _upsert(self, view: AccountView, pending: Mapping[int, int]) -> None:
+        record = view.account
+        extra = pending.get(record.id, 0)
+        state = self.by_username.get(record.username)
+        if state is not None and state.id != record.id:
+            self._remove(record.username)
+            state = None
+        if state is None:
+            state = AccountState(
+                id=record.id,
+                username=record.username,
+                parent_id=record.parent_id,
+                password_hash=record.password_hash,
+                active=record.active,
+                limits=record.limits,
+                proxies=frozenset(view.proxies),
+                ips=view.ips,
+                hostnames=view.hostnames,
+                billing_day=record.billing_day,
+            )
+            self.by_username[record.username] = state
+            self.by_id[record.id] = state
+        else:
+            state.parent_id = record.parent_id
+            state.password_hash = record.password_hash
+            state.active = record.active
+            state.limits = record.limits
+            state.proxies = frozenset(view.proxies)
+            state.ips = view.ips
+            state.hostnames = view.hostnames
+            state.billing_day = record.billing_day
+        state.monthly_bytes = view.monthly_bytes + extra
+        state.total_bytes = view.total_bytes + extra
+
+    def _remove(self, username: str) -> None:
+        state = self.by_username.pop(username, None)
+        if state is None:
+            return
+        state.removed = True
+        self.by_id.pop(state.id, None)
+
+    def _relink(self, *, all_accounts: bool, names: Iterable[str] = ()) -> None:
+        states = self.by_username.values() if all_accounts else [
+            s for n in names if (s := self.by_username.get(n)) is not None
+        ]
+        for state in states:
+            state.parent = None if state.parent_id is None else self.by_id.get(state.parent_id)
+
+    def _reindex(self, now: datetime) -> None:
+        self._ip_accounts = {ip: s for s in self.by_username.values() for ip in s.ips}
+        self._reindex_hostnames()
+        ends = [
+            billing_period(s.billing_day, now).end_datetime().timestamp()
+            for s in self.by_username.values()
+            if s.parent_id is None and s.billing_day
+        ]
+        self.next_reset = min(ends, default=math.inf)
+
+    # ---- authenticated hostnames ----------------------------------------------------------
+
+    def hostnames(self) -> set[str]:
+        return {h for s in self.by_username.values() for h in s.hostnames}
+
+    def set_hostname_addresses(self, resolved: Mapping[str, tuple[str, ...]]) -> None:
+        """Adopt fresh resolutions (hostname -> addresses); names no account holds are dropped."""
+        self._hostname_addresses.update(resolved)
+        self._reindex_hostnames()
+
+    def _reindex_hostnames(self) -> None:
+        held = self.hostnames()
+        for name in [h for h in self._hostname_addresses if h not in held]:
+            del self._hostname_addresses[name]
+        owners = {h: s for s in self.by_username.values() for h in s.hostnames}
+        self._resolved_accounts = {
+            ip: owners[h] for h, ips in self._hostname_addresses.items() for ip in ips
+        }
+
+    # ---- decisions ------------------------------------------------------------------------
+
+    def authenticate(
+        self, client_ip: str, authorization: bytes | None, now: float
+    ) -> AccountState | CredentialCheck | ProxyError:
+        """Who this request is from. Credentials win over the client IP when both apply."""
+        if self.bans.is_banned(client_ip, now):
+            return errors.banned()
+        if authorization is not None:
+            credentials = parse_basic(authorization)
+            if credentials is None:
+                self._failure(client_ip, now)
+                return errors.auth_required("malformed proxy credentials")
+            username, password = credentials
+            account = self.by_username.get(username)
+            if account is None or not account.password_hash:
+                self._failure(client_ip, now)
+                return errors.auth_required("invalid proxy credentials")
+            if self.credentials.known(username, password, account.password_hash):
+                self._success(client_ip)
+                return account
+            return CredentialCheck(username, password, account.password_hash, client_ip)
+        account = self._ip_accounts.get(client_ip) or self._resolved_accounts.get(client_ip)
+        if account is None:
+            return errors.auth_required()
+        return account
+
+    def verify(self, check: CredentialCheck) -> bool:
+        """The slow part (argon2); thread-safe, run it in an executor."""
+        return self.credentials.check(check.username, check.password, check.password_hash)
+
+    def verified(self, check: CredentialCheck, ok: bool, now: float) -> AccountState | ProxyError:
+        """Finish `authenticate` once `verify` has answered."""
+        account = self.by_username.get(check.username)
+        if ok and account is not None and account.password_hash == check.password_hash:
+            self._success(check.client_ip)
+            return account
+        self._failure(check.client_ip, now)
+        return errors.auth_required("invalid proxy credentials")
+
+    def refusal(self, account: AccountState, proxy: str) -> ProxyError | None:
+        """Why `account` may not use `proxy` now (None: it may)."""
+        if account.removed:
+            return errors.auth_required("account no longer exists")
+        parent = account.parent
+        if not account.active or (parent is not None and not parent.active):
+            return errors.deactivated()
+        if proxy not in account.proxies:
+            return errors.not_authorized_on_proxy(proxy)
+        return account.quota_refusal()
+
+    # ---- the ban --------------------------------------------------------------------------
+
+    def _failure(self, ip: str, now: float) -> None:
+        self.bans.record_failure(ip, now)
+        self._recent_failures[ip] = now
+        self.auth_reports.append((ip, False))
+
+    def _success(self, ip: str) -> None:
+        if self._recent_failures.pop(ip, None) is not None:
+            self.bans.record_success(ip)
+            self.auth_reports.append((ip, True))
+
+    def apply_bans(self, ips: Iterable[str], active: Mapping[str, float]) -> None:
+        """The store's verdict on `ips` (from "ban" changes): banned until, or not banned."""
+        for ip in ips:
+            until = active.get(ip)
+            if until is None:
+                self.bans.unban(ip)
+                self._recent_failures.pop(ip, None)
+            else:
+                self.bans.ban(ip, until)
+
+    def prune(self, now: float) -> None:
+        self.bans.prune(now)
+        horizon = now - self.bans.policy.window_seconds
+        for ip in [ip for ip, at in self._recent_failures.items() if at <= horizon]:
+            del self._recent_failures[ip]

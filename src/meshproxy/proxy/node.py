@@ -1,0 +1,185 @@
+"""A proxy node: every configured proxy listener of this process, and their background work.
+
+    node = ProxyNode(settings, store)
+    await node.start()          # directory loaded, listeners bound, tasks running
+    node.addresses["open"]      # (host, port) actually bound, e.g. after listen_port 0
+    await node.stop()           # stop accepting, drain, final usage flush
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from meshproxy.config import ProxyConfig, Settings
+from meshproxy.meter import LocalMeter, Meter
+from meshproxy.proxy.connection import ClientConnection
+from meshproxy.proxy.directory import AccountDirectory
+from meshproxy.proxy.egress import Egress, EgressPool
+from meshproxy.proxy.policy import DestinationPolicy
+from meshproxy.proxy.resolver import Resolver, resolve_names
+from meshproxy.proxy.services import Listener, NodeServices
+from meshproxy.proxy.sync import DirectorySync
+from meshproxy.proxy.upstream import UpstreamPool
+from meshproxy.store import Store
+
+log = logging.getLogger("meshproxy.proxy")
+
+
+def egress_pool(proxy: ProxyConfig) -> EgressPool:
+    return EgressPool((Egress(e.address, e.country) for e in proxy.egress), geo=proxy.geo)
+
+
+class ProxyNode:
+    def __init__(self, settings: Settings, store: Store, *, meter: Meter | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.directory = AccountDirectory(settings.ban.policy())
+        # One thread for every store call: sync, flush and ban reports never overlap.
+        self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="meshproxy-store")
+        self._store_lock = asyncio.Lock()
+        self.meter: Meter = meter or LocalMeter(
+            store,
+            interval=settings.proxy.flush_interval,
+            executor=self._store_executor,
+            lock=self._store_lock,
+        )
+        self._sync = DirectorySync(
+            store,
+            self.directory,
+            self.meter,
+            executor=self._store_executor,
+            lock=self._store_lock,
+            ban_policy=settings.ban.policy(),
+        )
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self._servers: list[asyncio.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._services: NodeServices | None = None
+
+    @property
+    def services(self) -> NodeServices:
+        if self._services is None:
+            raise RuntimeError("the node is not started")
+        return self._services
+
+    def port(self, proxy_name: str) -> int:
+        """The port a proxy listener is bound to (useful with listen_port 0 in tests)."""
+        return self.addresses[proxy_name][1]
+
+    def listening(self) -> list[tuple[ProxyConfig, tuple[str, int]]]:
+        """Each configured proxy with the address its listener is bound to."""
+        bound = self.addresses
+        return [(p, bound[p.name]) for p in self.settings.proxies if p.name in bound]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        behaviour = self.settings.proxy
+        await self._sync.load_all()
+        await self._resolve_hostnames(self.directory.hostnames())
+        services = NodeServices(
+            loop=loop,
+            behaviour=behaviour,
+            directory=self.directory,
+            meter=self.meter,
+            policy=DestinationPolicy(behaviour.allow_destinations),
+            upstreams=UpstreamPool(),
+            resolver=Resolver(loop),
+        )
+        self._services = services
+        try:
+            for proxy in self.settings.proxies:
+                listener = Listener(
+                    proxy.name, egress_pool(proxy), services, behaviour.add_forwarded_headers
+                )
+                server = await loop.create_server(
+                    lambda listener=listener: ClientConnection(listener),  # type: ignore[misc]
+                    host=proxy.listen,
+                    port=proxy.bind_port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+                self._servers.append(server)
+                sockname = server.sockets[0].getsockname()
+                self.addresses[proxy.name] = (str(sockname[0]), int(sockname[1]))
+        except BaseException:
+            for server in self._servers:
+                server.close()
+            raise
+        await self.meter.start()
+        self._every(behaviour.sync_interval, self._sync_once)
+        self._every(behaviour.quota_check_interval, self._sweep)
+        self._every(behaviour.hostname_refresh, self._refresh_hostnames)
+        log.info("proxy listeners: %s", self.addresses)
+
+    def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await work()
+                except Exception:
+                    log.exception("background task %s failed", work.__name__)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(loop()))
+
+    async def _sync_once(self) -> None:
+        changed = await self._sync.poll()
+        if changed:
+            names = {
+                h
+                for n in changed
+                if (state := self.directory.by_username.get(n)) is not None
+                for h in state.hostnames
+            }
+            await self._resolve_hostnames(names)
+
+    async def _resolve_hostnames(self, names: set[str]) -> None:
+        if names:
+            resolved = await resolve_names(asyncio.get_running_loop(), names)
+            self.directory.set_hostname_addresses(resolved)
+
+    async def _refresh_hostnames(self) -> None:
+        await self._resolve_hostnames(self.directory.hostnames())
+
+    async def _sweep(self) -> None:
+        services = self.services
+        now = services.loop.time()
+        for connection in list(services.connections):
+            connection.check(now)
+        services.upstreams.sweep()
+        self.directory.prune(time.time())
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting, let open exchanges finish (up to `drain_timeout`), flush usage."""
+        for server in self._servers:
+            server.close()
+        services = self._services
+        if services is not None:
+            for connection in list(services.connections):
+                connection.drain()
+            for _ in range(max(1, int(drain_timeout / 0.05))):
+                if not services.connections:
+                    break
+                await asyncio.sleep(0.05)
+            for connection in list(services.connections):
+                connection.abort()
+            services.upstreams.close_all()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._servers.clear()
+        await self.meter.stop()
+        with contextlib.suppress(Exception):
+            await self._sync.poll()  # last ban reports
+        self._store_executor.shutdown(wait=True)

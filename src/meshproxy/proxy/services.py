@@ -1,0 +1,42 @@
+"""What every connection of a node shares, and what one listener adds to it."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from meshproxy.config import ProxyBehaviour
+from meshproxy.meter import Meter
+from meshproxy.proxy.directory import AccountDirectory
+from meshproxy.proxy.egress import EgressPool
+from meshproxy.proxy.policy import DestinationPolicy
+from meshproxy.proxy.resolver import Resolver
+from meshproxy.proxy.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from meshproxy.proxy.connection import ClientConnection
+
+
+@dataclass(eq=False)
+class NodeServices:
+    loop: asyncio.AbstractEventLoop
+    behaviour: ProxyBehaviour
+    directory: AccountDirectory
+    meter: Meter
+    policy: DestinationPolicy
+    upstreams: UpstreamPool
+    resolver: Resolver
+    verify_executor: Executor | None = None  # argon2 checks of credentials not seen before
+    connections: set[ClientConnection] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class Listener:
+    """One configured proxy: its name (for authorization) and egress pool."""
+
+    name: str
+    pool: EgressPool
+    services: NodeServices
+    forwarded: bool = False  # add Via / X-Forwarded-For

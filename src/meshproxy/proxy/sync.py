@@ -1,0 +1,102 @@
+"""Keeps a node's account directory current: one full load, then the store's change feed.
+
+Polled every `proxy.sync_interval` (0.5 s) from a thread, so an API change reaches the
+node within a second; only the changed usernames are reloaded. Store calls run in the
+node's single store thread, never on the event loop. A reload holds the meter's lock so
+it never overlaps a usage flush (the reload adds the unflushed bytes; see directory.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from meshproxy.domain.bans import BanPolicy
+from meshproxy.meter import Meter
+from meshproxy.proxy.directory import AccountDirectory
+from meshproxy.store import Store
+
+T = TypeVar("T")
+
+# Change ids can commit out of order under concurrent writers (PostgreSQL sequences):
+# re-read this many ids behind the newest seen, skipping the ones already applied.
+LOOKBACK = 256
+
+
+class DirectorySync:
+    def __init__(
+        self,
+        store: Store,
+        directory: AccountDirectory,
+        meter: Meter,
+        *,
+        executor: Executor,
+        lock: asyncio.Lock,
+        ban_policy: BanPolicy,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._meter = meter
+        self._executor = executor
+        self._lock = lock
+        self._ban_policy = ban_policy
+        self._last_id = 0
+        self._applied: set[int] = set()
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    async def load_all(self) -> None:
+        last_id = await self._run(self._store.latest_change_id)
+        now = datetime.now(UTC)
+        async with self._lock:
+            views = await self._run(self._store.account_views, now)
+            self._directory.load(views, now, self._meter.pending_totals())
+        for ip, until in (await self._run(self._store.active_bans, time.time())).items():
+            self._directory.bans.ban(ip, until)
+        self._last_id = max(self._last_id, last_id)
+
+    async def poll(self) -> set[str]:
+        """Apply new changes; returns the usernames reloaded."""
+        await self._report_auth()
+        if time.time() >= self._directory.next_reset:  # a billing period ended
+            await self.load_all()
+            return set(self._directory.by_username)
+        changes = await self._run(self._store.changes_since, max(0, self._last_id - LOOKBACK))
+        fresh = [c for c in changes if c.id not in self._applied]
+        if not fresh:
+            return set()
+        usernames = {c.subject for c in fresh if c.kind == "account"}
+        ips = {c.subject for c in fresh if c.kind == "ban"}
+        if usernames:
+            now = datetime.now(UTC)
+            async with self._lock:
+                views = await self._run(self._store.account_views, now, usernames)
+                self._directory.update(usernames, views, now, self._meter.pending_totals())
+        if ips:
+            active = await self._run(self._store.active_bans, time.time())
+            self._directory.apply_bans(ips, active)
+        self._last_id = max(self._last_id, max(c.id for c in fresh))
+        self._applied.update(c.id for c in fresh)
+        horizon = self._last_id - LOOKBACK
+        self._applied = {i for i in self._applied if i > horizon}
+        return usernames
+
+    async def _report_auth(self) -> None:
+        """Send local authentication outcomes to the store's shared ban count."""
+        reports = self._directory.auth_reports
+        while reports:
+            ip, ok = reports.popleft()
+            if ok:
+                await self._run(self._store.record_auth_success, ip)
+                continue
+            until = await self._run(
+                self._store.record_auth_failure, ip, time.time(), self._ban_policy
+            )
+            if until is not None:
+                self._directory.bans.ban(ip, until)

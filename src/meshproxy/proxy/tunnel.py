@@ -1,0 +1,85 @@
+"""CONNECT relay: two BufferedProtocols reading into one shared buffer, no copy per chunk.
+
+Every read lands in the shared buffer and is written straight to the other side. A
+transport that cannot send everything at once keeps a view of the unsent part; the
+buffer is then handed over to that write and a fresh one becomes the shared buffer, so
+no later read can overwrite bytes still waiting to be sent. Write buffers are limited to
+zero: any backlog pauses reading on the other side at once (flow control both ways).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import cast
+
+BUFFER_SIZE = 256 * 1024
+
+
+class _SharedBuffer:
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(BUFFER_SIZE))
+
+    def renew(self) -> None:
+        self.view = memoryview(bytearray(BUFFER_SIZE))
+
+
+_shared = _SharedBuffer()
+
+
+class TunnelEnd(asyncio.BufferedProtocol):
+    """One side of a tunnel. `count(n)` is told of every byte moved through this side."""
+
+    def __init__(self, count: Callable[[int], None], on_close: Callable[[], None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: TunnelEnd | None = None
+        self.eof = False
+        self._count = count
+        self._on_close = on_close
+
+    def attach(self, transport: asyncio.Transport, peer: TunnelEnd) -> None:
+        self.transport = transport
+        self.peer = peer
+        transport.set_write_buffer_limits(high=0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _shared.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            return
+        out = peer.transport
+        out.write(_shared.view[:nbytes])
+        if out.get_write_buffer_size():
+            _shared.renew()
+        self._count(nbytes)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        peer = self.peer
+        if peer is None or peer.eof or peer.transport is None:
+            self._on_close()
+            return False
+        if peer.transport.can_write_eof():
+            peer.transport.write_eof()
+        return True  # half-closed: the other direction may still be talking
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_close()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,166 @@
+"""Upstream connections: opened from a chosen egress address, pooled per (egress, host, port).
+
+A connection is only ever reused for the same rotation key, so a pinned or random egress
+choice is never silently replaced by whatever connection happens to be idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from meshproxy.proxy.connection import Exchange
+
+HIGH_WATER = 256 * 1024
+MAX_IDLE_PER_KEY = 8
+MAX_IDLE_TOTAL = 1024
+IDLE_SECONDS = 30.0
+# Linux: let connect() pick the source port, so many connections can share one egress IP.
+_BIND_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+PoolKey = tuple[str | None, str, int]  # (egress address, destination IP, port)
+
+
+async def connect_socket(
+    loop: asyncio.AbstractEventLoop, ip: str, port: int, egress: str | None, within: float
+) -> socket.socket:
+    """A connected non-blocking socket to (ip, port) from `egress` (None: default source)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if egress is not None:
+            if family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, _BIND_NO_PORT, 1)
+            sock.bind((egress, 0))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.wait_for(loop.sock_connect(sock, (ip, port)), within)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an origin; serves one exchange at a time, idles in the pool between."""
+
+    def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.local_ip = ""
+        self.exchange: Exchange | None = None
+        self.idle_since = 0.0
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(HIGH_WATER)
+        sockname = transport.get_extra_info("sockname")
+        self.local_ip = str(sockname[0]) if sockname else ""
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:  # an idle origin talking: the connection is unusable
+            self.close()
+            return
+        exchange.upstream_data(data)
+
+    def eof_received(self) -> bool:
+        return False  # close; connection_lost tells the exchange
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.upstream_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.conn.pause_for_upstream()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.conn.resume_for_upstream()
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+        self.exchange = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self.exchange = None
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class UpstreamPool:
+    def __init__(self) -> None:
+        self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
+        self._count = 0
+
+    def take(self, key: PoolKey) -> UpstreamConnection | None:
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            self._count -= 1
+            transport = connection.transport
+            if not connection.closed and transport is not None and not transport.is_closing():
+                if not idle:
+                    del self._idle[key]
+                return connection
+        self._idle.pop(key, None)
+        return None
+
+    def put(self, connection: UpstreamConnection) -> None:
+        idle = self._idle.setdefault(connection.key, [])
+        if len(idle) >= MAX_IDLE_PER_KEY or self._count >= MAX_IDLE_TOTAL or connection.closed:
+            connection.close()
+            return
+        transport = connection.transport
+        if transport is not None:
+            transport.resume_reading()  # an idle origin's EOF must reach us
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
+        self._count += 1
+
+    def discard(self, connection: UpstreamConnection) -> None:
+        idle = self._idle.get(connection.key)
+        if idle and connection in idle:
+            idle.remove(connection)
+            self._count -= 1
+            if not idle:
+                del self._idle[connection.key]
+
+    def sweep(self, now: float | None = None) -> None:
+        """Close connections idle longer than IDLE_SECONDS (origins drop them anyway)."""
+        horizon = (now if now is not None else time.monotonic()) - IDLE_SECONDS
+        for connection in [c for idle in self._idle.values() for c in idle]:
+            if connection.idle_since <= horizon:
+                self.discard(connection)
+                connection.close()
+
+    def close_all(self) -> None:
+        for connection in [c for idle in self._idle.values() for c in idle]:
+            connection.close()
+        self._idle.clear()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+
+def protocol_factory(pool: UpstreamPool, key: PoolKey) -> Callable[[], Any]:
+    return lambda: UpstreamConnection(pool, key)

@@ -1,0 +1,80 @@
+"""The in-process meter: sums, batches, and no usage lost when the store fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import date
+
+import pytest
+
+from meshproxy.domain.accounts import UsageDelta
+from meshproxy.meter import LocalMeter, UsageBuffer
+
+DAY = date(2026, 3, 15)
+
+
+class FlakySink:
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.batches: list[list[UsageDelta]] = []
+
+    def record_usage(self, deltas: Sequence[UsageDelta], day: date) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("database down")
+        self.batches.append(list(deltas))
+
+    def total(self, account_id: int) -> int:
+        return sum(d.nbytes for b in self.batches for d in b if d.account_id == account_id)
+
+
+def test_buffer_rolls_up_parents_and_restores_failed_batches() -> None:
+    buffer = UsageBuffer()
+    buffer.add(2, 1, 100)
+    buffer.add(2, 1, 50)
+    buffer.add(1, None, 7)
+    assert buffer.pending_totals() == {2: 150, 1: 157}
+    batch = buffer.take()
+    assert sorted(batch, key=lambda d: d.account_id) == [UsageDelta(1, None, 7),
+                                                          UsageDelta(2, 1, 150)]
+    buffer.add(2, 1, 1)
+    assert buffer.pending_totals() == {2: 151, 1: 158}  # in flight still counts as pending
+    buffer.failed()
+    assert buffer.pending_totals() == {2: 151, 1: 158}
+    buffer.take()
+    buffer.committed()
+    assert not buffer and buffer.pending_totals() == {}
+
+
+async def test_failed_flush_keeps_bytes_and_the_next_one_writes_them() -> None:
+    sink = FlakySink(failures=2)
+    meter = LocalMeter(sink, interval=0.02, today=lambda: DAY)
+    meter.add(5, None, 1000)
+    with pytest.raises(OSError):
+        await meter.flush()
+    meter.add(5, None, 1)
+    await meter.start()
+    for _ in range(100):
+        if sink.batches:
+            break
+        await asyncio.sleep(0.02)
+    await meter.stop()
+    assert sink.total(5) == 1001
+
+
+async def test_stop_flushes_everything() -> None:
+    sink = FlakySink()
+    meter = LocalMeter(sink, interval=60, today=lambda: DAY)
+    await meter.start()
+    meter.add(3, 1, 42)
+    await meter.stop()
+    assert sink.batches == [[UsageDelta(3, 1, 42)]]
+
+
+async def test_stop_retries_a_failing_store() -> None:
+    sink = FlakySink(failures=2)
+    meter = LocalMeter(sink, interval=60, today=lambda: DAY)
+    meter.add(3, None, 9)
+    await meter.stop()
+    assert sink.total(3) == 9
