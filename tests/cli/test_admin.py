@@ -105,7 +105,7 @@ def test_plans_and_proxies(run: Any) -> None:
 
 def test_bad_config_file_is_reported(run: Any, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text("[api]\nhttps_port = 0\n")
+    config.write_text("[api]\nhttps_port = 70000\n")
     result = run("admin", "list", "--config", str(config))
     assert result.returncode == 1
     assert "api.https_port" in result.stderr
