@@ -60,6 +60,12 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_names)}"
 
 
+def unique_ip(network: int = 10) -> str:
+    """An IPv4 address no other test authenticates (IPs are unique across accounts)."""
+    n = next(_names)
+    return f"{network}.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 1}"
+
+
 def without_list_extension(app: ASGIApp) -> ASGIApp:
     """The API as ProxyMesh serves it: no GET /api/sub/list/ (meshproxy's extension)."""
 

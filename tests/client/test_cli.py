@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, LiveApi, unique
+from .conftest import PASSWORD, LiveApi, unique, unique_ip
 
 Run = Any
 
@@ -89,12 +89,11 @@ def test_sub_account_commands(run: Run) -> None:
 
 def test_ip_hostname_proxy_and_geo_commands(run: Run) -> None:
     sub = as_json(run("sub", "create", unique("pm_bob"), "--json"))["username"]
-    assert as_json(run("ips", "add", "10.20.0.1", "--username", sub, "--json")) == {
-        "ip": "10.20.0.1"
-    }
-    assert as_json(run("ip", "list", "--username", sub, "--json")) == {"ips": ["10.20.0.1"]}
+    ip = unique_ip()
+    assert as_json(run("ips", "add", ip, "--username", sub, "--json")) == {"ip": ip}
+    assert as_json(run("ip", "list", "--username", sub, "--json")) == {"ips": [ip]}
     assert as_json(run("ips", "list", "--json")) == {"ips": []}
-    assert run("ips", "delete", "10.20.0.1", "--username", sub).returncode == 0
+    assert run("ips", "delete", ip, "--username", sub).returncode == 0
 
     domain = f"{unique('gw')}.example.org"
     assert as_json(run("hostnames", "add", domain, "--json")) == {"domain": domain}

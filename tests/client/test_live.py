@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from meshproxy.client import (
+    ApiError,
     AsyncClient,
     AuthenticationFailed,
     Client,
@@ -24,7 +27,7 @@ from meshproxy.client import (
     SubAccount,
 )
 
-from .conftest import PASSWORD, LiveApi, unique
+from .conftest import PASSWORD, LiveApi, unique, unique_ip
 
 
 class Blocking:
@@ -109,18 +112,19 @@ def test_listing_sub_accounts_page_by_page(api: Any) -> None:
 
 def test_authenticated_ips(api: Any) -> None:
     sub = api.create_sub_account(unique("pm_ip")).username
-    assert api.add_ip("10.9.0.1") == "10.9.0.1"
-    assert api.add_ip("2001:DB8:0:0::7", username=sub) == "2001:db8::7"
-    assert api.list_ips() == ["10.9.0.1"]
-    assert api.list_ips(username=sub) == ["2001:db8::7"]
+    own, n = unique_ip(), unique("")
+    assert api.add_ip(own) == own
+    assert api.add_ip(f"2001:DB8:0:0::{n}", username=sub) == f"2001:db8::{n}"  # normalised
+    assert api.list_ips() == [own]
+    assert api.list_ips(username=sub) == [f"2001:db8::{n}"]
     with pytest.raises(FormError) as taken:
-        api.add_ip("10.9.0.1", username=sub)
+        api.add_ip(own, username=sub)
     assert "ip" in taken.value.errors
-    assert api.delete_ip("10.9.0.1") is None
+    assert api.delete_ip(own) is None
     assert api.list_ips() == []
     with pytest.raises(FormError):
-        api.delete_ip("10.9.0.1")
-    api.delete_ip("2001:db8::7", username=sub)
+        api.delete_ip(own)
+    api.delete_ip(f"2001:db8::{n}", username=sub)
 
 
 def test_authenticated_hostnames(api: Any) -> None:
@@ -232,3 +236,32 @@ def test_connection_refused_is_a_network_error_after_bounded_retries(
                      retry=RetryPolicy(retries=2, backoff=0.01))
     with pytest.raises(NetworkError):
         client.proxies()
+
+
+def test_results_equal_the_raw_http_answers(api: Any, live_api: LiveApi, parent: str) -> None:
+    """What the client returns is what the API said, and its errors carry the same status."""
+    name = api.create_sub_account(unique("pm_raw"), first_name="Raw", total_limit=3).username
+    api.add_ip(unique_ip(), username=name)
+    with httpx.Client(base_url=live_api.url, auth=(parent, PASSWORD), verify=ssl_context(
+        live_api
+    )) as raw:
+
+        def get(path: str, **params: str) -> Any:
+            return raw.get(path, params=params).json()
+
+        assert api.get_sub_account(name).to_json() == get("/api/sub/get/", username=name)
+        assert {"ips": api.list_ips(username=name)} == get("/api/ips/", username=name)
+        assert {"domains": api.list_hostnames()} == get("/api/hostnames/")
+        assert {"proxies": api.proxies()} == get("/api/proxies/")
+        assert api.geoips("open") == get("/api/geoips/open/")
+        page = get("/api/sub/list/", limit="10")
+        assert [a.to_json() for a in api.all_sub_accounts()] == page["sub_accounts"]
+        for path, params in [("/api/sub/get/", {"username": "pm_none"}), ("/api/geoips/x/", {})]:
+            answer = raw.get(path, params=params)
+            with pytest.raises(ApiError) as caught:
+                api.request("GET", path, params)
+            assert (caught.value.status, caught.value.body) == (answer.status_code, answer.json())
+
+
+def ssl_context(live_api: LiveApi) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(live_api.cert))
