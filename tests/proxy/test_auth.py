@@ -1,0 +1,145 @@
+"""Who may use the proxy: credentials, IPs, hostnames, bans, and changes within a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import requests
+
+from meshproxy.domain.passwords import hash_password
+
+from .clients import basic, connect, read_reply
+from .conftest import Env
+
+
+def get(env: Env, proxy_url: str, url: str | None = None, **kw: object) -> requests.Response:
+    return requests.get(url or env.origins.url("/echo"), proxies={"http": proxy_url},
+                        timeout=10, **kw)  # type: ignore[arg-type]
+
+
+def within(seconds: float, check: Callable[[], bool]) -> float:
+    """How long until `check()` holds (fails the test after `seconds`)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, "not in time"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def assert_refusal(response: requests.Response, status: int, words: str) -> None:
+    assert response.status_code == status
+    assert words in response.headers["X-ProxyMesh-Error"]
+    assert response.headers["Proxy-Status"].startswith("meshproxy; error=")
+    assert f'details="{response.headers["X-ProxyMesh-Error"]}"' in response.headers["Proxy-Status"]
+    assert response.text.count("\n") == 1 and words in response.text
+
+
+def test_missing_and_wrong_credentials_get_407(env: Env) -> None:
+    missing = get(env, env.proxy_url(user=None))
+    assert_refusal(missing, 407, "authentication required")
+    assert missing.headers["Proxy-Authenticate"] == 'Basic realm="meshproxy"'
+    wrong = get(env, env.proxy_url(password="nope"))
+    assert_refusal(wrong, 407, "invalid proxy credentials")
+    unknown = get(env, env.proxy_url(user="nobody"))
+    assert_refusal(unknown, 407, "invalid proxy credentials")
+
+
+def test_407_keeps_the_connection_for_the_retry(env: Env) -> None:
+    url = env.origins.url("/echo")
+    with connect(env.address()) as sock:
+        sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert read_reply(sock).status == 407
+        sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nProxy-Authorization: {basic()}\r\n\r\n"
+                     .encode())
+        assert read_reply(sock).status == 200
+
+
+def test_deactivate_delete_and_password_change_within_a_second(env: Env) -> None:
+    assert get(env, env.proxy_url()).status_code == 200
+    env.store.update_account("alice", active=False)
+    within(1.0, lambda: get(env, env.proxy_url()).status_code == 402)
+    assert_refusal(get(env, env.proxy_url()), 402, "deactivated")
+    env.store.update_account("alice", active=True)
+    within(1.0, lambda: get(env, env.proxy_url()).status_code == 200)
+    env.store.update_account("alice", password_hash=hash_password("new"))
+    within(1.0, lambda: get(env, env.proxy_url(password="new")).status_code == 200)
+    assert get(env, env.proxy_url()).status_code == 407
+    env.store.delete_account("alice")
+    within(1.0, lambda: get(env, env.proxy_url(password="new")).status_code == 407)
+
+
+def test_proxy_authorization_is_per_proxy_and_follows_changes(env: Env) -> None:
+    assert_refusal(get(env, env.proxy_url("private")), 402, "not authorized on this proxy")
+    alice = env.store.get_account("alice")
+    assert alice is not None
+    env.store.authorize_proxy(alice, "private")
+    within(1.0, lambda: get(env, env.proxy_url("private")).status_code == 200)
+    env.store.deauthorize_proxy(alice, "open")
+    within(1.0, lambda: get(env, env.proxy_url("open")).status_code == 402)
+
+
+def test_sub_accounts_use_the_parents_proxies_and_activity(env: Env) -> None:
+    parent = env.store.get_account("alice")
+    assert parent is not None
+    env.account("sub_1", parent=parent)
+    env.sync()
+    assert get(env, env.proxy_url(user="sub_1")).status_code == 200
+    assert get(env, env.proxy_url("private", user="sub_1")).status_code == 402
+    env.store.update_account("alice", active=False)
+    env.sync()
+    assert get(env, env.proxy_url(user="sub_1")).status_code == 402
+
+
+def test_ip_authentication_and_credentials_win(env: Env) -> None:
+    bob = env.account("bob", password=None)
+    env.store.add_ip(bob, "127.0.0.1")
+    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 200)
+    # With credentials the request is alice's, not bob's (the IP's owner).
+    before = env.node.directory.by_username["alice"].total_bytes
+    assert get(env, env.proxy_url()).status_code == 200
+    assert env.node.directory.by_username["alice"].total_bytes > before
+    assert get(env, env.proxy_url(password="wrong")).status_code == 407
+    env.store.delete_ip(bob, "127.0.0.1")
+    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 407)
+
+
+def test_hostname_authentication(env: Env) -> None:
+    carol = env.account("carol", password=None)
+    env.store.add_hostname(carol, "localhost")  # resolves to 127.0.0.1 (and ::1)
+    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 200)
+    env.store.delete_hostname(carol, "localhost")
+    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 407)
+
+
+def test_ban_after_four_failures_even_with_good_credentials(env: Env) -> None:
+    assert get(env, env.proxy_url()).status_code == 200
+    for _ in range(4):
+        assert get(env, env.proxy_url(password="bad")).status_code == 407
+    banned = get(env, env.proxy_url())
+    assert_refusal(banned, 407, "banned")
+    env.sync()  # reports the failures to the store: the ban is shared by every node
+    assert env.store.ban_until("127.0.0.1", time.time()) is not None
+    env.store.unban("127.0.0.1")
+    within(1.0, lambda: get(env, env.proxy_url()).status_code == 200)
+
+
+def test_success_resets_the_failure_count(env: Env) -> None:
+    for _ in range(3):
+        for _ in range(3):
+            assert get(env, env.proxy_url(password="bad")).status_code == 407
+        assert get(env, env.proxy_url()).status_code == 200
+
+
+def test_destination_policy_refuses_private_ranges(start_env: Callable[..., Env]) -> None:
+    env = start_env(allow_destinations=[])
+    env.account("alice")
+    env.sync()
+    refused = get(env, env.proxy_url())
+    assert_refusal(refused, 403, "not allowed")
+    assert refused.headers["Proxy-Status"].startswith(
+        "meshproxy; error=destination_ip_prohibited")
+    with connect(env.address()) as sock:
+        sock.sendall(f"CONNECT [::1]:{env.origins.ipv6} HTTP/1.1\r\nHost: x\r\n"
+                     f"Proxy-Authorization: {basic()}\r\n\r\n".encode())
+        assert read_reply(sock).status == 403
