@@ -1,0 +1,55 @@
+"""A real uvicorn server on 127.0.0.1 in a background thread, for the browser tests and for
+the screenshot script (so the screenshots show what the tests see)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Generator
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+START_TIMEOUT = 10.0
+
+
+class _ThreadServer(uvicorn.Server):
+    """uvicorn without signal handlers: they belong to the main thread."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class LiveServer:
+    def __init__(self, app: ASGIApp) -> None:
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+        self._server = _ThreadServer(config)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._socket.bind(("127.0.0.1", 0))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=START_TIMEOUT)
+        self._socket.close()
