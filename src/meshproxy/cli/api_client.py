@@ -95,33 +95,13 @@ def read_config(path: Path, *, required: bool) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class Connection:
-    url: str
-    user: str
-    password: str
-    verify: Verify
-    timeout: float
-    retries: int
-
-    def client(self) -> Client:
-        return Client(
-            self.url,
-            self.user,
-            self.password,
-            timeout=self.timeout,
-            verify=self.verify,
-            retry=RetryPolicy(retries=self.retries),
-        )
-
-
-def connection_from(options: dict[str, Any], config: dict[str, Any]) -> Connection:
+def client_from(options: dict[str, Any], config: dict[str, Any]) -> Client:
     """Options (and the environment, which click folds into them) over the config file."""
 
-    def pick(name: str, key: str) -> Any:
-        return options[name] if options[name] is not None else config.get(key)
+    def pick(key: str) -> Any:
+        return options[key] if options[key] is not None else config.get(key)
 
-    url, user, password = pick("url", "url"), pick("user", "user"), pick("password", "password")
+    url, user, password = pick("url"), pick("user"), pick("password")
     missing = [
         flag
         for flag, value in (("--api-url", url), ("--api-user", user), ("--api-password", password))
@@ -132,20 +112,15 @@ def connection_from(options: dict[str, Any], config: dict[str, Any]) -> Connecti
             f"missing {', '.join(missing)}: give options, MESHPROXY_API_URL/USER/PASSWORD, "
             f"or a client config file"
         )
-    verify: Verify = config.get("verify", True)
-    if pick("ca_file", "ca_file"):
-        verify = pick("ca_file", "ca_file")
-    if options["insecure"]:
-        verify = False
-    timeout = pick("timeout", "timeout")
-    retries = pick("retries", "retries")
-    return Connection(
-        url=url,
-        user=user,
-        password=password,
-        verify=verify,
+    verify: Verify = False if options["insecure"] else pick("ca_file") or config.get("verify", True)
+    timeout, retries = pick("timeout"), pick("retries")
+    return Client(
+        url,
+        user,
+        password,
         timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
-        retries=RetryPolicy().retries if retries is None else int(retries),
+        verify=verify,
+        retry=RetryPolicy() if retries is None else RetryPolicy(retries=int(retries)),
     )
 
 
@@ -157,9 +132,9 @@ class ConnectionOptions:
     options: dict[str, Any]
     config_path: Path | None
 
-    def resolve(self) -> Connection:
+    def client(self) -> Client:
         path = self.config_path or default_config_path()
-        return connection_from(self.options, read_config(path, required=bool(self.config_path)))
+        return client_from(self.options, read_config(path, required=bool(self.config_path)))
 
 
 @contextmanager
@@ -167,7 +142,7 @@ def _api() -> Iterator[Client]:
     options = click.get_current_context().find_object(ConnectionOptions)
     if options is None:  # only when a command is invoked outside the group
         raise click.UsageError("no API connection options")
-    with options.resolve().client() as client:
+    with options.client() as client:
         yield client
 
 
