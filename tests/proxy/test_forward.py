@@ -14,7 +14,7 @@ import httpx
 import requests
 
 from .clients import basic, connect, curl, is_closed, read_reply
-from .conftest import EGRESS, Env, echo_json
+from .conftest import EGRESS, Env, country_of, echo_json
 
 
 def test_curl_get_leaves_from_the_pool_and_says_which_ip(env: Env) -> None:
@@ -236,3 +236,32 @@ def test_upstream_refused_and_timeout(env: Env) -> None:
     assert slow.status_code == 504
     assert slow.elapsed.total_seconds() < 2.5
     assert "timed out" in slow.headers["X-ProxyMesh-Error"]
+
+
+def test_pinning_exclusion_and_country(env: Env) -> None:
+    proxies = {"http": env.proxy_url()}
+    url = env.origins.url("/echo")
+    for header in ("X-ProxyMesh-IP", "X-ProxyMesh-Prefer-IP"):
+        for _ in range(3):
+            pinned = requests.get(url, proxies=proxies, headers={header: "127.0.0.33"}, timeout=10)
+            assert pinned.json()["peer"] == pinned.headers["X-ProxyMesh-IP"] == "127.0.0.33"
+            assert "X-ProxyMesh-IP-Not-Found" not in pinned.headers
+    missing = requests.get(url, proxies=proxies, headers={"X-ProxyMesh-IP": "10.20.30.40"},
+                           timeout=10)
+    assert missing.headers["X-ProxyMesh-IP-Not-Found"] == "10.20.30.40"
+    assert missing.json()["peer"] == missing.headers["X-ProxyMesh-IP"] in EGRESS
+    allowed = [a for a in EGRESS if country_of(a) == "US"]
+    excluded = ",".join(allowed[:-2])
+    seen = set()
+    for _ in range(10):
+        response = requests.get(url, proxies=proxies, timeout=10, headers={
+            "X-ProxyMesh-Country": "us", "X-ProxyMesh-Not-IP": excluded})
+        seen.add(response.json()["peer"])
+    assert seen <= set(allowed[-2:]) and seen
+    unknown = requests.get(url, proxies=proxies, headers={"X-ProxyMesh-Country": "JP"}, timeout=10)
+    assert unknown.status_code == 400
+    assert unknown.headers["X-ProxyMesh-Error"] == "no egress IP in country JP on this proxy"
+    for _ in range(5):  # a non-geo proxy ignores the country
+        world = requests.get(url, proxies={"http": env.proxy_url("world")},
+                             headers={"X-ProxyMesh-Country": "JP"}, timeout=10)
+        assert world.status_code == 200
