@@ -9,6 +9,7 @@ from meshproxy.cli.admin import admin
 from meshproxy.cli.api_client import api
 from meshproxy.cli.db import db
 from meshproxy.cli.proxy import proxy
+from meshproxy.cli.serve import serve
 
 
 @click.group()
@@ -21,6 +22,7 @@ cli.add_command(admin)
 cli.add_command(api)
 cli.add_command(db)
 cli.add_command(proxy)
+cli.add_command(serve)
 
 
 def main() -> None:
