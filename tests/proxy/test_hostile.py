@@ -93,10 +93,17 @@ def test_slow_heads_and_bodies_time_out(start_env: Callable[..., Env]) -> None:
         assert is_closed(slow_body, timeout=5)
 
 
-def test_idle_keep_alive_connections_are_closed(start_env: Callable[..., Env]) -> None:
-    env = start_env(idle_timeout=0.5)
-    with connect(env.address()) as sock:
-        assert is_closed(sock, timeout=3)
+def test_idle_connections_are_closed(start_env: Callable[..., Env]) -> None:
+    env = start_env(idle_timeout=0.5, header_timeout=0.5)
+    env.account("alice")
+    env.sync()
+    with connect(env.address()) as silent:
+        assert is_closed(silent, timeout=3)
+    with connect(env.address()) as kept:
+        kept.sendall((f"GET {env.origins.url('/echo')} HTTP/1.1\r\nHost: x\r\n"
+                      f"Proxy-Authorization: {basic()}\r\n\r\n").encode())
+        assert read_reply(kept).status == 200
+        assert is_closed(kept, timeout=3)
 
 
 def test_a_client_that_stops_reading_does_not_grow_the_proxy(env: Env) -> None:

@@ -344,6 +344,7 @@ class ClientConnection(asyncio.Protocol):
         self.last_active = self.loop.time()
         self.idle_since: float | None = self.last_active
         self.head_started: float | None = None
+        self.requests = 0
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
@@ -443,6 +444,7 @@ class ClientConnection(asyncio.Protocol):
         )
         self.head_started = None
         self.idle_since = None
+        self.requests += 1
         exchange = Exchange(self, head)
         self.parsing = exchange
         if head.method == b"CONNECT":
@@ -843,7 +845,9 @@ class ClientConnection(asyncio.Protocol):
             self.reply_and_close(errors.request_timeout())
             return
         if self.active is None:
-            if self.idle_since is not None and now - self.idle_since > behaviour.idle_timeout:
+            # A connection that never sent a request gets no keep-alive allowance.
+            limit = behaviour.idle_timeout if self.requests else behaviour.header_timeout
+            if self.idle_since is not None and now - self.idle_since > limit:
                 self.close()
             return
         exchange = self.active
