@@ -15,22 +15,13 @@ from pathlib import Path
 
 from bench.demo import NOW, PARENT, PARENT_PASSWORD, SUB_PASSWORD, demo_settings, seed_demo
 from playwright.sync_api import Page, sync_playwright
-from tests.web.live import LiveServer
+from tests.web.live import CHROMIUM, CHROMIUM_ARGS, LiveServer
 
 from meshproxy.api import create_app
 from meshproxy.api.forwarding import Forwarding
 from meshproxy.store import Store
 from meshproxy.web import dashboard_routes
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 

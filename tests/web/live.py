@@ -1,5 +1,5 @@
-"""A real uvicorn server on 127.0.0.1 in a background thread, for the browser tests and for
-the screenshot script (so the screenshots show what the tests see)."""
+"""A real uvicorn server on 127.0.0.1 in a background thread, and how to launch chromium:
+for the browser tests and the screenshot script (so the screenshots show what they test)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ import uvicorn
 from starlette.types import ASGIApp
 
 START_TIMEOUT = 10.0
+# Debian's chromium, never a browser build downloaded by `playwright install`.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class _ThreadServer(uvicorn.Server):

@@ -22,19 +22,10 @@ from meshproxy.store import Store
 from meshproxy.web import dashboard_routes
 
 from .helpers import PARENT_PASSWORD, SUB_PASSWORD, Clock, make_parent, make_sub
-from .live import LiveServer
+from .live import CHROMIUM, CHROMIUM_ARGS, LiveServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 10_000
 
 

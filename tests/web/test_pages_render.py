@@ -22,26 +22,36 @@ PARENT_PAGES = [
     "/dashboard/password/",
 ]
 SUB_PAGES = ["/dashboard/", "/dashboard/access/", "/dashboard/proxies/", "/dashboard/password/"]
+CASES = [("pm_parent", PARENT_PASSWORD, path) for path in PARENT_PAGES] + [
+    ("pm_a", SUB_PASSWORD, path) for path in SUB_PAGES
+]
 
 
-@pytest.mark.parametrize("path", PARENT_PAGES)
-def test_parent_pages_render(
-    browser: Browser, parent: AccountRecord, store: Store, path: str
+@pytest.mark.parametrize(("username", "password", "path"), CASES)
+def test_page_renders(
+    browser: Browser,
+    parent: AccountRecord,
+    store: Store,
+    username: str,
+    password: str,
+    path: str,
 ) -> None:
     make_sub(store, parent, "pm_a")
-    browser.login("pm_parent", PARENT_PASSWORD)
+    browser.login(username, password)
     response = browser.get(path)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert '<main id="main"' in response.text and "pm_parent" in response.text
+    assert '<main id="main"' in response.text
+    assert f'<span class="who">{username}' in response.text
 
 
-@pytest.mark.parametrize("path", SUB_PAGES)
-def test_sub_account_pages_render(
-    browser: Browser, parent: AccountRecord, store: Store, path: str
-) -> None:
-    make_sub(store, parent, "pm_a")
-    browser.login("pm_a", SUB_PASSWORD)
-    response = browser.get(path)
-    assert response.status_code == 200
-    assert "pm_a" in response.text and "(sub-account)" in response.text
+def test_entry_points_redirect_to_the_dashboard(browser: Browser) -> None:
+    for path in ("/", "/dashboard"):
+        response = browser.get(path)
+        assert response.status_code == 302 and response.headers["location"] == "/dashboard/"
+
+
+def test_static_files_are_served(browser: Browser) -> None:
+    css = browser.get("/dashboard/static/dashboard.css")
+    assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+    assert browser.get("/dashboard/static/dashboard.js").status_code == 200

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import Engine, Select, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
@@ -387,16 +387,12 @@ class Store:
     ) -> list[tuple[int, str, date, int]]:
         """(account id, username, day, bytes) of a parent's sub-accounts (or of those of
         `account_ids`), days in [start, end) with usage, by username then day."""
-        query = (
-            select(m.Account.id, m.Account.username, m.UsageDaily.day, m.UsageDaily.bytes)
-            .join(m.UsageDaily, m.UsageDaily.account_id == m.Account.id)
-            .where(
-                m.Account.parent_id == parent_id,
-                m.UsageDaily.day >= start,
-                m.UsageDaily.day < end,
-            )
-            .order_by(m.Account.username, m.UsageDaily.day)
-        )
+        query = _sub_account_days(
+            select(m.Account.id, m.Account.username, m.UsageDaily.day, m.UsageDaily.bytes),
+            parent_id,
+            start,
+            end,
+        ).order_by(m.Account.username, m.UsageDaily.day)
         if account_ids is not None:
             query = query.where(m.Account.id.in_(list(account_ids)))
         with self._session() as session:
@@ -408,13 +404,7 @@ class Store:
         """(account id, username, bytes) of the sub-accounts that used most in [start, end)."""
         used = func.sum(m.UsageDaily.bytes)
         query = (
-            select(m.Account.id, m.Account.username, used)
-            .join(m.UsageDaily, m.UsageDaily.account_id == m.Account.id)
-            .where(
-                m.Account.parent_id == parent_id,
-                m.UsageDaily.day >= start,
-                m.UsageDaily.day < end,
-            )
+            _sub_account_days(select(m.Account.id, m.Account.username, used), parent_id, start, end)
             .group_by(m.Account.id, m.Account.username)
             .having(used > 0)
             .order_by(used.desc(), m.Account.username)
@@ -680,6 +670,18 @@ class Store:
     def prune_changes(self, older_than: datetime) -> None:
         with self._session() as session:
             session.execute(delete(m.Change).where(m.Change.at < older_than))
+
+
+Columns = TypeVarTuple("Columns")
+
+
+def _sub_account_days(
+    query: Select[*Columns], parent_id: int, start: date, end: date
+) -> Select[*Columns]:
+    """`query` over the daily usage rows of a parent's sub-accounts, days in [start, end)."""
+    return query.join(m.UsageDaily, m.UsageDaily.account_id == m.Account.id).where(
+        m.Account.parent_id == parent_id, m.UsageDaily.day >= start, m.UsageDaily.day < end
+    )
 
 
 def _upsert_adding(session: Session, rows: list[dict[str, Any]]) -> Any:
