@@ -17,9 +17,10 @@ from meshproxy.store import Store
 from .helpers import Browser, Clock, make_app, make_parent
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def fast_hashing() -> Iterator[None]:
-    """argon2id with minimal cost: the same code paths, without 50-150 ms per hash."""
+    """argon2id with minimal cost while tests/web runs: the same code paths, without
+    50-150 ms per hash (package scope: other packages keep the real parameters)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
