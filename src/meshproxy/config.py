@@ -119,7 +119,7 @@ class ProxyBehaviour(_Section):
     idle_timeout: float = Field(default=120.0, gt=0)
     tunnel_idle_timeout: float = Field(default=900.0, gt=0)  # CONNECT tunnels with no traffic
     flush_interval: float = Field(default=1.0, gt=0, le=60)
-    sync_interval: float = Field(default=0.5, gt=0, le=60)
+    sync_interval: float = Field(default=0.25, gt=0, le=60)
     hostname_refresh: float = Field(default=60.0, gt=0)
     quota_check_interval: float = Field(default=1.0, gt=0, le=2)
     add_forwarded_headers: bool = False

@@ -1,6 +1,6 @@
 """Keeps a node's account directory current: one full load, then the store's change feed.
 
-Polled every `proxy.sync_interval` (0.5 s) from a thread, so an API change reaches the
+Polled every `proxy.sync_interval` (0.25 s) from a thread, so an API change reaches the
 node within a second; only the changed usernames are reloaded. Store calls run in the
 node's single store thread, never on the event loop. A reload holds the meter's lock so
 it never overlaps a usage flush (the reload adds the unflushed bytes; see directory.py).
