@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 
+from meshproxy.control.credentials import BANNED, CredentialChecker, LoginRefused
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.domain.passwords import VerifiedCredentials, hash_password, random_password
 from meshproxy.store import Store
 
 REALM = "meshproxy API"
@@ -41,42 +40,26 @@ def parse_basic(header: str) -> tuple[str, str] | None:
 
 
 class Authenticator:
-    """Synchronous (it hashes and queries): run it in a worker thread."""
+    """The Basic header on top of the shared login rule (`CredentialChecker`).
+    Synchronous (it hashes and queries): run it in a worker thread."""
 
     def __init__(self, store: Store, policy: BanPolicy) -> None:
         self._store = store
-        self._policy = policy
-        self._credentials = VerifiedCredentials()
-        self._decoy_lock = threading.Lock()
-        self._decoy: str | None = None
-
-    def _decoy_hash(self) -> str:
-        """A hash to verify against for unknown usernames, so they cost the same time."""
-        with self._decoy_lock:
-            if self._decoy is None:
-                self._decoy = hash_password(random_password())
-            return self._decoy
+        self._checker = CredentialChecker(store, policy)
 
     def authenticate(self, authorization: str | None, client_ip: str, now: float) -> AccountRecord:
-        until = self._store.ban_until(client_ip, now)
-        if until is not None:
-            raise Unauthorized(
-                "Too many authentication failures from your address; it is banned for now.",
-                retry_after=until - now,
-            )
         if not authorization:
-            # Not a failed attempt: clients often try without credentials first.
+            # Not a failed attempt (clients often try without credentials first), but a
+            # banned address still learns it is banned.
+            until = self._store.ban_until(client_ip, now)
+            if until is not None:
+                raise Unauthorized(BANNED, retry_after=until - now)
             raise Unauthorized("Authentication credentials were not provided.")
-        credentials = parse_basic(authorization)
-        account = None
-        if credentials is not None:
-            username, password = credentials
-            account = self._store.get_account(username)
-            stored = account.password_hash if account else None
-            if not self._credentials.check(username, password, stored or self._decoy_hash()):
-                account = None
-        if account is None or not account.password_hash:
-            self._store.record_auth_failure(client_ip, now, self._policy)
-            raise Unauthorized("Invalid username or password.")
-        self._store.record_auth_success(client_ip)
-        return account
+        username, password = parse_basic(authorization) or ("", "")
+        try:
+            return self._checker.check(username, password, client_ip, now)
+        except LoginRefused as refused:
+            until = refused.banned_until
+            raise Unauthorized(
+                refused.message, retry_after=None if until is None else until - now
+            ) from None
