@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
 from meshproxy.config import Settings, load_settings
+from meshproxy.domain import passwords
 from meshproxy.store import Store
 
 POSTGRES_URL = os.environ.get(
@@ -27,6 +29,17 @@ def service_missing(what: str, error: Exception) -> None:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_hashing() -> Iterator[None]:
+    """argon2id at minimal cost for the whole suite: the same code paths, without
+    50-150 ms per hash. (Processes the tests start use the real parameters.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+        )
+        yield
 
 
 @pytest.fixture

@@ -8,26 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from starlette.routing import BaseRoute
 
 from meshproxy.api import create_app
 from meshproxy.api.server import ApiServer
-from meshproxy.domain import passwords
 from meshproxy.store import Store
 
 from .harness import Clock, Loop, Parent, Running, StartServer, fresh_source, settings_for
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_hashing() -> Iterator[None]:
-    """argon2id with minimal cost: the same code paths, without 150 ms per hash (only
-    while this package's modules run; other packages keep the real parameters)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-        )
-        yield
 
 
 @pytest.fixture(scope="session")

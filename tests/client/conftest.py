@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,19 +35,33 @@ SETTINGS: dict[str, Any] = {
     "api": {"listen": "127.0.0.1", "https_port": 0, "http_port": 0},
     "ban": {"max_failures": 10_000},
     "plans": [
-        {"name": "default", "max_sub_accounts": 50, "max_proxies": 3,
-         "default_proxies": ["open", "world"]},
+        {
+            "name": "default",
+            "max_sub_accounts": 50,
+            "max_proxies": 3,
+            "default_proxies": ["open", "world"],
+        },
         {"name": "single", "max_sub_accounts": 1, "max_proxies": 1, "default_proxies": ["open"]},
     ],
     "proxies": [
-        {"name": "open", "port": 31280, "geo": True, "egress": [
-            {"address": "127.0.0.1", "country": "US"},
-            {"address": "127.0.0.2", "country": "US"},
-            {"address": "127.0.0.3", "country": "DE"},
-        ]},
-        {"name": "world", "port": 31281, "geo": True, "egress": [
-            {"address": "127.0.1.1", "country": "GB"},
-        ]},
+        {
+            "name": "open",
+            "port": 31280,
+            "geo": True,
+            "egress": [
+                {"address": "127.0.0.1", "country": "US"},
+                {"address": "127.0.0.2", "country": "US"},
+                {"address": "127.0.0.3", "country": "DE"},
+            ],
+        },
+        {
+            "name": "world",
+            "port": 31281,
+            "geo": True,
+            "egress": [
+                {"address": "127.0.1.1", "country": "GB"},
+            ],
+        },
         {"name": "plain", "port": 31282},
     ],
 }
@@ -120,16 +133,6 @@ class LiveApi:
 
     def client(self, username: str, password: str = PASSWORD, **options: Any) -> Client:
         return Client(self.url, username, password, verify=self.cert, **options)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def fast_hashing() -> Iterator[None]:
-    """argon2id at minimal cost: the same code paths without 100 ms a hash."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-        )
-        yield
 
 
 @pytest.fixture(scope="session")

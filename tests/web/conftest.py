@@ -6,26 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from meshproxy.config import Settings
-from meshproxy.domain import passwords
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.store import Store
 
 from .helpers import Browser, Clock, make_app, make_parent
-
-
-@pytest.fixture(scope="package", autouse=True)
-def fast_hashing() -> Iterator[None]:
-    """argon2id with minimal cost while tests/web runs: the same code paths, without
-    50-150 ms per hash (package scope: other packages keep the real parameters)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-        )
-        yield
 
 
 @pytest.fixture
