@@ -22,6 +22,7 @@ _STATUS_TEXT = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
     509: "Bandwidth Limit Exceeded",
 }
 
@@ -113,6 +114,11 @@ def head_too_large() -> ProxyError:
 
 def not_implemented(why: str) -> ProxyError:
     return ProxyError(501, why, "http_request_error", close=True)
+
+
+def version_not_supported() -> ProxyError:
+    return ProxyError(505, "only HTTP/1.0 and HTTP/1.1 are served", "http_request_error",
+                      close=True)
 
 
 def request_timeout() -> ProxyError:

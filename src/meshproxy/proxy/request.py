@@ -93,6 +93,8 @@ def prepare_request(
     head: RequestHead, *, forwarded_for: str | None = None
 ) -> PreparedRequest | ProxyError:
     """Validate `head` and build what goes upstream. `forwarded_for`: add Via/X-Forwarded-For."""
+    if head.version not in ("1.1", "1.0"):  # HTTP/0.9 heads parse, but are not served
+        return errors.version_not_supported()
     connect = head.method == b"CONNECT"
     try:
         target = parse_authority(head.target) if connect else parse_absolute(head.target)
@@ -105,6 +107,7 @@ def prepare_request(
     option_pairs: list[tuple[str, bytes]] = []
     authorization: bytes | None = None
     expects_continue = False
+    hosts = 0
     for name, value in head.headers:
         if name[0] not in _SUSPECT_FIRST:
             if name[0] in b"Ee" and name.lower() == b"expect":
@@ -126,8 +129,12 @@ def prepare_request(
                 codings.append(value)
             elif lower == b"connection":
                 connection_tokens.update(t.strip().lower() for t in value.split(b","))
+            elif lower == b"host":
+                hosts += 1
             continue
         kept.append((name, value))
+    if hosts > 1:  # RFC 9112 3.2: two origins could each read a different one
+        return errors.bad_request("more than one Host header")
     framing = _framing(lengths, codings, head.version)
     if isinstance(framing, ProxyError):
         return framing
