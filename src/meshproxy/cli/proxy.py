@@ -17,7 +17,13 @@ from meshproxy.store import Store, StoreUnavailable
 @click.command()
 @config_option
 @click.option("--drain-timeout", default=10.0, show_default=True, help="Seconds to drain on stop.")
-def proxy(config_path: Path | None, drain_timeout: float) -> None:
+@click.option(
+    "--no-metering",
+    is_flag=True,
+    hidden=True,
+    help="Count no usage (benchmarks only: measures what metering costs).",
+)
+def proxy(config_path: Path | None, drain_timeout: float, no_metering: bool) -> None:
     """Run the configured proxy listeners (no API, no dashboard) until SIGTERM/SIGINT."""
     settings = settings_from(config_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -26,7 +32,7 @@ def proxy(config_path: Path | None, drain_timeout: float) -> None:
     except StoreUnavailable as error:
         raise click.ClickException(f"database unreachable: {error}") from None
     try:
-        _run_loop(_serve(settings, store, drain_timeout))
+        _run_loop(_serve(settings, store, drain_timeout, metering=not no_metering))
     finally:
         store.close()
 
@@ -40,10 +46,13 @@ def _run_loop(main: object) -> None:
         uvloop.run(main)  # type: ignore[arg-type]
 
 
-async def _serve(settings: Settings, store: Store, drain_timeout: float) -> None:
+async def _serve(
+    settings: Settings, store: Store, drain_timeout: float, *, metering: bool = True
+) -> None:
+    from meshproxy.meter.null import NullMeter
     from meshproxy.proxy.node import ProxyNode
 
-    node = ProxyNode(settings, store)
+    node = ProxyNode(settings, store, meter=None if metering else NullMeter())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

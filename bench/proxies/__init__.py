@@ -1,0 +1,1 @@
+"""Proxy benchmark: meshproxy beside Squid, tinyproxy, proxy.py and a direct connection."""

@@ -1,0 +1,22 @@
+"""A meter that counts nothing: for measuring what metering costs (benchmarks only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class NullMeter:
+    def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
+        pass
+
+    def pending_totals(self) -> Mapping[int, int]:
+        return {}
+
+    async def start(self) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
