@@ -84,11 +84,47 @@ def postgres_url() -> Iterator[str]:
     engine.dispose()
 
 
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The local Redis (use it with `redis_prefix`, so tests never share keys)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as error:
+        service_missing("Redis", error)
+    yield REDIS_URL
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix no other test uses; its keys are deleted after the test."""
+    import redis
+
+    prefix = f"t{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> str:
     """Run a store test on both backends."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def db(store_url: str) -> Iterator[Store]:
+    """A migrated store, once on SQLite and once on PostgreSQL."""
+    opened = Store.open(store_url)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -131,6 +131,23 @@ class ProxyBehaviour(_Section):
         return [str(ipaddress.ip_network(item, strict=False)) for item in value]
 
 
+class AdminConfig(_Section):
+    """The admin listener of every node: /healthz, /readyz and Prometheus /metrics.
+    Worker i of `--workers N` listens on `port + i`; port 0 binds any free port."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = Field(default=9180, ge=0, le=65535)
+
+
+class SharedConfig(_Section):
+    """Live state shared through Redis when `redis_url` is set (see docs/scaling.md)."""
+
+    prefix: str = "meshproxy:"  # every Redis key and channel starts with it
+    fold_interval: float = Field(default=5.0, gt=0, le=3600)  # Redis usage -> the store
+    fold: bool = True  # this node folds (any number may; each batch is folded once)
+
+
 def _default_plans() -> list[PlanConfig]:
     return [PlanConfig(name="default", default_proxies=["open", "world"])]
 
@@ -149,7 +166,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = ""  # default: sqlite:///<data_dir>/meshproxy.sqlite3
-    redis_url: str = ""
+    redis_url: str = ""  # set: usage counters, bans and change notifications in Redis
+    shared: SharedConfig = Field(default_factory=SharedConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
     proxy_domain: str = "localhost"
     default_plan: str = "default"
     api: ApiConfig = Field(default_factory=ApiConfig)

@@ -48,3 +48,4 @@ class AccountView:
     proxies: tuple[str, ...] = field(default=())  # authorized proxies (of the parent)
     monthly_bytes: int = 0
     total_bytes: int = 0
+    folded_bytes: int = 0  # of total_bytes, those folded in from shared (Redis) counters

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
+
+from meshproxy.meter.health import BackendHealth
 
 
 class Meter(Protocol):
+    health: BackendHealth  # of where the usage goes (the store, or Redis)
+    last_flush: float  # loop time of the last successful flush
+
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         """Count bytes for an account (and so its parent). Called on the hot path: O(1)."""
 
     def pending_totals(self) -> Mapping[int, int]:
         """Bytes counted but not yet in the store, per account (a parent's includes its
         sub-accounts'), so a reload from the store plus these is the live usage."""
+
+    def shared_totals(self) -> Mapping[int, int]:
+        """Bytes ever counted for each account by every node (shared counters), for the
+        accounts this meter has seen; empty for a meter without shared counters."""
+
+    def take_changed(self) -> dict[int, int]:
+        """The `shared_totals` entries that changed since the last call."""
+
+    async def refresh_shared(self, account_ids: Collection[int]) -> None:
+        """Read the shared counters of these accounts now (after loading them)."""
 
     async def start(self) -> None:
         """Begin flushing periodically."""

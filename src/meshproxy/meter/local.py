@@ -8,15 +8,16 @@ reloads usage from the store, so a reload never overlaps a flush (see `pending_t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, date, datetime
 from typing import Protocol
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.meter.health import BackendHealth
+from meshproxy.meter.schedule import FlushSchedule
 
 log = logging.getLogger("meshproxy.meter")
 
@@ -83,54 +84,49 @@ class LocalMeter:
         today: Callable[[], date] = _today,
     ) -> None:
         self._store = store
-        self._interval = interval
         self._executor = executor
         self._lock = lock or asyncio.Lock()
         self._today = today
         self._buffer = UsageBuffer()
-        self._task: asyncio.Task[None] | None = None
+        self._schedule = FlushSchedule(self.flush, interval)
+        self.health = BackendHealth("the store (usage)")
+        self.last_flush = 0.0  # loop time of the last successful flush (for flush lag)
         self.add = self._buffer.add  # the hot path: one bound-method call, no wrapper
 
     def pending_totals(self) -> Mapping[int, int]:
         return self._buffer.pending_totals()
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    def shared_totals(self) -> Mapping[int, int]:
+        return {}  # no shared counters: each node's own usage goes to the store
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            with contextlib.suppress(Exception):
-                await self.flush()
+    def take_changed(self) -> dict[int, int]:
+        return {}
+
+    async def refresh_shared(self, account_ids: Collection[int]) -> None:
+        return None
+
+    async def start(self) -> None:
+        await self._schedule.start()
 
     async def flush(self) -> None:
         async with self._lock:
             deltas = self._buffer.take()
+            loop = asyncio.get_running_loop()
             if not deltas:
                 self._buffer.committed()
+                self.last_flush = loop.time()
                 return
             day = self._today()
-            loop = asyncio.get_running_loop()
             try:
                 await loop.run_in_executor(self._executor, self._store.record_usage, deltas, day)
-            except BaseException:
+            except BaseException as error:
                 self._buffer.failed()
-                log.warning("usage flush failed; %d accounts kept for retry", len(deltas))
+                self.health.failed(error, f"writing usage of {len(deltas)} accounts")
                 raise
+            self.health.ok()
             self._buffer.committed()
+            self.last_flush = loop.time()
 
     async def stop(self, attempts: int = 5) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for attempt in range(attempts):
-            try:
-                await self.flush()
-                return
-            except Exception:
-                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
-        if self._buffer:
+        if not await self._schedule.stop(attempts) and self._buffer:
             log.error("usage not written at stop: %s", self._buffer.pending_totals())

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+
+from meshproxy.meter.health import BackendHealth
 
 
 class NullMeter:
+    def __init__(self) -> None:
+        self.health = BackendHealth("nothing (no metering)")
+        self.last_flush = 0.0
+
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         pass
 
     def pending_totals(self) -> Mapping[int, int]:
         return {}
+
+    def shared_totals(self) -> Mapping[int, int]:
+        return {}
+
+    def take_changed(self) -> dict[int, int]:
+        return {}
+
+    async def refresh_shared(self, account_ids: Collection[int]) -> None:
+        pass
 
     async def start(self) -> None:
         pass

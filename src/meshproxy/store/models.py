@@ -53,6 +53,9 @@ class Account(Base):
     plan: Mapped[str | None] = mapped_column(String(64))
     billing_day: Mapped[int | None] = mapped_column(Integer)
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Of total_bytes, those folded in from the shared (Redis) counters: a proxy node's live
+    # usage is its loaded figure + (Redis's cumulative counter - this), see meter/shared.py.
+    folded_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -119,3 +122,13 @@ class Change(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "account" | "ban"
     subject: Mapped[str] = mapped_column(String(45))  # a username, or a banned IP
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FoldedBatch(Base):
+    """A batch of shared usage counters already added to the usage: a fold that is run
+    again (a folder killed before it deleted the batch from Redis) skips it."""
+
+    __tablename__ = "folded_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    folded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -111,12 +111,20 @@ class Store:
     @contextmanager
     def _session(self) -> Iterator[Session]:
         try:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
-                yield session
+            with Session(self.engine, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+                notes = session.info.get("notes")
         except IntegrityError as error:
             raise Conflict(str(error.orig)) from error
         except (OperationalError, DBAPIError) as error:
             raise StoreUnavailable(str(error.orig or error)) from error
+        if notes:
+            self.changed(notes)
+
+    def changed(self, notes: list[tuple[str, str]]) -> None:
+        """Called after a commit that wrote change rows, with their (kind, subject): a hook
+        for faster notification (Redis pub/sub); the change feed stays the source of truth."""
 
     def ping(self) -> None:
         with self._session() as session:
@@ -300,33 +308,54 @@ class Store:
 
         A delta whose account was deleted meanwhile still counts for the parent.
         """
-        per_account: dict[int, int] = defaultdict(int)
-        for delta in deltas:
-            if delta.nbytes <= 0:
-                continue
-            per_account[delta.account_id] += delta.nbytes
-            if delta.parent_id is not None:
-                per_account[delta.parent_id] += delta.nbytes
-        if not per_account:
-            return
+        per_account = _per_account(deltas)
+        if per_account:
+            with self._session() as session:
+                self._add_usage(session, per_account, day, folded=False)
+
+    def fold_usage(
+        self, batch_id: str, deltas: Sequence[UsageDelta], day: date, now: datetime
+    ) -> bool:
+        """`record_usage` for a batch of shared (Redis) counters, at most once per batch id:
+        False if that batch was folded before. The batch id is written in the same
+        transaction as the bytes, so a fold repeated after a crash cannot count twice."""
+        try:
+            with self._session() as session:
+                if session.get(m.FoldedBatch, batch_id) is not None:
+                    return False
+                session.add(m.FoldedBatch(batch_id=batch_id, folded_at=now))
+                self._add_usage(session, _per_account(deltas), day, folded=True)
+                return True
+        except Conflict:
+            # Another folder committed the same batch meanwhile; anything else is an error.
+            with self._session() as session:
+                if session.get(m.FoldedBatch, batch_id) is not None:
+                    return False
+            raise
+
+    def prune_folded_batches(self, older_than: datetime) -> None:
         with self._session() as session:
-            existing = set(
-                session.scalars(select(m.Account.id).where(m.Account.id.in_(per_account)))
+            session.execute(delete(m.FoldedBatch).where(m.FoldedBatch.folded_at < older_than))
+
+    def _add_usage(
+        self, session: Session, per_account: dict[int, int], day: date, *, folded: bool
+    ) -> None:
+        existing = set(session.scalars(select(m.Account.id).where(m.Account.id.in_(per_account))))
+        rows = [
+            {"account_id": account_id, "day": day, "bytes": nbytes}
+            for account_id, nbytes in sorted(per_account.items())
+            if account_id in existing
+        ]
+        if not rows:
+            return
+        session.execute(_upsert_adding(session, rows))
+        for row in rows:
+            values: dict[str, Any] = {"total_bytes": m.Account.total_bytes + row["bytes"]}
+            if folded:
+                values["folded_bytes"] = m.Account.folded_bytes + row["bytes"]
+            session.execute(
+                update(m.Account).where(m.Account.id == row["account_id"]).values(**values)
             )
-            rows = [
-                {"account_id": account_id, "day": day, "bytes": nbytes}
-                for account_id, nbytes in sorted(per_account.items())
-                if account_id in existing
-            ]
-            if not rows:
-                return
-            session.execute(_upsert_adding(session, rows))
-            for row in rows:
-                session.execute(
-                    update(m.Account)
-                    .where(m.Account.id == row["account_id"])
-                    .values(total_bytes=m.Account.total_bytes + row["bytes"])
-                )
 
     def usage(self, account: AccountRecord, now: datetime) -> tuple[int, int]:
         """(bytes in the current billing period, bytes of all time) for one account."""
@@ -580,6 +609,7 @@ class Store:
                     proxies=tuple(proxies[row.parent_id if row.parent_id else row.id]),
                     monthly_bytes=int(monthly.get(row.id) or 0),
                     total_bytes=int(row.total_bytes),
+                    folded_bytes=int(row.folded_bytes),
                 )
                 for row in rows
             ]
@@ -642,6 +672,7 @@ class Store:
 
     def _note(self, session: Session, kind: str, subject: str) -> None:
         session.add(m.Change(kind=kind, subject=subject, at=datetime.now(UTC)))
+        session.info.setdefault("notes", []).append((kind, subject))
 
     def _note_tree(self, session: Session, account: AccountRecord) -> None:
         """A change to a parent that its sub-accounts inherit (authorized proxies)."""
@@ -650,6 +681,11 @@ class Store:
             select(m.Account.username).where(m.Account.parent_id == account.id)
         ):
             self._note(session, "account", name)
+
+    def note_change(self, kind: str, subject: str) -> None:
+        """A change row on its own (a ban decided outside the store)."""
+        with self._session() as session:
+            self._note(session, kind, subject)
 
     def latest_change_id(self) -> int:
         with self._session() as session:
@@ -673,6 +709,18 @@ class Store:
 
 
 Columns = TypeVarTuple("Columns")
+
+
+def _per_account(deltas: Sequence[UsageDelta]) -> dict[int, int]:
+    """Bytes per account id, a sub-account's also counted for its parent."""
+    per_account: dict[int, int] = defaultdict(int)
+    for delta in deltas:
+        if delta.nbytes <= 0:
+            continue
+        per_account[delta.account_id] += delta.nbytes
+        if delta.parent_id is not None:
+            per_account[delta.parent_id] += delta.nbytes
+    return per_account
 
 
 def _sub_account_days(

@@ -1,0 +1,100 @@
+"""The Store with the ban in Redis and every commit announced on the change channel.
+
+While Redis is unreachable the ban falls back to the store's own tables (and is logged);
+bans are read from both, so one decided during an outage still holds afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import Engine
+
+from meshproxy.config import Settings
+from meshproxy.domain.bans import BanPolicy
+from meshproxy.meter.health import BackendHealth
+from meshproxy.shared import notify
+from meshproxy.shared.bans import RedisBans
+from meshproxy.shared.connect import sync_client
+from meshproxy.store import Store
+from meshproxy.store.engine import make_engine
+
+log = logging.getLogger("meshproxy.shared")
+T = TypeVar("T")
+
+
+class SharedStore(Store):
+    def __init__(self, engine: Engine, redis: Redis, prefix: str) -> None:
+        super().__init__(engine)
+        self.redis = redis
+        self.redis_bans = RedisBans(redis, prefix)
+        self.channel = notify.channel(prefix)
+        self.redis_health = BackendHealth("Redis (bans, notifications)")
+
+    def _redis(self, doing: str, work: Callable[[], T], fallback: Callable[[], T]) -> T:
+        try:
+            result = work()
+        except RedisError as error:
+            self.redis_health.failed(error, doing)
+            return fallback()
+        self.redis_health.ok()
+        return result
+
+    def _publish(self, notes: list[notify.Note]) -> None:
+        def publish() -> None:
+            self.redis.publish(self.channel, notify.encode(notes))
+
+        self._redis("announcing changes", publish, lambda: None)
+
+    def changed(self, notes: list[tuple[str, str]]) -> None:
+        self._publish([notify.Note(kind, subject) for kind, subject in notes])
+
+    def record_auth_failure(self, ip: str, now: float, policy: BanPolicy) -> float | None:
+        until = self._redis(
+            "counting an authentication failure",
+            lambda: self.redis_bans.record_failure(ip, now, policy),
+            lambda: super(SharedStore, self).record_auth_failure(ip, now, policy),
+        )
+        if until is not None:
+            self._publish([notify.Note("ban", ip, until)])  # adopted at once by every node
+            self.note_change("ban", ip)  # and in the change feed, for a node that missed it
+        return until
+
+    def record_auth_success(self, ip: str) -> None:
+        self._redis(
+            "resetting a failure count",
+            lambda: self.redis_bans.record_success(ip),
+            lambda: super(SharedStore, self).record_auth_success(ip),
+        )
+
+    def ban_until(self, ip: str, now: float) -> float | None:
+        shared = self._redis(
+            "reading a ban", lambda: self.redis_bans.ban_until(ip, now), lambda: None
+        )
+        return shared if shared is not None else super().ban_until(ip, now)
+
+    def active_bans(self, now: float) -> dict[str, float]:
+        shared: dict[str, float] = self._redis(
+            "reading bans", lambda: self.redis_bans.active(now), lambda: {}
+        )
+        return {**super().active_bans(now), **shared}
+
+    def unban(self, ip: str) -> bool:
+        shared = self._redis("lifting a ban", lambda: self.redis_bans.unban(ip), lambda: False)
+        return super().unban(ip) or shared
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The node's store: shared through Redis when `redis_url` is set."""
+    if not settings.redis_url:
+        return Store.open(settings.database_url, migrate=migrate)
+    store = SharedStore(
+        make_engine(settings.database_url), sync_client(settings.redis_url), settings.shared.prefix
+    )
+    if migrate:
+        store.migrate()
+    return store

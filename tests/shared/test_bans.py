@@ -1,0 +1,85 @@
+"""The ban in Redis, shared by every node; changes announced on the channel; the store's
+own ban tables while Redis is down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from meshproxy.domain.bans import BanPolicy
+from meshproxy.shared import SharedStore, notify, sync_client
+from meshproxy.store.engine import make_engine
+
+POLICY = BanPolicy(max_failures=3, window_seconds=600, ban_seconds=3600)
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def nodes(sqlite_url: str, redis_url: str, redis_prefix: str) -> Iterator[list[SharedStore]]:
+    """Two nodes' stores over one database and one Redis."""
+    opened = [SharedStore(make_engine(sqlite_url), sync_client(redis_url), redis_prefix)
+              for _ in range(2)]
+    opened[0].migrate()
+    yield opened
+    for store in opened:
+        store.close()
+
+
+def test_failures_on_two_nodes_add_up_to_one_ban_seen_by_both(nodes: list[SharedStore]) -> None:
+    first, second = nodes
+    assert first.record_auth_failure("10.0.0.1", T0, POLICY) is None
+    assert second.record_auth_failure("10.0.0.1", T0 + 1, POLICY) is None
+    assert first.record_auth_failure("10.0.0.2", T0 + 1, POLICY) is None  # another IP
+    until = second.record_auth_failure("10.0.0.1", T0 + 2, POLICY)
+    assert until == T0 + 2 + 3600
+    assert first.ban_until("10.0.0.1", T0 + 10) == until
+    assert first.active_bans(T0 + 10) == {"10.0.0.1": until}
+    assert first.ban_until("10.0.0.1", until + 1) is None
+    assert first.changes_since(0)[-1].subject == "10.0.0.1"  # the change feed has it too
+    assert second.unban("10.0.0.1") and first.ban_until("10.0.0.1", T0 + 10) is None
+
+
+def test_a_success_resets_and_old_failures_leave_the_window(nodes: list[SharedStore]) -> None:
+    first, second = nodes
+    first.record_auth_failure("10.0.0.3", T0, POLICY)
+    first.record_auth_failure("10.0.0.3", T0, POLICY)
+    second.record_auth_success("10.0.0.3")
+    assert first.record_auth_failure("10.0.0.3", T0, POLICY) is None
+    assert first.record_auth_failure("10.0.0.3", T0 + 1, POLICY) is None
+    assert first.record_auth_failure("10.0.0.3", T0 + 700, POLICY) is None  # 2 fell out
+    assert first.record_auth_failure("10.0.0.3", T0 + 701, POLICY) is None
+
+
+def test_commits_and_bans_are_announced(nodes: list[SharedStore], redis_url: str) -> None:
+    first, _ = nodes
+    listener = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(first.channel)
+    first.create_account("announced", plan="default", billing_day=1)
+    for _ in range(3):
+        first.record_auth_failure("10.0.0.4", T0, POLICY)
+    heard = []
+    for _ in range(50):
+        message = listener.get_message(timeout=0.1)
+        if message is not None:
+            heard += notify.decode(message["data"])
+        if len(heard) >= 3:
+            break
+    listener.close()
+    assert heard[0] == notify.Note("account", "announced")
+    assert notify.Note("ban", "10.0.0.4", T0 + 3600) in heard
+    assert notify.Note("ban", "10.0.0.4") in heard
+
+
+def test_while_redis_is_down_the_store_keeps_the_ban(sqlite_url: str) -> None:
+    store = SharedStore(make_engine(sqlite_url), sync_client("redis://127.0.0.1:1/0"), "x:")
+    store.migrate()
+    for _ in range(2):
+        assert store.record_auth_failure("10.0.0.5", T0, POLICY) is None
+    assert store.record_auth_failure("10.0.0.5", T0, POLICY) == T0 + 3600
+    assert store.ban_until("10.0.0.5", T0 + 1) == T0 + 3600
+    assert store.active_bans(T0 + 1) == {"10.0.0.5": T0 + 3600}
+    assert not store.redis_health.up
+    store.create_account("still-works", plan="default", billing_day=1)  # announcing fails quietly
+    store.close()

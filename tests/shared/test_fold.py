@@ -1,0 +1,181 @@
+"""Shared usage: meters add to Redis, folders move it into the store, each byte once —
+even when a folder dies mid-fold (in-process crashes at each step, and kill -9)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from meshproxy.domain.accounts import UsageDelta
+from meshproxy.meter.fold import UsageFolder
+from meshproxy.meter.keys import UsageKeys
+from meshproxy.meter.shared import RedisMeter
+from meshproxy.shared import async_client
+from meshproxy.store import Store
+
+DAY = date(2026, 3, 15)
+NOW = datetime(2026, 3, 15, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def make_accounts(db: Store, subs: int) -> tuple[int, list[int]]:
+    parent = db.create_account("parent", plan="default", billing_day=1)
+    ids = [db.create_account(f"sub{i}", parent_id=parent.id).id for i in range(subs)]
+    return parent.id, ids
+
+
+def meter_flushes(redis_url: str, keys: UsageKeys, batches: Sequence[Sequence[UsageDelta]],
+                  day: date = DAY) -> None:
+    """One RedisMeter (one node) counting and flushing each batch in turn."""
+
+    async def run() -> None:
+        client = async_client(redis_url)
+        meter = RedisMeter(client, keys, today=lambda: day)
+        for batch in batches:
+            for delta in batch:
+                meter.add(delta.account_id, delta.parent_id, delta.nbytes)
+            await meter.flush()
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+def totals(db: Store, ids: Sequence[int]) -> dict[int, int]:
+    return {i: v[1] for i, v in db.usage_many([a for a in _records(db, ids)], NOW).items()}
+
+
+def _records(db: Store, ids: Sequence[int]) -> list:  # type: ignore[type-arg]
+    wanted = set(ids)
+    return [a for a in db.list_accounts() if a.id in wanted]
+
+
+class Killed(BaseException):
+    """A folder dying at this point (BaseException: nothing in the folder catches it)."""
+
+
+class CrashingStore:
+    """The real store, with the folder dying just before or just after the commit."""
+
+    def __init__(self, store: Store, *, after_commit: bool) -> None:
+        self.store = store
+        self.after_commit = after_commit
+
+    def fold_usage(self, *args: object) -> bool:
+        if not self.after_commit:
+            raise Killed
+        self.store.fold_usage(*args)  # type: ignore[arg-type]
+        raise Killed
+
+    def prune_folded_batches(self, older_than: datetime) -> None:
+        self.store.prune_folded_batches(older_than)
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_a_folder_dying_around_the_commit_neither_loses_nor_double_counts(
+    db: Store, redis_url: str, redis_prefix: str, sync_redis: redis.Redis, after_commit: bool
+) -> None:
+    keys = UsageKeys(redis_prefix)
+    parent, subs = make_accounts(db, 3)
+    meter_flushes(redis_url, keys, [[UsageDelta(subs[0], parent, 1000),
+                                     UsageDelta(subs[1], parent, 20)],
+                                    [UsageDelta(parent, None, 5)]])
+    with pytest.raises(Killed):
+        UsageFolder(sync_redis, keys, CrashingStore(db, after_commit=after_commit),
+                    clock=lambda: NOW).fold()
+    assert sync_redis.scard(keys.pending) == 1  # the claimed batch survives its folder
+    meter_flushes(redis_url, keys, [[UsageDelta(subs[0], parent, 7)]])
+    result = UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold()
+    assert result.skipped == (1 if after_commit else 0)
+    assert totals(db, [parent, *subs]) == {parent: 1032, subs[0]: 1007, subs[1]: 20, subs[2]: 0}
+    assert UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold().batches == 0
+    assert totals(db, [parent])[parent] == 1032
+    assert sync_redis.scard(keys.pending) == 0 and not sync_redis.exists(keys.day(DAY))
+    monthly = db.daily_usage(parent, DAY, date(2026, 3, 16))
+    assert monthly == [(DAY, 1032)]
+
+
+def test_a_resent_flush_is_applied_once(
+    db: Store, redis_url: str, redis_prefix: str, sync_redis: redis.Redis
+) -> None:
+    """A flush whose reply was lost is sent again with the same sequence number."""
+    keys = UsageKeys(redis_prefix)
+    parent, subs = make_accounts(db, 1)
+
+    async def run() -> None:
+        client = async_client(redis_url)
+        meter = RedisMeter(client, keys, today=lambda: DAY)
+        meter.add(subs[0], parent, 300)
+        script = meter._script
+
+        async def lost_reply(**kwargs: object) -> object:
+            await script(**kwargs)  # applied by Redis, but the node never hears back
+            raise redis.exceptions.ConnectionError("reply lost")
+
+        meter._script = lost_reply  # type: ignore[assignment]
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await meter.flush()
+        assert not meter.health.up and meter.pending_totals() == {subs[0]: 300, parent: 300}
+        meter._script = script
+        meter.add(subs[0], parent, 1)  # counted meanwhile: the next batch
+        await meter.flush()
+        await meter.flush()
+        assert meter.health.up and meter.pending_totals() == {}
+        assert meter.shared_totals() == {subs[0]: 301, parent: 301}
+        await client.aclose()
+
+    asyncio.run(run())
+    UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold()
+    assert totals(db, [parent, subs[0]]) == {parent: 301, subs[0]: 301}
+
+
+def test_folders_killed_with_sigkill_under_load_count_every_byte_once(
+    postgres_url: str, redis_url: str, redis_prefix: str, sync_redis: redis.Redis,
+    tmp_path: Path
+) -> None:
+    db = Store.open(postgres_url)
+    keys = UsageKeys(redis_prefix)
+    parent, subs = make_accounts(db, 400)
+    config = tmp_path / "fold.toml"
+    config.write_text(f'database_url = "{postgres_url}"\nredis_url = "{redis_url}"\n'
+                      f'data_dir = "{tmp_path}"\n[shared]\nprefix = "{redis_prefix}"\n')
+    command = [sys.executable, "-m", "meshproxy", "db", "fold", "--config", str(config),
+               "--watch", "--interval", "0"]
+    expected: defaultdict[int, int] = defaultdict(int)
+    rng = random.Random(4)
+    left_pending = 0
+    for _ in range(6):
+        folder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 0.8 + rng.random()
+        while time.monotonic() < deadline:  # traffic while the folder works
+            batch = [UsageDelta(s, parent, rng.randrange(1, 100_000))
+                     for s in rng.sample(subs, 300)]
+            meter_flushes(redis_url, keys, [batch], day=rng.choice([DAY, date(2026, 3, 16)]))
+            for delta in batch:
+                expected[delta.account_id] += delta.nbytes
+                expected[parent] += delta.nbytes
+        os.kill(folder.pid, signal.SIGKILL)
+        assert folder.wait(10) == -signal.SIGKILL, folder.stderr.read() if folder.stderr else ""
+        left_pending += int(sync_redis.scard(keys.pending) > 0)
+    assert left_pending, "no kill landed mid-fold; the test proves nothing"
+    UsageFolder(sync_redis, keys, db).fold()
+    ids = [parent, *subs]
+    assert totals(db, ids) == {i: expected[i] for i in ids}
+    db.close()
