@@ -61,7 +61,7 @@ def exchange(address: tuple[str, int], data: bytes, source: str = "127.0.0.1",
             return Outcome(None, True, b"", b"")
         closed = "close" in reply.headers.get("connection", "") and is_closed(sock, timeout)
         if not closed:
-            closed = is_closed(sock, 0.3)
+            closed = is_closed(sock, 0.1)
         return Outcome(reply.status, closed, reply.raw_head, reply.body)
 
 

@@ -28,8 +28,25 @@ class DestinationPolicy:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            embedded = _embedded_ipv4(ip)
+            if embedded is not None and not self._decide(str(embedded)):
+                return False  # NAT64, 6to4 and Teredo reach the IPv4 address inside
+            if ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
         if any(ip in network for network in self._allowed):
             return True
         return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address; the server part is public anyway
+    return None
