@@ -11,6 +11,7 @@ import click
 
 from meshproxy.cli.options import config_option, settings_from
 from meshproxy.config import Settings
+from meshproxy.proxy.fdlimit import raise_fd_limit
 from meshproxy.store import Store, StoreUnavailable
 
 
@@ -27,6 +28,7 @@ def proxy(config_path: Path | None, drain_timeout: float, no_metering: bool) -> 
     """Run the configured proxy listeners (no API, no dashboard) until SIGTERM/SIGINT."""
     settings = settings_from(config_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    raise_fd_limit()
     try:
         store = Store.open(settings.database_url)
     except StoreUnavailable as error:

@@ -24,6 +24,7 @@ from meshproxy.cli.options import config_option, settings_from
 from meshproxy.config import Settings
 from meshproxy.control import operator
 from meshproxy.domain.proxies import proxy_address
+from meshproxy.proxy.fdlimit import raise_fd_limit
 from meshproxy.proxy.node import ProxyNode
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.web import dashboard_routes
@@ -165,6 +166,8 @@ def _run(config_path: Path | None, *, api: bool, proxies: bool) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = settings_from(config_path)
+    if proxies:
+        raise_fd_limit()
     try:
         run_loop(run_node(settings, api=api, proxies=proxies))
     except OSError as error:
