@@ -7,6 +7,7 @@ choice is never silently replaced by whatever connection happens to be idle.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
     from meshproxy.proxy.connection import Exchange
 
 HIGH_WATER = 256 * 1024
-MAX_IDLE_PER_KEY = 8
+# Enough for a burst of concurrent requests to one origin from one egress: a lower cap
+# closes connections a moment before the next burst has to open them again.
+MAX_IDLE_PER_KEY = 64
 MAX_IDLE_TOTAL = 1024
 IDLE_SECONDS = 30.0
 # Linux: let connect() pick the source port, so many connections can share one egress IP.
@@ -38,11 +41,38 @@ async def connect_socket(
                 sock.setsockopt(socket.IPPROTO_IP, _BIND_NO_PORT, 1)
             sock.bind((egress, 0))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.wait_for(loop.sock_connect(sock, (ip, port)), within)
+        await asyncio.wait_for(_connected(loop, sock, (ip, port)), within)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+async def _connected(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: tuple[str, int]
+) -> None:
+    """A non-blocking connect to an IP address. (uvloop's sock_connect would first send
+    the literal through getaddrinfo on its thread pool: a thread hop per connection.)"""
+    try:
+        sock.connect(address)
+        return
+    except BlockingIOError:
+        pass
+    done: asyncio.Future[None] = loop.create_future()
+
+    def writable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    fd = sock.fileno()
+    loop.add_writer(fd, writable)
+    try:
+        await done
+    finally:
+        loop.remove_writer(fd)
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, os.strerror(error))
 
 
 class UpstreamConnection(asyncio.Protocol):
