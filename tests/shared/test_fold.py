@@ -171,6 +171,13 @@ def test_folders_killed_with_sigkill_under_load_count_every_byte_once(
             for delta in batch:
                 expected[delta.account_id] += delta.nbytes
                 expected[parent] += delta.nbytes
+        meter_flushes(redis_url, keys, [batch])  # a last batch, then a kill while the
+        for delta in batch:  # folder holds a claimed batch (between claim and release)
+            expected[delta.account_id] += delta.nbytes
+            expected[parent] += delta.nbytes
+        deadline = time.monotonic() + 5
+        while not sync_redis.scard(keys.pending) and time.monotonic() < deadline:
+            pass
         os.kill(folder.pid, signal.SIGKILL)
         assert folder.wait(10) == -signal.SIGKILL, folder.stderr.read() if folder.stderr else ""
         left_pending += int(sync_redis.scard(keys.pending) > 0)

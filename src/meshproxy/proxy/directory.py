@@ -3,7 +3,9 @@
 Loaded from `Store.account_views` and kept current by the sync loop (`sync.py`); this
 module is pure (callers pass the time), so the decisions are tested with a fake clock.
 Live usage = the store's figure when the account was (re)loaded + bytes counted since,
-whether flushed yet or not (the loader passes the meter's unflushed bytes).
+whether flushed yet or not (the loader passes the meter's unflushed bytes). With shared
+counters (Redis), bytes counted by every node are added too: the counter minus what the
+store had folded of it at load (`apply_shared`), so limits hold across nodes.
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ class AccountState:
     total_bytes: int = 0
     parent: AccountState | None = None
     removed: bool = False
+    # The store's figures at the last (re)load, for recomputing live usage from counters.
+    loaded_monthly: int = 0
+    loaded_total: int = 0
+    loaded_folded: int = 0
+
+    def set_live(self, cumulative: int | None, pending: int) -> None:
+        """Live usage = loaded + shared bytes not folded at load (+ this node's unsent)."""
+        unfolded = 0 if cumulative is None else max(0, cumulative - self.loaded_folded)
+        self.monthly_bytes = self.loaded_monthly + unfolded + pending
+        self.total_bytes = self.loaded_total + unfolded + pending
 
     def add_usage(self, nbytes: int) -> None:
         self.monthly_bytes += nbytes
@@ -51,6 +63,16 @@ class AccountState:
         if parent is not None:
             parent.monthly_bytes += nbytes
             parent.total_bytes += nbytes
+
+    @property
+    def limited(self) -> bool:
+        """Has a monthly or total limit of its own or through its parent."""
+        parent = self.parent
+        return bool(
+            self.limits.monthly_gb
+            or self.limits.total_gb
+            or (parent is not None and (parent.limits.monthly_gb or parent.limits.total_gb))
+        )
 
     def quota_refusal(self) -> ProxyError | None:
         parent = self.parent
@@ -109,14 +131,20 @@ class AccountDirectory:
 
     # ---- loading ------------------------------------------------------------------------
 
-    def load(self, views: Iterable[AccountView], now: datetime, pending: Mapping[int, int]) -> None:
+    def load(
+        self,
+        views: Iterable[AccountView],
+        now: datetime,
+        pending: Mapping[int, int],
+        shared: Mapping[int, int] | None = None,
+    ) -> None:
         """Replace everything with `views` (all accounts)."""
         views = list(views)
         present = {v.account.username for v in views}
         for name in [n for n in self.by_username if n not in present]:
             self._remove(name)
         for view in views:
-            self._upsert(view, pending)
+            self._upsert(view, pending, shared or {})
         self._relink(all_accounts=True)
         self._reindex(now)
 
@@ -126,6 +154,7 @@ class AccountDirectory:
         views: Iterable[AccountView],
         now: datetime,
         pending: Mapping[int, int],
+        shared: Mapping[int, int] | None = None,
     ) -> None:
         """Apply a reload of `usernames`; those missing from `views` were deleted."""
         by_name = {v.account.username: v for v in views}
@@ -139,13 +168,22 @@ class AccountDirectory:
                 new_parent |= view.account.parent_id is None and (
                     existing is None or existing.id != view.account.id
                 )
-                self._upsert(view, pending)
+                self._upsert(view, pending, shared or {})
         self._relink(all_accounts=new_parent, names=by_name)
         self._reindex(now)
 
-    def _upsert(self, view: AccountView, pending: Mapping[int, int]) -> None:
+    def apply_shared(self, cumulative: Mapping[int, int], pending: Mapping[int, int]) -> None:
+        """Adopt fresh shared counters (every node's bytes) for these account ids."""
+        by_id = self.by_id
+        for account_id, value in cumulative.items():
+            state = by_id.get(account_id)
+            if state is not None:
+                state.set_live(value, pending.get(account_id, 0))
+
+    def _upsert(
+        self, view: AccountView, pending: Mapping[int, int], shared: Mapping[int, int]
+    ) -> None:
         record = view.account
-        extra = pending.get(record.id, 0)
         state = self.by_username.get(record.username)
         if state is not None and state.id != record.id:
             self._remove(record.username)
@@ -174,8 +212,10 @@ class AccountDirectory:
             state.ips = view.ips
             state.hostnames = view.hostnames
             state.billing_day = record.billing_day
-        state.monthly_bytes = view.monthly_bytes + extra
-        state.total_bytes = view.total_bytes + extra
+        state.loaded_monthly = view.monthly_bytes
+        state.loaded_total = view.total_bytes
+        state.loaded_folded = view.folded_bytes
+        state.set_live(shared.get(record.id), pending.get(record.id, 0))
 
     def _remove(self, username: str) -> None:
         state = self.by_username.pop(username, None)
@@ -185,9 +225,11 @@ class AccountDirectory:
         self.by_id.pop(state.id, None)
 
     def _relink(self, *, all_accounts: bool, names: Iterable[str] = ()) -> None:
-        states = self.by_username.values() if all_accounts else [
-            s for n in names if (s := self.by_username.get(n)) is not None
-        ]
+        states = (
+            self.by_username.values()
+            if all_accounts
+            else [s for n in names if (s := self.by_username.get(n)) is not None]
+        )
         for state in states:
             state.parent = None if state.parent_id is None else self.by_id.get(state.parent_id)
 

@@ -1,9 +1,9 @@
 """A proxy node: every configured proxy listener of this process, and their background work.
 
-    node = ProxyNode(settings, store)
-    await node.start()          # directory loaded, listeners bound, tasks running
-    node.addresses["open"]      # (host, port) actually bound, e.g. after listen_port 0
-    await node.stop()           # stop accepting, drain, final usage flush
+node = ProxyNode(settings, store)
+await node.start()          # directory loaded, listeners bound, tasks running
+node.addresses["open"]      # (host, port) actually bound, e.g. after listen_port 0
+await node.stop()           # stop accepting, drain, final usage flush
 """
 
 from __future__ import annotations
@@ -17,17 +17,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 from meshproxy.config import ProxyConfig, Settings
 from meshproxy.meter import LocalMeter, Meter
+from meshproxy.meter.keys import UsageKeys
+from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.connection import ClientConnection
 from meshproxy.proxy.directory import AccountDirectory
 from meshproxy.proxy.egress import Egress, EgressPool
+from meshproxy.proxy.notices import ChangeNotices
 from meshproxy.proxy.policy import DestinationPolicy
 from meshproxy.proxy.resolver import Resolver, resolve_names
 from meshproxy.proxy.services import Listener, NodeServices
 from meshproxy.proxy.sync import DirectorySync
 from meshproxy.proxy.upstream import UpstreamPool
+from meshproxy.shared import async_client, notify
 from meshproxy.store import Store
 
 log = logging.getLogger("meshproxy.proxy")
+
+AUTH_REPORT_INTERVAL = 0.1  # seconds between sends of authentication failures to the ban
 
 
 def egress_pool(proxy: ProxyConfig) -> EgressPool:
@@ -42,12 +48,9 @@ class ProxyNode:
         # One thread for every store call: sync, flush and ban reports never overlap.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="meshproxy-store")
         self._store_lock = asyncio.Lock()
-        self.meter: Meter = meter or LocalMeter(
-            store,
-            interval=settings.proxy.flush_interval,
-            executor=self._store_executor,
-            lock=self._store_lock,
-        )
+        # With Redis: usage counted in shared counters, changes announced on a channel.
+        self._redis = async_client(settings.redis_url) if settings.redis_url else None
+        self.meter: Meter = meter or self._default_meter()
         self._sync = DirectorySync(
             store,
             self.directory,
@@ -60,6 +63,32 @@ class ProxyNode:
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._services: NodeServices | None = None
+        self._wake = asyncio.Event()
+        self.notices: ChangeNotices | None = None
+        if self._redis is not None:
+            channel = notify.channel(settings.shared.prefix)
+            self.notices = ChangeNotices(self._redis, channel, self._noted)
+
+    def _default_meter(self) -> Meter:
+        interval = self.settings.proxy.flush_interval
+        if self._redis is not None:
+            return RedisMeter(
+                self._redis,
+                UsageKeys(self.settings.shared.prefix),
+                interval=interval,
+                lock=self._store_lock,
+                fallback=self.store,
+            )
+        return LocalMeter(
+            self.store, interval=interval, executor=self._store_executor, lock=self._store_lock
+        )
+
+    def _noted(self, notes: list[notify.Note]) -> None:
+        """A change announced on the channel: adopt a ban now, and poll the feed now."""
+        for note in notes:
+            if note.kind == "ban" and note.until is not None:
+                self.directory.bans.ban(note.subject, note.until)
+        self._wake.set()
 
     @property
     def services(self) -> NodeServices:
@@ -111,8 +140,11 @@ class ProxyNode:
                 server.close()
             raise
         await self.meter.start()
-        self._every(behaviour.sync_interval, self._sync_once)
+        self._tasks.append(loop.create_task(self._sync_loop(behaviour.sync_interval)))
+        if self.notices is not None:
+            self._tasks.append(loop.create_task(self.notices.run()))
         self._every(behaviour.quota_check_interval, self._sweep)
+        self._every(AUTH_REPORT_INTERVAL, self._sync.report_auth)
         self._every(behaviour.hostname_refresh, self._refresh_hostnames)
         log.info("proxy listeners: %s", self.addresses)
 
@@ -127,7 +159,19 @@ class ProxyNode:
 
         self._tasks.append(asyncio.get_running_loop().create_task(loop()))
 
+    async def _sync_loop(self, seconds: float) -> None:
+        """Poll the change feed every `seconds`, or at once when a notification arrives."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+            self._wake.clear()
+            try:
+                await self._sync_once()
+            except Exception:
+                log.exception("syncing the account directory failed")
+
     async def _sync_once(self) -> None:
+        await self._sync.report_auth()
         changed = await self._sync.poll()
         if changed:
             names = {
@@ -148,6 +192,18 @@ class ProxyNode:
 
     async def _sweep(self) -> None:
         services = self.services
+        # Every node's bytes for the limited accounts with connections open here, so a
+        # download on this node stops when the account's traffic elsewhere crosses a limit.
+        watched = {
+            i
+            for c in services.connections
+            if (a := c.account) is not None and a.limited
+            for i in (a.id, a.parent_id)
+            if i is not None
+        }
+        if watched:
+            await self.meter.refresh_shared(watched)
+        self._sync.apply_shared()
         now = services.loop.time()
         for connection in list(services.connections):
             connection.check(now)
@@ -181,5 +237,7 @@ class ProxyNode:
         self._servers.clear()
         await self.meter.stop()
         with contextlib.suppress(Exception):
-            await self._sync.poll()  # last ban reports
+            await self._sync.report_auth()  # last ban reports
+        if self._redis is not None:
+            await self._redis.aclose()
         self._store_executor.shutdown(wait=True)

@@ -1,9 +1,11 @@
 """Keeps a node's account directory current: one full load, then the store's change feed.
 
 Polled every `proxy.sync_interval` (0.25 s) from a thread, so an API change reaches the
-node within a second; only the changed usernames are reloaded. Store calls run in the
-node's single store thread, never on the event loop. A reload holds the meter's lock so
-it never overlaps a usage flush (the reload adds the unflushed bytes; see directory.py).
+node within a second; only the changed usernames are reloaded (with Redis, a notification
+wakes the poll at once: see notices.py). Store calls run in the node's single store
+thread, never on the event loop. A reload holds the meter's lock so it never overlaps a
+usage flush (the reload adds the unflushed bytes; see directory.py), and reads the shared
+counters after the store, so they include everything the store had folded.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any, TypeVar
 
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.meter import Meter
+from meshproxy.meter.health import BackendHealth
 from meshproxy.proxy.directory import AccountDirectory
-from meshproxy.store import Store
+from meshproxy.store import Store, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -46,6 +49,7 @@ class DirectorySync:
         self._ban_policy = ban_policy
         self._last_id = 0
         self._applied: set[int] = set()
+        self.health = BackendHealth("the store (account changes)")
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -56,14 +60,32 @@ class DirectorySync:
         now = datetime.now(UTC)
         async with self._lock:
             views = await self._run(self._store.account_views, now)
-            self._directory.load(views, now, self._meter.pending_totals())
+            await self._meter.refresh_shared([v.account.id for v in views])
+            self._directory.load(
+                views, now, self._meter.pending_totals(), self._meter.shared_totals()
+            )
         for ip, until in (await self._run(self._store.active_bans, time.time())).items():
             self._directory.bans.ban(ip, until)
         self._last_id = max(self._last_id, last_id)
 
+    def apply_shared(self) -> None:
+        """Live usage from the shared counters the meter learnt of since the last call."""
+        changed = self._meter.take_changed()
+        if changed:
+            self._directory.apply_shared(changed, self._meter.pending_totals())
+
     async def poll(self) -> set[str]:
-        """Apply new changes; returns the usernames reloaded."""
-        await self._report_auth()
+        """Apply new changes; returns the usernames reloaded. A store outage is logged
+        (loudly, once) and the node goes on deciding from memory."""
+        try:
+            changed = await self._poll()
+        except StoreUnavailable as error:
+            self.health.failed(error, "polling account changes")
+            return set()
+        self.health.ok()
+        return changed
+
+    async def _poll(self) -> set[str]:
         if time.time() >= self._directory.next_reset:  # a billing period ended
             await self.load_all()
             return set(self._directory.by_username)
@@ -77,7 +99,10 @@ class DirectorySync:
             now = datetime.now(UTC)
             async with self._lock:
                 views = await self._run(self._store.account_views, now, usernames)
-                self._directory.update(usernames, views, now, self._meter.pending_totals())
+                await self._meter.refresh_shared([v.account.id for v in views])
+                self._directory.update(
+                    usernames, views, now, self._meter.pending_totals(), self._meter.shared_totals()
+                )
         if ips:
             active = await self._run(self._store.active_bans, time.time())
             self._directory.apply_bans(ips, active)
@@ -87,16 +112,29 @@ class DirectorySync:
         self._applied = {i for i in self._applied if i > horizon}
         return usernames
 
+    async def report_auth(self) -> None:
+        """Send local authentication outcomes to the shared ban count (run often: a ban
+        must reach the other nodes within a second, whatever the poll interval)."""
+        if not self._directory.auth_reports:
+            return
+        try:
+            await self._report_auth()
+        except StoreUnavailable as error:
+            self.health.failed(error, "reporting authentication failures")
+
     async def _report_auth(self) -> None:
-        """Send local authentication outcomes to the store's shared ban count."""
         reports = self._directory.auth_reports
         while reports:
             ip, ok = reports.popleft()
-            if ok:
-                await self._run(self._store.record_auth_success, ip)
-                continue
-            until = await self._run(
-                self._store.record_auth_failure, ip, time.time(), self._ban_policy
-            )
+            try:
+                if ok:
+                    await self._run(self._store.record_auth_success, ip)
+                    continue
+                until = await self._run(
+                    self._store.record_auth_failure, ip, time.time(), self._ban_policy
+                )
+            except BaseException:
+                reports.appendleft((ip, ok))  # reported once the store is back
+                raise
             if until is not None:
                 self._directory.bans.ban(ip, until)

@@ -20,7 +20,7 @@ from meshproxy.meter.health import BackendHealth
 from meshproxy.shared import notify
 from meshproxy.shared.bans import RedisBans
 from meshproxy.shared.connect import sync_client
-from meshproxy.store import Store
+from meshproxy.store import Store, StoreUnavailable
 from meshproxy.store.engine import make_engine
 
 log = logging.getLogger("meshproxy.shared")
@@ -61,7 +61,10 @@ class SharedStore(Store):
         )
         if until is not None:
             self._publish([notify.Note("ban", ip, until)])  # adopted at once by every node
-            self.note_change("ban", ip)  # and in the change feed, for a node that missed it
+            try:  # and in the change feed, for a node that missed the announcement
+                self.note_change("ban", ip)
+            except StoreUnavailable:
+                log.warning("ban of %s not written to the change feed (store down)", ip)
         return until
 
     def record_auth_success(self, ip: str) -> None:
