@@ -14,6 +14,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.cpu_count() is None or (os.cpu_count() or 0) < 2:
         raise SystemExit("needs 2 CPUs: proxies on CPU 1, load and origin on CPU 0")
     _raise_fd_limit()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started
     os.sched_setaffinity(0, {rig.LOAD_CPU})
     workdir = Path(tempfile.mkdtemp(prefix="meshproxy-bench-"))
     contenders = _contenders(options)

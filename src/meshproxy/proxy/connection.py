@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections import deque
 from enum import IntEnum
@@ -18,13 +20,14 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from meshproxy.proxy import errors
+from meshproxy.proxy import errors, splice
 from meshproxy.proxy.directory import AccountState, CredentialCheck
 from meshproxy.proxy.egress import EgressChoice
 from meshproxy.proxy.errors import ProxyError, render
 from meshproxy.proxy.request import Body, PreparedRequest, RequestHead, prepare_request
 from meshproxy.proxy.response import MAX_HEAD, Framing, interim, parse_response_head
-from meshproxy.proxy.tunnel import TunnelEnd
+from meshproxy.proxy.splice import SpliceTunnel
+from meshproxy.proxy.tunnel import TransportTunnel, TunnelEnd
 from meshproxy.proxy.upstream import (
     HIGH_WATER,
     PoolKey,
@@ -334,7 +337,7 @@ class ClientConnection(asyncio.Protocol):
         self.active: Exchange | None = None
         self.queue: deque[Exchange] = deque()
         self.parsing: Exchange | None = None
-        self.tunnel: tuple[TunnelEnd, TunnelEnd] | None = None
+        self.tunnel: TransportTunnel | SpliceTunnel | None = None
         self.connect_exchange: Exchange | None = None
         self.eof = False
         self.uncharged = 0
@@ -394,8 +397,7 @@ class ClientConnection(asyncio.Protocol):
         self.active = None
         self.queue.clear()
         if self.tunnel is not None:
-            for end in self.tunnel:
-                end.close()
+            self.tunnel.close()
 
     def pause_writing(self) -> None:
         exchange = self.active
@@ -649,30 +651,68 @@ class ClientConnection(asyncio.Protocol):
         if self.closed or exchange is not self.active or exchange.phase is not Phase.ADMITTING:
             sock.close()
             return
+        client = self.transport
+        assert client is not None
+        head_sent = False
+        if splice.available() and not exchange.body and not client.get_write_buffer_size():
+            exchange.discard()
+            self.send(self._established(exchange, str(sock.getsockname()[0])))
+            head_sent = True
+            if not client.get_write_buffer_size():
+                self._splice(client, sock)
+                return
+            # The head did not go out at once (a client not reading): relay over transports.
+        await self._relay(exchange, sock, head_sent=head_sent)
+
+    def _established(self, exchange: Exchange, local: str) -> bytes:
+        assert exchange.egress is not None
+        head = [b"HTTP/1.1 200 Connection established\r\nX-ProxyMesh-IP: ", local.encode()]
+        if exchange.egress.not_found:
+            head += (b"\r\nX-ProxyMesh-IP-Not-Found: ", exchange.egress.not_found.encode())
+        head.append(b"\r\n\r\n")
+        return b"".join(head)
+
+    def _splice(self, client: asyncio.Transport, upstream: socket.socket) -> None:
+        """Take the client socket out of its transport and relay with splice(2)."""
+        client_socket = socket.socket(fileno=os.dup(client.get_extra_info("socket").fileno()))
+        client_socket.setblocking(False)
+        client.set_protocol(asyncio.Protocol())  # the transport's end is no longer ours
+        client.close()  # closes uvloop's fd only (no shutdown): the duplicate stays open
+        tunnel = SpliceTunnel(
+            self.loop, client_socket, upstream, self._charge_tunnel, self._close_tunnel
+        )
+        self.tunnel = tunnel
+        self.active = None
+        self.paused = 0
+        tunnel.start()
+
+    async def _relay(self, exchange: Exchange, sock: socket.socket, *, head_sent: bool) -> None:
+        """The transport relay (tunnel.py): where splice is not available."""
+        assert exchange.addresses is not None
+        ip, port = exchange.addresses
         client_end = TunnelEnd(self._charge_tunnel, self._close_tunnel)
         try:
             transport, upstream_end = await self.loop.create_connection(
                 lambda: TunnelEnd(self._charge_tunnel, self._close_tunnel), sock=sock
             )
         except OSError as error:
-            self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
+            if head_sent:
+                self.abort()
+            else:
+                self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
             return
         assert isinstance(upstream_end, TunnelEnd)
         if self.closed:
             transport.close()
             return
-        exchange.discard()
-        local = transport.get_extra_info("sockname")
-        head = [b"HTTP/1.1 200 Connection established\r\nX-ProxyMesh-IP: ", str(local[0]).encode()]
-        if exchange.egress.not_found:
-            head += (b"\r\nX-ProxyMesh-IP-Not-Found: ", exchange.egress.not_found.encode())
-        head.append(b"\r\n\r\n")
-        self.send(b"".join(head))
+        if not head_sent:
+            exchange.discard()
+            self.send(self._established(exchange, str(transport.get_extra_info("sockname")[0])))
         client_transport = self.transport
         assert client_transport is not None
         client_end.attach(client_transport, upstream_end)
         upstream_end.attach(transport, client_end)
-        self.tunnel = (client_end, upstream_end)
+        self.tunnel = TransportTunnel(client_end, upstream_end)
         self.active = None
         if exchange.body:
             data = b"".join(exchange.body)
@@ -691,8 +731,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _close_tunnel(self) -> None:
         if self.tunnel is not None:
-            for end in self.tunnel:
-                end.close()
+            self.tunnel.close()
         self.closed = True
         self.listener.services.connections.discard(self)
 
@@ -824,9 +863,7 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         if self.tunnel is not None:
-            for end in self.tunnel:
-                if end.transport is not None:
-                    end.transport.abort()
+            self.tunnel.abort()
 
     # ---- periodic checks (the node's sweep) --------------------------------------------------
 

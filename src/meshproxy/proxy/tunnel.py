@@ -1,4 +1,6 @@
-"""CONNECT relay: two BufferedProtocols reading into one shared buffer, no copy per chunk.
+"""CONNECT relay over transports: two BufferedProtocols reading into one shared buffer.
+
+The fallback for splice.py (which moves the bytes in the kernel, Linux only).
 
 Every read lands in the shared buffer and is written straight to the other side. A
 transport that cannot send everything at once keeps a view of the unsent part; the
@@ -83,3 +85,19 @@ class TunnelEnd(asyncio.BufferedProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class TransportTunnel:
+    """Both ends of a transport relay, closed and aborted together."""
+
+    def __init__(self, client: TunnelEnd, upstream: TunnelEnd) -> None:
+        self.ends = (client, upstream)
+
+    def close(self) -> None:
+        for end in self.ends:
+            end.close()
+
+    def abort(self) -> None:
+        for end in self.ends:
+            if end.transport is not None:
+                end.transport.abort()
