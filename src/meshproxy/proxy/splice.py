@@ -70,10 +70,10 @@ class Pump:
         self._loop.add_reader(self.source.fileno(), self._readable)
 
     def _readable(self) -> None:
-        pipe = self._pipe
-        if pipe is None:
-            pipe = self._pipe = _new_pipe()
         try:
+            pipe = self._pipe
+            if pipe is None:  # EMFILE at the descriptor limit: close, never spin
+                pipe = self._pipe = _new_pipe()
             moved = os.splice(self.source.fileno(), pipe[1], CHUNK, flags=_FLAGS)
         except BlockingIOError:
             return
