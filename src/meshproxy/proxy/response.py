@@ -17,7 +17,12 @@ from meshproxy.proxy.errors import ProxyError
 
 MAX_HEAD = 64 * 1024
 _STATUS_RE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?")
-_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELDS_RE = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
+_SPECIAL_RE = re.compile(
+    rb"\r\n(connection|keep-alive|proxy-connection|upgrade|te|x-proxymesh-[^:]*"
+    rb"|content-length|transfer-encoding):([^\r\n]*)"
+)
+_FRAMING = frozenset({b"transfer-encoding", b"content-length"})
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"upgrade", b"te"})
 
@@ -56,35 +61,42 @@ def parse_response_head(
     added: bytes,
 ) -> ResponseHead | ProxyError:
     """`raw`: the head without its final CRLFCRLF. `added`: CRLF-ended lines to insert."""
-    lines = raw.split(b"\r\n")
-    match = _STATUS_RE.fullmatch(lines[0])
+    split = raw.find(b"\r\n")
+    status_line, fields = (raw, b"") if split < 0 else (raw[:split], raw[split:])
+    match = _STATUS_RE.fullmatch(status_line)
     if match is None:
         return errors.bad_response("malformed upstream status line")
     minor, status = match.group(1), int(match.group(2))
     if status == 101:
         return errors.bad_response("upstream switched protocols without being asked")
-    kept = [lines[0]]
+    if not _FIELDS_RE.fullmatch(fields):
+        return errors.bad_response("malformed upstream header")
+    # One pass over the lower-cased block finds the few headers that matter; the rest
+    # is copied as it came.
     lengths: list[bytes] = []
     codings: list[bytes] = []
     connection: list[bytes] = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN_RE.fullmatch(name) or b"\r" in value or b"\n" in value:
-            return errors.bad_response("malformed upstream header")
-        lower = name.lower()
-        if lower in _DROP or lower.startswith(b"x-proxymesh-"):
-            if lower == b"connection":
-                connection.extend(t.strip().lower() for t in value.split(b","))
-            continue
-        if lower == b"content-length":
+    kept: list[bytes] = [status_line]
+    copied = 0
+    for special in _SPECIAL_RE.finditer(fields.lower()):
+        name, value = special.group(1), special.group(2)
+        if name == b"content-length":
             lengths.append(value.strip())
-        elif lower == b"transfer-encoding":
+        elif name == b"transfer-encoding":
             codings.append(value)
-        kept.append(line)
-    if connection:
-        named = {t for t in connection if t not in (b"transfer-encoding", b"content-length")}
-        if named:
-            kept = [kept[0]] + [k for k in kept[1:] if k.partition(b":")[0].lower() not in named]
+        else:  # hop-by-hop or X-ProxyMesh-*: dropped
+            if name == b"connection":
+                connection.extend(t.strip() for t in value.split(b","))
+            kept.append(fields[copied : special.start()])
+            copied = special.end()
+    kept.append(fields[copied:])
+    block = b"".join(kept)
+    named = {t for t in connection if t not in _DROP and t not in _FRAMING}
+    if named:  # headers the origin named in Connection are hop-by-hop too
+        lines = block.split(b"\r\n")
+        block = b"\r\n".join(
+            [lines[0]] + [k for k in lines[1:] if k.partition(b":")[0].lower() not in named]
+        )
     reusable = minor == b"1" and b"close" not in connection
     length = 0
     if head_request or status < 200 or status in (204, 304):
@@ -108,7 +120,7 @@ def parse_response_head(
     tail = b"\r\n" + added + (b"\r\n" if client_keep else b"Connection: close\r\n\r\n")
     return ResponseHead(
         status=status,
-        head=b"\r\n".join(kept) + tail,
+        head=block + tail,
         framing=framing,
         length=length,
         upstream_reusable=reusable,
