@@ -35,13 +35,15 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
     # the socket says it is TCP; without it Nagle adds 40 ms to every keep-alive request.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several worker processes share the port (the kernel balances)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6 and host == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack
         sock.bind((host, port))
@@ -68,9 +70,10 @@ def _config(app: ASGIApp, cert: tuple[Path, Path] | None) -> uvicorn.Config:
 
 
 class ApiServer:
-    def __init__(self, settings: Settings, app: ASGIApp) -> None:
+    def __init__(self, settings: Settings, app: ASGIApp, *, reuse_port: bool = False) -> None:
         self.settings = settings
         self.app = app
+        self.reuse_port = reuse_port
         self._servers: list[tuple[_EmbeddedServer, socket.socket]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.ports: ApiPorts | None = None
@@ -78,11 +81,11 @@ class ApiServer:
     async def start(self) -> ApiPorts:
         api = self.settings.api
         cert = await asyncio.to_thread(ensure_certificate, self.settings) if api.tls else None
-        main = _bind(api.listen, api.https_port)
+        main = _bind(api.listen, api.https_port, reuse_port=self.reuse_port)
         self._servers.append((_EmbeddedServer(_config(self.app, cert)), main))
         http_port = None
         if api.http_port is not None and api.tls:
-            plain = _bind(api.listen, api.http_port)
+            plain = _bind(api.listen, api.http_port, reuse_port=self.reuse_port)
             self._servers.append((_EmbeddedServer(_config(self.app, None)), plain))
             http_port = plain.getsockname()[1]
         self.ports = ApiPorts(https=main.getsockname()[1], http=http_port)

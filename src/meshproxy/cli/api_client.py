@@ -22,6 +22,7 @@ from typing import IO, Any, NoReturn
 
 import click
 
+from meshproxy.cli.options import config_option, settings_from, workers_option
 from meshproxy.cli.output import emit_json, emit_record, emit_rows
 from meshproxy.client import (
     ApiError,
@@ -180,7 +181,9 @@ class ApiGroup(AliasedGroup):
             _fail(error)
 
 
-@click.group(cls=ApiGroup)
+@click.group(cls=ApiGroup, invoke_without_command=True)
+@config_option
+@workers_option
 @click.option("--api-url", "url", envvar="MESHPROXY_API_URL", help="Base URL of the API.")
 @click.option("--api-user", "user", envvar="MESHPROXY_API_USER", help="Parent account username.")
 @click.option(
@@ -199,18 +202,38 @@ class ApiGroup(AliasedGroup):
 @click.option("--retries", type=click.IntRange(min=0), help="Retries of reads [2].")
 @click.option(
     "--client-config",
-    "config_path",
+    "client_config",
     envvar="MESHPROXY_API_CONFIG",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Client config TOML [~/.config/meshproxy/client.toml].",
 )
 @click.pass_context
-def api(ctx: click.Context, /, config_path: Path | None, **options: Any) -> None:
-    """Call a ProxyMesh-compatible API as a parent account.
+def api(
+    ctx: click.Context,
+    /,
+    config_path: Path | None,
+    workers: int,
+    client_config: Path | None,
+    **options: Any,
+) -> None:
+    """Run an API node, or call a ProxyMesh-compatible API as a parent account.
 
-    Exit codes: 2 usage error, 3 API error, 4 network error.
+    \b
+    meshproxy api [--config FILE] [--workers N]
+        with no subcommand: run an API node (the API and the dashboard, no proxies)
+        from the server configuration FILE, until SIGTERM/SIGINT.
+    meshproxy api [connection options] SUBCOMMAND ...
+        the API client: connection options or MESHPROXY_API_URL/USER/PASSWORD, or a
+        client config file (--client-config).
+
+    Client exit codes: 2 usage error, 3 API error, 4 network error.
     """
-    ctx.obj = ConnectionOptions(options, config_path)
+    if ctx.invoked_subcommand is None:
+        from meshproxy.cli.node import Role, run  # the server side, only when serving
+
+        run(settings_from(config_path), Role(api=True, proxies=False), workers)
+        return
+    ctx.obj = ConnectionOptions(options, client_config)
 
 
 # --- sub-accounts -----------------------------------------------------------------------

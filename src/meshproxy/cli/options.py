@@ -24,6 +24,16 @@ def config_option(function: F) -> F:
     )(function)
 
 
+def workers_option(function: F) -> F:
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Processes sharing the ports (SO_REUSEPORT): one per core uses every core.",
+    )(function)
+
+
 def settings_from(config_path: Path | None) -> Settings:
     try:
         return load_settings(config_path)

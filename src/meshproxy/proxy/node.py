@@ -41,8 +41,16 @@ def egress_pool(proxy: ProxyConfig) -> EgressPool:
 
 
 class ProxyNode:
-    def __init__(self, settings: Settings, store: Store, *, meter: Meter | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        meter: Meter | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         self.settings = settings
+        self._reuse_port = reuse_port  # several worker processes listen on the same ports
         self.store = store
         self.directory = AccountDirectory(settings.ban.policy())
         # One thread for every store call: sync, flush and ban reports never overlap.
@@ -126,10 +134,11 @@ class ProxyNode:
                     proxy.name, egress_pool(proxy), services, behaviour.add_forwarded_headers
                 )
                 server = await loop.create_server(
-                    lambda listener=listener: ClientConnection(listener),  # type: ignore[misc]
+                    lambda listener=listener: ClientConnection(listener),
                     host=proxy.listen,
                     port=proxy.bind_port,
                     reuse_address=True,
+                    reuse_port=self._reuse_port or None,
                     backlog=1024,
                 )
                 self._servers.append(server)
