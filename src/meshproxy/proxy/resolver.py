@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 
@@ -18,10 +19,15 @@ class Resolver:
         self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     def cached(self, host: str) -> tuple[str, ...] | None:
-        if is_ip_literal(host):
-            return (host,)
         hit = self._cache.get(host)
-        if hit is None or hit[0] < time.monotonic():
+        if hit is None:
+            if not is_ip_literal(host):
+                return None
+            # An IP literal is its own answer, kept for good (parsing it costs more).
+            hit = self._cache[host] = (math.inf, (host,))
+            if len(self._cache) > CACHE_MAX:
+                self._cache.clear()
+        elif hit[0] < time.monotonic():
             return None
         return hit[1]
 
