@@ -29,6 +29,7 @@ from meshproxy.cli.banner import banner
 from meshproxy.config import Settings
 from meshproxy.control import operator
 from meshproxy.meter import Meter
+from meshproxy.proxy.fdlimit import raise_fd_limit
 from meshproxy.proxy.node import ProxyNode
 from meshproxy.shared import open_store
 from meshproxy.store import Store, StoreUnavailable
@@ -130,6 +131,8 @@ def run(settings: Settings, role: Role, workers: int = 1) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if role.proxies:
+        raise_fd_limit()  # before any fork: workers inherit it
     store = _open(settings)  # migrations, once
     try:
         new_parent = operator.seed_first_parent(settings, store) if role.api else None
