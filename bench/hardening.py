@@ -146,6 +146,7 @@ def launch(config: Path, port: int, store: Store, log: Path,
         elif fd_hard_limit is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
+    offset = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "meshproxy", "proxy", "--config", str(config)],
@@ -154,7 +155,7 @@ def launch(config: Path, port: int, store: Store, log: Path,
         )
     deadline = time.monotonic() + 30
     marker = f"listening on 127.0.0.1:{port}"
-    while marker not in log.read_text():
+    while marker not in log.read_text()[offset:]:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"the node did not start:\n{log.read_text()}")
@@ -250,6 +251,25 @@ async def _http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
+class OriginsProcess:
+    """The same origins in a child process (`python -m bench.hardening origins`)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.hardening", "origins"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
+        )
+        assert self.process.stdout is not None
+        self.echo, self.http = json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
+AnyOrigins = Origins | OriginsProcess
+
+
 # ---- clients ------------------------------------------------------------------------------
 
 
@@ -306,7 +326,7 @@ async def echo_through(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 # ---- tunnels ------------------------------------------------------------------------------
 
 
-async def hold_tunnels(node: Node, origins: Origins, count: int, *,
+async def hold_tunnels(node: Node, origins: AnyOrigins, count: int, *,
                        parallel: int = 256) -> dict[str, Any]:
     """Open `count` tunnels at once, prove each carries bytes, hold them, close them."""
     counter = Counter()
@@ -351,7 +371,7 @@ async def hold_tunnels(node: Node, origins: Origins, count: int, *,
 # ---- soak ---------------------------------------------------------------------------------
 
 
-async def _clean_worker(node: Node, origins: Origins, counter: Counter, until: float,
+async def _clean_worker(node: Node, origins: AnyOrigins, counter: Counter, until: float,
                         rng: random.Random) -> None:
     """The clean account: every byte it moves must be in the store afterwards."""
     reader, writer = await asyncio.open_connection(*node.address)
@@ -387,7 +407,7 @@ async def _clean_worker(node: Node, origins: Origins, counter: Counter, until: f
         writer.close()
 
 
-async def _abusive_worker(node: Node, origins: Origins, counter: Counter, until: float,
+async def _abusive_worker(node: Node, origins: AnyOrigins, counter: Counter, until: float,
                           rng: random.Random, source: str) -> None:
     """Bad credentials, garbage, and a second account's clients that vanish mid-response."""
     while time.monotonic() < until:
@@ -417,7 +437,7 @@ async def _abusive_worker(node: Node, origins: Origins, counter: Counter, until:
             writer.close()
 
 
-async def soak(node: Node, origins: Origins, seconds: float, *, concurrency: int = 32,
+async def soak(node: Node, origins: AnyOrigins, seconds: float, *, concurrency: int = 32,
                sample_every: float = 2.0, on_sample: Callable[[dict[str, Any]], None] | None
                = None) -> dict[str, Any]:
     counter, abuse = Counter(), Counter()
@@ -476,13 +496,19 @@ def main(argv: list[str] | None = None) -> None:
     soaking = sub.add_parser("soak", help="mixed traffic for SECONDS, memory and fds watched")
     soaking.add_argument("--seconds", type=float, default=600)
     soaking.add_argument("--concurrency", type=int, default=64)
+    sub.add_parser("origins", help="(internal) serve the origins in this process")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     import tempfile
 
     raise_own_fd_limit()
+    if args.what == "origins":
+        serving = Origins()
+        print(json.dumps([serving.echo, serving.http]), flush=True)
+        sys.stdin.read()  # until the parent goes away
+        return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="meshproxy-hardening-"))
-    origins = Origins()
+    origins = OriginsProcess()  # their descriptors count against another process's limit
     node = start_node(workdir, fd_soft_limit=1024, flush_interval=1.0)
     try:
         if args.what == "tunnels":

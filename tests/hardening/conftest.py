@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from api.conftest import server_loop, start_server  # a real API server (tests/api)
 from proxy.conftest import (  # the shared fixtures of the data-plane tests
     Env,
     Origins,
@@ -35,7 +36,8 @@ if str(REPO) not in sys.path:  # bench/ lives beside src/, not in the installed 
 from bench.hardening import Node, raise_own_fd_limit, start_node  # noqa: E402
 from bench.hardening import Origins as LoadOrigins  # noqa: E402
 
-__all__ = ["Env", "Origins", "env", "origin_thread", "origins", "proxy_thread", "start_env"]
+__all__ = ["Env", "Origins", "env", "origin_thread", "origins", "proxy_thread", "server_loop",
+           "start_env", "start_server"]
 
 settings.register_profile(
     "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
