@@ -29,9 +29,14 @@ from meshproxy.cli.banner import banner
 from meshproxy.config import Settings
 from meshproxy.control import operator
 from meshproxy.meter import Meter
+from meshproxy.meter.fold import FoldingTask, UsageFolder
+from meshproxy.meter.keys import UsageKeys
+from meshproxy.ops.admin import AdminServer
+from meshproxy.ops.routes import health_routes
+from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.fdlimit import raise_fd_limit
 from meshproxy.proxy.node import ProxyNode
-from meshproxy.shared import open_store
+from meshproxy.shared import open_store, sync_client
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.web import dashboard_routes
 
@@ -86,30 +91,66 @@ async def run_node(
     store = await asyncio.to_thread(open_store, settings, migrate=False)
     api_server: ApiServer | None = None
     proxy_node: ProxyNode | None = None
+    folding = _folding(settings, store) if worker == 0 else None
+    status = NodeStatus(store=store, api=role.api, folding=folding)
+    admin: AdminServer | None = None
     try:
         if role.proxies:
             meter = None if role.meter is None else role.meter()
             proxy_node = ProxyNode(settings, store, meter=meter, reuse_port=reuse_port)
+            status.proxy_node = proxy_node
             await proxy_node.start()
         ports: ApiPorts | None = None
         if role.api:
             dashboard = dashboard_routes(
                 settings, store, clients=Forwarding(settings.api.trusted_proxies)
             )
-            app = create_app(settings, store, mounts=dashboard)
+            app = create_app(settings, store, mounts=[*health_routes(status), *dashboard])
             api_server = ApiServer(settings, app, reuse_port=reuse_port)
             ports = await api_server.start()
+        if folding is not None:
+            folding.start()
+        admin = await _admin(settings, status, worker)
         if worker == 0:
             click.echo(_announcement(settings, ports, proxy_node, new_parent))
             sys.stdout.flush()
         await stop.wait()
         log.info("stopping: draining connections and flushing usage")
     finally:
+        if admin is not None:
+            await admin.stop()
         if proxy_node is not None:
             await proxy_node.stop(role.drain_timeout)
         if api_server is not None:
             await api_server.stop()
+        if folding is not None:
+            await folding.stop()  # after the proxies' last flush: this node leaves no usage
         store.close()
+
+
+async def _admin(settings: Settings, status: NodeStatus, worker: int) -> AdminServer | None:
+    """The admin listener; worker i of a node listens on `admin.port + i`. A port that is
+    taken costs the node its metrics, not its service: logged loudly, not fatal."""
+    config = settings.admin
+    if not config.enabled:
+        return None
+    admin = AdminServer(status, config.listen, config.port + worker if config.port else 0)
+    try:
+        port = await admin.start()
+    except OSError as error:
+        log.error("admin listener (health, metrics) not started: %s", error)
+        return None
+    log.info("admin listener: http://%s:%d/metrics", config.listen, port)
+    return admin
+
+
+def _folding(settings: Settings, store: Store) -> FoldingTask | None:
+    """With Redis, the first worker of every node folds usage into the store (any number
+    of folders may run; each batch is folded once)."""
+    if not settings.redis_url or not settings.shared.fold:
+        return None
+    folder = UsageFolder(sync_client(settings.redis_url), UsageKeys(settings.shared.prefix), store)
+    return FoldingTask(folder, settings.shared.fold_interval)
 
 
 def _announcement(

@@ -59,6 +59,9 @@ class BanBook:
         self._banned_until.pop(ip, None)
         self._failures.pop(ip, None)
 
+    def active_count(self, now: float) -> int:
+        return sum(1 for until in self._banned_until.values() if until > now)
+
     def prune(self, now: float) -> None:
         """Forget expired bans and stale failure windows (bounded memory under a scan)."""
         for ip in [ip for ip, until in self._banned_until.items() if until <= now]:

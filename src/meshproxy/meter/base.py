@@ -9,8 +9,13 @@ from meshproxy.meter.health import BackendHealth
 
 
 class Meter(Protocol):
-    health: BackendHealth  # of where the usage goes (the store, or Redis)
-    last_flush: float  # loop time of the last successful flush
+    @property
+    def health(self) -> BackendHealth:
+        """Of where the usage goes (the store, or Redis)."""
+
+    @property
+    def last_flush(self) -> float:
+        """Loop time of the last successful flush."""
 
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         """Count bytes for an account (and so its parent). Called on the hot path: O(1)."""

@@ -14,6 +14,8 @@ Synchronous (Redis and the store both block): run it in a thread.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from typing import Any, Protocol, cast
 from redis import Redis
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys, parse_field
 
 log = logging.getLogger("meshproxy.meter.fold")
@@ -127,3 +130,38 @@ class UsageFolder:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class FoldingTask:
+    """A node's folder: every `interval` seconds in a thread, and once more at stop."""
+
+    def __init__(self, folder: UsageFolder, interval: float) -> None:
+        self._folder = folder
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.health = BackendHealth("folding usage (Redis -> store)")
+        self.last_fold = 0.0  # loop time of the last complete fold
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.fold_once()
+
+    async def fold_once(self) -> None:
+        try:
+            await asyncio.to_thread(self._folder.fold)
+        except Exception as error:  # Redis or the store down: batches stay pending
+            self.health.failed(error, "folding")
+            return
+        self.health.ok()
+        self.last_fold = asyncio.get_running_loop().time()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.fold_once()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,6 +124,11 @@ class AccountDirectory:
         # (client IP, success) for the store's shared ban count; drained by the node.
         self.auth_reports: deque[tuple[str, bool]] = deque(maxlen=100_000)
         self.next_reset = math.inf  # when the earliest billing period ends (epoch s)
+        # For metrics: requests decided per proxy (not the sweep's re-checks of open
+        # connections: the node sets `sweeping` around those), authentication failures.
+        self.requests: defaultdict[str, int] = defaultdict(int)
+        self.auth_failures = 0
+        self.sweeping = False
         self._ip_accounts: dict[str, AccountState] = {}
         self._hostname_addresses: dict[str, tuple[str, ...]] = {}
         self._resolved_accounts: dict[str, AccountState] = {}
@@ -304,6 +309,8 @@ class AccountDirectory:
 
     def refusal(self, account: AccountState, proxy: str) -> ProxyError | None:
         """Why `account` may not use `proxy` now (None: it may)."""
+        if not self.sweeping:
+            self.requests[proxy] += 1
         if account.removed:
             return errors.auth_required("account no longer exists")
         parent = account.parent
@@ -316,6 +323,7 @@ class AccountDirectory:
     # ---- the ban --------------------------------------------------------------------------
 
     def _failure(self, ip: str, now: float) -> None:
+        self.auth_failures += 1
         self.bans.record_failure(ip, now)
         self._recent_failures[ip] = now
         self.auth_reports.append((ip, False))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from meshproxy.config import ProxyConfig, Settings
 from meshproxy.meter import LocalMeter, Meter
+from meshproxy.meter.counting import CountingMeter
+from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.connection import ClientConnection
@@ -68,6 +71,7 @@ class ProxyNode:
             ban_policy=settings.ban.policy(),
         )
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.bytes_by_proxy: dict[str, CountingMeter] = {}  # for metrics
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._services: NodeServices | None = None
@@ -76,6 +80,15 @@ class ProxyNode:
         if self._redis is not None:
             channel = notify.channel(settings.shared.prefix)
             self.notices = ChangeNotices(self._redis, channel, self._noted)
+
+    @property
+    def sync_health(self) -> BackendHealth:
+        """The store as the account sync sees it."""
+        return self._sync.health
+
+    @property
+    def started(self) -> bool:
+        return self._services is not None and bool(self._servers)
 
     def _default_meter(self) -> Meter:
         interval = self.settings.proxy.flush_interval
@@ -130,8 +143,13 @@ class ProxyNode:
         self._services = services
         try:
             for proxy in self.settings.proxies:
+                counted = CountingMeter(self.meter)
+                self.bytes_by_proxy[proxy.name] = counted
                 listener = Listener(
-                    proxy.name, egress_pool(proxy), services, behaviour.add_forwarded_headers
+                    proxy.name,
+                    egress_pool(proxy),
+                    dataclasses.replace(services, meter=counted),  # the same connections set
+                    behaviour.add_forwarded_headers,
                 )
                 server = await loop.create_server(
                     lambda listener=listener: ClientConnection(listener),
@@ -214,8 +232,12 @@ class ProxyNode:
             await self.meter.refresh_shared(watched)
         self._sync.apply_shared()
         now = services.loop.time()
-        for connection in list(services.connections):
-            connection.check(now)
+        self.directory.sweeping = True
+        try:
+            for connection in list(services.connections):
+                connection.check(now)
+        finally:
+            self.directory.sweeping = False
         services.upstreams.sweep()
         self.directory.prune(time.time())
 

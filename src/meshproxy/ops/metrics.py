@@ -1,0 +1,107 @@
+"""Prometheus metrics, read from the node's own state at scrape time: nothing is added to
+the data plane's hot path but one sum per proxy listener (meter/counting.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from meshproxy.ops.status import NodeStatus
+
+
+class NodeCollector:
+    def __init__(self, status: NodeStatus, loop: asyncio.AbstractEventLoop) -> None:
+        self._status = status
+        self._loop = loop
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._status
+        node = status.proxy_node
+        if node is not None:
+            requests = CounterMetricFamily(
+                "meshproxy_proxy_requests",
+                "Requests authenticated and decided (served, or refused 402/509).",
+                labels=["proxy"],
+            )
+            moved = CounterMetricFamily(
+                "meshproxy_proxy_bytes", "Bytes metered (both directions).", labels=["proxy"]
+            )
+            active = GaugeMetricFamily(
+                "meshproxy_proxy_active_connections", "Open client connections.", labels=["proxy"]
+            )
+            open_by_proxy: dict[str, int] = dict.fromkeys(node.bytes_by_proxy, 0)
+            if node.started:
+                for connection in list(node.services.connections):
+                    name = connection.listener.name
+                    open_by_proxy[name] = open_by_proxy.get(name, 0) + 1
+            for name, counted in node.bytes_by_proxy.items():
+                requests.add_metric([name], node.directory.requests.get(name, 0))
+                moved.add_metric([name], counted.nbytes)
+                active.add_metric([name], open_by_proxy.get(name, 0))
+            yield requests
+            yield moved
+            yield active
+            yield CounterMetricFamily(
+                "meshproxy_auth_failures",
+                "Proxy authentication failures on this node.",
+                value=node.directory.auth_failures,
+            )
+            bans = node.directory.bans
+            now = time.time()
+            yield GaugeMetricFamily(
+                "meshproxy_bans_active",
+                "Client IPs banned (decided here or by any node).",
+                value=bans.active_count(now),
+            )
+            yield GaugeMetricFamily(
+                "meshproxy_accounts_loaded",
+                "Accounts in the proxy directory.",
+                value=len(node.directory.by_username),
+            )
+            lag = self._loop.time() - node.meter.last_flush if node.meter.last_flush else 0.0
+            yield GaugeMetricFamily(
+                "meshproxy_usage_flush_lag_seconds",
+                "Seconds since usage was last flushed (grows while the backend is down).",
+                value=lag,
+            )
+            yield GaugeMetricFamily(
+                "meshproxy_usage_unflushed_bytes",
+                "Bytes counted here and not yet flushed (kept while the backend is down).",
+                value=sum(  # a parent's figure includes its sub-accounts'
+                    n
+                    for account_id, n in node.meter.pending_totals().items()
+                    if (state := node.directory.by_id.get(account_id)) is not None
+                    and state.parent_id is None
+                ),
+            )
+        if status.folding is not None and status.folding.last_fold:
+            yield GaugeMetricFamily(
+                "meshproxy_fold_lag_seconds",
+                "Seconds since this node last folded Redis usage into the store.",
+                value=self._loop.time() - status.folding.last_fold,
+            )
+        up = GaugeMetricFamily(
+            "meshproxy_backend_up", "1 if the backend answered last time.", labels=["backend"]
+        )
+        errors = CounterMetricFamily(
+            "meshproxy_backend_errors", "Failed calls to the backend.", labels=["backend"]
+        )
+        for backend in status.backends():
+            up.add_metric([backend.name], 1.0 if backend.up else 0.0)
+            errors.add_metric([backend.name], backend.errors)
+        yield up
+        yield errors
+
+
+def registry_for(status: NodeStatus, loop: asyncio.AbstractEventLoop) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(status, loop))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return bytes(generate_latest(registry))
