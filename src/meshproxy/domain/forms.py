@@ -178,6 +178,8 @@ def _integer(minimum: int, maximum: int) -> dict[str, Any]:
 
 
 _USERNAME_SCHEMA = _string(USERNAME_MAX, minLength=1, pattern=f"^{_USERNAME_RE.pattern}$")
+# What clean_email accepts: empty, or one @ between non-blank parts (spaces around stripped).
+_EMAIL_SCHEMA = _string(EMAIL_MAX, pattern=rf"^\s*({_EMAIL_RE.pattern})?\s*$")
 SUB_ACCOUNT_USERNAME = "the username of a sub-account"
 
 
@@ -212,7 +214,7 @@ _SUB_ACCOUNT_FIELDS: dict[str, Field] = {
         _text(NAME_MAX), empty="", description="empty clears it", schema=_string(NAME_MAX)
     ),
     "email": Field(
-        clean_email, empty="", description="empty clears it", schema=_string(EMAIL_MAX)
+        clean_email, empty="", description="empty clears it", schema=_EMAIL_SCHEMA
     ),
     "monthly_limit": _limit("monthly"),
     "total_limit": _limit("total"),
