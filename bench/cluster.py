@@ -1,0 +1,230 @@
+"""A local cluster: 2 API nodes and 3 proxy nodes on this machine, sharing a fresh schema
+of the local PostgreSQL and a fresh key prefix of the local Redis.
+
+    .venv/bin/python -m bench.cluster            # start, print the endpoints, Ctrl-C stops
+    .venv/bin/python -m bench.cluster --keep     # keep the schema and keys afterwards
+
+Every node is a real `meshproxy api` / `meshproxy proxy` process with its own config file
+(in a temporary directory, with its log); all proxy nodes serve the proxy `open`. A parent
+account `cluster` is created with the password printed. tests/cluster drives it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import redis
+import sqlalchemy as sa
+
+from meshproxy.config import load_settings
+from meshproxy.control.operator import create_parent
+from meshproxy.shared import open_store
+
+POSTGRES = os.environ.get("MESHPROXY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("MESHPROXY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+PARENT = "cluster"
+PARENT_PASSWORD = "cluster-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Node:
+    name: str
+    role: str  # "api" | "proxy"
+    config: Path
+    port: int  # the API port, or the proxy listener's
+    admin_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.config.with_suffix(".log")
+
+
+@dataclass
+class Cluster:
+    apis: int = 2
+    proxies: int = 3
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cluster-")))
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    flush_interval: float = 0.25
+    fold_interval: float = 1.0
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def schema(self) -> str:
+        return f"cluster_{self.tag}"
+
+    @property
+    def prefix(self) -> str:
+        return f"cluster-{self.tag}:"
+
+    @property
+    def database_url(self) -> str:
+        separator = "&" if "?" in POSTGRES else "?"
+        return f"{POSTGRES}{separator}options=-csearch_path%3D{self.schema}"
+
+    @property
+    def api_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "api"]
+
+    @property
+    def proxy_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "proxy"]
+
+    def _config(self, node_dir: Path, api_port: int, proxy_port: int, admin_port: int) -> str:
+        return f"""\
+data_dir = "{node_dir}"
+plans = [{{ name = "default", default_proxies = ["open"] }}]
+database_url = "{self.database_url}"
+redis_url = "{REDIS}"
+[shared]
+prefix = "{self.prefix}"
+fold_interval = {self.fold_interval}
+[admin]
+port = {admin_port}
+[api]
+listen = "127.0.0.1"
+https_port = {api_port}
+tls = false
+require_https = false
+[proxy]
+allow_destinations = ["127.0.0.0/8"]
+flush_interval = {self.flush_interval}
+[[proxies]]
+name = "open"
+port = 31280
+listen_port = {proxy_port}
+"""
+
+    def start(self, timeout: float = 30.0) -> None:
+        admin = sa.create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1),
+                                 isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
+        admin.dispose()
+        for index in range(self.apis + self.proxies):
+            role = "api" if index < self.apis else "proxy"
+            name = f"{role}{index + 1 if role == 'api' else index - self.apis + 1}"
+            node_dir = self.directory / name
+            node_dir.mkdir(parents=True, exist_ok=True)
+            port, admin_port = free_port(), free_port()
+            config = self.directory / f"{name}.toml"
+            config.write_text(self._config(node_dir, port, port, admin_port))
+            self.nodes.append(Node(name, role, config, port, admin_port))
+        settings = load_settings(self.nodes[0].config)
+        store = open_store(settings)  # migrations once, before the nodes start
+        create_parent(settings, store, PARENT, password=PARENT_PASSWORD)
+        store.close()
+        for node in self.nodes:
+            with node.log.open("wb") as log:
+                node.process = subprocess.Popen(
+                    [sys.executable, "-m", "meshproxy", node.role, "--config", str(node.config)],
+                    stdout=log, stderr=subprocess.STDOUT,
+                )
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            while not self.ready(node):
+                died = node.process is not None and node.process.poll() is not None
+                if died or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{node.name} did not start:\n{node.log.read_text()}")
+                time.sleep(0.1)
+
+    def ready(self, node: Node) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{node.admin_port}/readyz", timeout=1).is_success
+        except httpx.HTTPError:
+            return False
+
+    def api_url(self, index: int = 0) -> str:
+        return f"http://127.0.0.1:{self.api_nodes[index].port}"
+
+    def proxy_address(self, index: int) -> tuple[str, int]:
+        return ("127.0.0.1", self.proxy_nodes[index].port)
+
+    def stop(self, *, keep: bool = False) -> None:
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            if node.process is not None:
+                try:
+                    node.process.wait(20)
+                except subprocess.TimeoutExpired:
+                    node.process.kill()
+                    node.process.wait()
+        if keep:
+            return
+        admin = sa.create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1),
+                                 isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+        admin.dispose()
+        client = redis.Redis.from_url(REDIS)
+        keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+    def __enter__(self) -> Cluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apis", type=int, default=2)
+    parser.add_argument("--proxies", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the schema and Redis keys")
+    args = parser.parse_args()
+    cluster = Cluster(apis=args.apis, proxies=args.proxies)
+    cluster.start()
+    print(f"cluster {cluster.tag}: schema {cluster.schema}, Redis prefix {cluster.prefix}")
+    print(f"parent account: {PARENT} / {PARENT_PASSWORD}")
+    for node in cluster.nodes:
+        where = "API" if node.role == "api" else "proxy open"
+        print(f"  {node.name}: {where} on 127.0.0.1:{node.port}, "
+              f"metrics http://127.0.0.1:{node.admin_port}/metrics, log {node.log}")
+    print(f"try: curl -u {PARENT}:{PARENT_PASSWORD} {cluster.api_url()}/api/proxies/")
+    print("Ctrl-C stops every node" + ("" if args.keep else " and drops the schema and keys"))
+    stop = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stop:
+        time.sleep(0.2)
+    cluster.stop(keep=args.keep)
+
+
+if __name__ == "__main__":
+    main()

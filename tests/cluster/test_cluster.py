@@ -1,0 +1,201 @@
+"""The local cluster (bench/cluster.py): 2 API nodes and 3 proxy nodes as real processes
+over the local PostgreSQL and Redis, driven for one sub-account through every proxy node.
+
+Checks: usage summed exactly across nodes; a monthly limit enforced globally (overshoot
+bounded by what the nodes move in one flush interval + 2 s); a deactivation through one
+API node honoured by every proxy node within 1 s; a ban from failures on one proxy node
+honoured by the others."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from bench.cluster import PARENT, PARENT_PASSWORD, Cluster, free_port
+
+from conftest import service_missing  # tests/conftest.py, as pytest imports it
+from meshproxy.config import load_settings
+from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.units import GB
+from meshproxy.shared import open_store
+from meshproxy.store import Store
+
+BLOB = 4_000_000
+SUB, SUB_PASSWORD = "pm_cluster_sub", "sub-password-1"
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    directory = tmp_path_factory.mktemp("origin")
+    (directory / "blob").write_bytes(b"c" * BLOB)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    server.terminate()
+    server.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    running = Cluster()
+    try:
+        running.start()
+    except Exception as error:  # PostgreSQL or Redis missing
+        service_missing("the cluster's PostgreSQL and Redis", error)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def store(cluster: Cluster) -> Iterator[Store]:
+    opened = open_store(load_settings(cluster.nodes[0].config), migrate=False)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def api(cluster: Cluster) -> Iterator[list[httpx.Client]]:
+    clients = [httpx.Client(base_url=cluster.api_url(i), auth=(PARENT, PARENT_PASSWORD),
+                            timeout=10) for i in range(2)]
+    created = clients[0].post("/api/sub/create/",
+                              data={"username": SUB, "password": SUB_PASSWORD})
+    assert created.status_code == 200, created.text
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def fetch(address: tuple[str, int], origin: int, *, password: str = SUB_PASSWORD,
+          source: str = "127.0.0.1") -> tuple[int, int]:
+    """One GET of the blob through a proxy node: (status, every byte on the connection)."""
+    token = base64.b64encode(f"{SUB}:{password}".encode()).decode()
+    request = (f"GET http://127.0.0.1:{origin}/blob HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Proxy-Authorization: Basic {token}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(address, timeout=10, source_address=(source, 0)) as sock:
+        sock.sendall(request)
+        received = b""
+        while piece := sock.recv(1 << 20):
+            received += piece
+    return int(received.split(b" ", 2)[1]), len(request) + len(received)
+
+
+def usage(store: Store, username: str) -> tuple[int, int]:
+    record = store.get_account(username)
+    assert record is not None
+    return store.usage(record, datetime.now(UTC))
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def settled(store: Store, username: str, expected: int, seconds: float = 10.0) -> None:
+    """Proxies flush every 0.25 s and nodes fold every second: wait for the figure."""
+    within(seconds, lambda: usage(store, username)[1] >= expected)
+    time.sleep(1.5)  # one more fold: nothing beyond the expected bytes may arrive
+    assert usage(store, username) == (expected, expected)
+
+
+def test_usage_through_every_proxy_node_is_summed_exactly(
+    cluster: Cluster, api: list[httpx.Client], store: Store, origin: int
+) -> None:
+    moved = 0
+    for round_ in range(3):
+        for index in range(3):
+            status, nbytes = fetch(cluster.proxy_address(index), origin)
+            assert status == 200, (round_, index)
+            moved += nbytes
+    settled(store, SUB, moved)
+    assert usage(store, PARENT)[1] == moved
+    listed = api[1].get("/api/sub/get/", params={"username": SUB}).json()
+    assert abs(listed["total_bandwidth"] - moved / 1e9) < 1e-6
+
+
+def test_a_limit_is_enforced_across_all_proxy_nodes(
+    cluster: Cluster, api: list[httpx.Client], store: Store, origin: int
+) -> None:
+    before = usage(store, SUB)[1]
+    record = store.get_account(SUB)
+    assert record is not None
+    head_room = 60_000_000
+    store.record_usage([UsageDelta(record.id, record.parent_id, GB - before - head_room)],
+                       datetime.now(UTC).date())
+    assert api[0].post("/api/sub/edit/", data={"username": SUB, "monthly_limit": "1"}
+                       ).status_code == 200  # every node reloads the account (and its usage)
+    moved = [0, 0, 0]
+    refused = [False, False, False]
+    started = time.monotonic()
+
+    def drive(index: int) -> None:
+        while time.monotonic() - started < 30:
+            status, nbytes = fetch(cluster.proxy_address(index), origin)
+            if status == 509:
+                refused[index] = True
+                return
+            assert status == 200
+            moved[index] += nbytes
+
+    time.sleep(0.5)
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert all(refused), (moved, refused)
+    rate = sum(moved) / elapsed
+    overshoot = sum(moved) - head_room
+    assert overshoot <= rate * (cluster.flush_interval + 2.0), (overshoot, rate)
+    assert all(m > 0 for m in moved)  # every node carried traffic
+
+
+def test_deactivation_on_one_api_node_reaches_every_proxy_node_within_a_second(
+    cluster: Cluster, api: list[httpx.Client], origin: int
+) -> None:
+    api[1].post("/api/sub/edit/", data={"username": SUB, "monthly_limit": "0"})
+    within(2.0, lambda: all(fetch(cluster.proxy_address(i), origin)[0] == 200
+                            for i in range(3)))
+    assert api[1].post("/api/sub/deactivate/", data={"username": SUB}).status_code == 200
+    changed = time.monotonic()
+    for index in range(3):
+        within(1.0 - (time.monotonic() - changed),
+               lambda i=index: fetch(cluster.proxy_address(i), origin)[0] == 402)
+    assert time.monotonic() - changed < 1.0
+    assert api[0].post("/api/sub/activate/", data={"username": SUB}).status_code == 200
+
+
+def test_a_ban_from_failures_on_one_proxy_node_holds_on_the_others(
+    cluster: Cluster, api: list[httpx.Client], origin: int
+) -> None:
+    source = "127.0.0.99"
+    within(2.0, lambda: fetch(cluster.proxy_address(1), origin, source=source)[0] == 200)
+    for _ in range(4):
+        assert fetch(cluster.proxy_address(0), origin, password="wrong", source=source)[0] == 407
+    banned = time.monotonic()
+    for index in (1, 2):
+        within(1.0, lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
+               == 407)
+    assert time.monotonic() - banned < 1.0
+    assert fetch(cluster.proxy_address(2), origin)[0] == 200  # another client is not banned
