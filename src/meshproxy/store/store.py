@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Engine, Select, delete, func, or_, select, update
+from sqlalchemy import Engine, Select, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
@@ -42,6 +42,8 @@ ACCOUNT_FIELDS = frozenset(
     }
 )
 
+
+USAGE_CHUNK = 5_000  # accounts per statement when usage is written
 
 SUB_ACCOUNT_SORTS = ("username", "active", "monthly", "total", "created")
 
@@ -340,21 +342,26 @@ class Store:
     def _add_usage(
         self, session: Session, per_account: dict[int, int], day: date, *, folded: bool
     ) -> None:
-        existing = set(session.scalars(select(m.Account.id).where(m.Account.id.in_(per_account))))
-        rows = [
-            {"account_id": account_id, "day": day, "bytes": nbytes}
-            for account_id, nbytes in sorted(per_account.items())
-            if account_id in existing
-        ]
-        if not rows:
-            return
-        session.execute(_upsert_adding(session, rows))
-        for row in rows:
-            values: dict[str, Any] = {"total_bytes": m.Account.total_bytes + row["bytes"]}
+        """In chunks (PostgreSQL takes at most 65,535 parameters a statement), all in the
+        caller's transaction; the totals in one executemany (pipelined by psycopg)."""
+        items = sorted(per_account.items())
+        for start in range(0, len(items), USAGE_CHUNK):
+            chunk = dict(items[start : start + USAGE_CHUNK])
+            existing = set(session.scalars(select(m.Account.id).where(m.Account.id.in_(chunk))))
+            rows = [
+                {"account_id": account_id, "day": day, "bytes": nbytes}
+                for account_id, nbytes in chunk.items()
+                if account_id in existing
+            ]
+            if not rows:
+                continue
+            session.execute(_upsert_adding(session, rows))
+            values: dict[str, Any] = {"total_bytes": m.Account.total_bytes + bindparam("n")}
             if folded:
-                values["folded_bytes"] = m.Account.folded_bytes + row["bytes"]
-            session.execute(
-                update(m.Account).where(m.Account.id == row["account_id"]).values(**values)
+                values["folded_bytes"] = m.Account.folded_bytes + bindparam("n")
+            session.connection().execute(
+                update(m.Account).where(m.Account.id == bindparam("account")).values(**values),
+                [{"account": row["account_id"], "n": row["bytes"]} for row in rows],
             )
 
     def usage(self, account: AccountRecord, now: datetime) -> tuple[int, int]:
@@ -541,7 +548,10 @@ class Store:
     def account_views(
         self, now: datetime, usernames: Iterable[str] | None = None
     ) -> list[AccountView]:
-        """Full views of all accounts (or of `usernames`, with their parents' for context)."""
+        """Full views of all accounts (or of `usernames`, with their parents' for context).
+
+        A full load filters nothing by id (no IN lists: PostgreSQL takes at most 65,535
+        parameters, and scanning whole tables is what a full load needs anyway)."""
         wanted = None if usernames is None else set(usernames)
         with self._session() as session:
             query = select(m.Account)
@@ -550,40 +560,41 @@ class Store:
             rows = list(session.scalars(query))
             if not rows:
                 return []
-            ids = [row.id for row in rows]
+            ids = {row.id for row in rows}
             parent_ids = {row.parent_id for row in rows if row.parent_id is not None}
-            names = dict(
-                session.execute(
-                    select(m.Account.id, m.Account.username).where(
-                        m.Account.id.in_(parent_ids | set(ids))
+
+            def among(column: Any, values: set[int]) -> Any:
+                return true() if wanted is None else column.in_(values)
+
+            names: dict[int, str] = {row.id: row.username for row in rows}
+            billing: dict[int, int | None] = {row.id: row.billing_day for row in rows}
+            missing = parent_ids - ids  # parents of reloaded sub-accounts
+            if missing:
+                for account_id, username, billing_day in session.execute(
+                    select(m.Account.id, m.Account.username, m.Account.billing_day).where(
+                        m.Account.id.in_(missing)
                     )
-                ).all()
-            )
-            billing = dict(
-                session.execute(
-                    select(m.Account.id, m.Account.billing_day).where(
-                        m.Account.id.in_(parent_ids | set(ids))
-                    )
-                ).all()
-            )
+                ):
+                    names[account_id] = username
+                    billing[account_id] = billing_day
             ips: dict[int, list[str]] = defaultdict(list)
             for account_id, ip in session.execute(
                 select(m.AuthenticatedIp.account_id, m.AuthenticatedIp.ip).where(
-                    m.AuthenticatedIp.account_id.in_(ids)
+                    among(m.AuthenticatedIp.account_id, ids)
                 )
             ):
                 ips[account_id].append(ip)
             hostnames: dict[int, list[str]] = defaultdict(list)
             for account_id, hostname in session.execute(
                 select(m.AuthenticatedHostname.account_id, m.AuthenticatedHostname.hostname).where(
-                    m.AuthenticatedHostname.account_id.in_(ids)
+                    among(m.AuthenticatedHostname.account_id, ids)
                 )
             ):
                 hostnames[account_id].append(hostname)
             proxies: dict[int, list[str]] = defaultdict(list)
             for account_id, proxy in session.execute(
                 select(m.AuthorizedProxy.account_id, m.AuthorizedProxy.proxy).where(
-                    m.AuthorizedProxy.account_id.in_(parent_ids | set(ids))
+                    among(m.AuthorizedProxy.account_id, parent_ids | ids)
                 )
             ):
                 proxies[account_id].append(proxy)
@@ -593,21 +604,20 @@ class Store:
                 starts[row.id] = billing_period(billing.get(owner) or 1, now).start
             monthly: dict[int, int] = {}
             for start in set(starts.values()):
-                group = [i for i, s in starts.items() if s == start]
-                monthly.update(
-                    session.execute(
-                        select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
-                        .where(m.UsageDaily.account_id.in_(group), m.UsageDaily.day >= start)
-                        .group_by(m.UsageDaily.account_id)
-                    ).all()
+                group = {i for i, s in starts.items() if s == start}
+                sums = session.execute(
+                    select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
+                    .where(among(m.UsageDaily.account_id, group), m.UsageDaily.day >= start)
+                    .group_by(m.UsageDaily.account_id)
                 )
+                monthly.update((i, int(n or 0)) for i, n in sums if i in group)
             return [
                 AccountView(
                     account=_record(row, names.get(row.parent_id) if row.parent_id else None),
                     ips=tuple(ips[row.id]),
                     hostnames=tuple(hostnames[row.id]),
                     proxies=tuple(proxies[row.parent_id if row.parent_id else row.id]),
-                    monthly_bytes=int(monthly.get(row.id) or 0),
+                    monthly_bytes=monthly.get(row.id, 0),
                     total_bytes=int(row.total_bytes),
                     folded_bytes=int(row.folded_bytes),
                 )

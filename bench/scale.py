@@ -1,0 +1,192 @@
+"""Scale measurements for docs/scaling.md, on this machine's PostgreSQL and Redis:
+
+    .venv/bin/python -m bench.scale [--accounts 100000]
+
+1. a proxy node's directory with N sub-accounts and N authenticated IPs: load time
+   (the store query, then building the in-memory maps), memory per account, lookup time;
+2. Redis: one node's usage flush (one script call) for 1,000 and 10,000 active accounts,
+   and the cumulative-counter reads;
+3. PostgreSQL: one fold of 1,000 and 10,000 accounts' counters (rows written, time).
+Each run uses a fresh schema and Redis prefix, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import time
+import tracemalloc
+import uuid
+from datetime import UTC, datetime
+
+import redis
+import sqlalchemy as sa
+
+from meshproxy.domain.bans import BanPolicy
+from meshproxy.domain.passwords import hash_password
+from meshproxy.meter.fold import UsageFolder
+from meshproxy.meter.keys import UsageKeys
+from meshproxy.meter.shared import RedisMeter
+from meshproxy.proxy.directory import AccountDirectory
+from meshproxy.shared import async_client
+from meshproxy.store import Store
+from meshproxy.store import models as m
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def seed(store: Store, accounts: int) -> list[tuple[int, int]]:
+    """One parent, `accounts` sub-accounts each with a password and one IP (bulk SQL)."""
+    parent = store.create_account("scale_parent", plan="default", billing_day=1,
+                                  proxies=["open", "world"])
+    digest = hash_password("scale-password")
+    now = datetime.now(UTC)
+    with store.engine.begin() as connection:
+        for start in range(0, accounts, 10_000):
+            rows = [{"username": f"s{i}", "parent_id": parent.id, "password_hash": digest,
+                     "active": True, "monthly_limit_gb": i % 3, "total_limit_gb": 0,
+                     "total_bytes": 0, "folded_bytes": 0, "created_at": now}
+                    for i in range(start, min(start + 10_000, accounts))]
+            connection.execute(sa.insert(m.Account), rows)
+        ids = connection.execute(
+            sa.select(m.Account.id).where(m.Account.parent_id == parent.id)
+        ).scalars().all()
+        for start in range(0, len(ids), 10_000):
+            connection.execute(sa.insert(m.AuthenticatedIp), [
+                {"account_id": account_id, "ip": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
+                for n, account_id in enumerate(ids[start:start + 10_000], start=start)
+            ])
+    return [(i, parent.id) for i in ids]
+
+
+def measure_directory(store: Store, accounts: int) -> None:
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    views = store.account_views(now)
+    query = time.perf_counter() - started
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    directory = AccountDirectory(BanPolicy())
+    started = time.perf_counter()
+    directory.load(views, now, {})
+    build = time.perf_counter() - started
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    per_account = (after - before) / len(views)
+    print(f"directory: {len(views)} accounts; store query {query:.2f} s, build {build:.2f} s; "
+          f"{per_account:.0f} bytes per account (with its IP) in the directory")
+    del views
+    samples = []
+    for n in range(0, accounts, max(1, accounts // 2000)):
+        ip = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+        started = time.perf_counter()
+        result = directory.authenticate(ip, None, time.time())
+        samples.append(time.perf_counter() - started)
+        assert not isinstance(result, Exception)
+    print(f"lookup by IP: median {statistics.median(samples) * 1e6:.2f} us, "
+          f"p99 {sorted(samples)[int(len(samples) * 0.99)] * 1e6:.2f} us")
+    state = directory.by_username["s1"]
+    started = time.perf_counter()
+    for _ in range(100_000):
+        directory.refusal(state, "open")
+    print(f"decision (active, authorized, quota): {(time.perf_counter() - started) * 10:.2f} us")
+
+
+async def measure_redis(pairs: list[tuple[int, int]], prefix: str) -> list[int]:
+    client = async_client(REDIS)
+    keys = UsageKeys(prefix)
+    results = []
+    for active in (1_000, 10_000):
+        meter = RedisMeter(client, keys)
+        timings = []
+        server_before = _script_usec()
+        for _ in range(5):
+            for account_id, parent_id in pairs[:active]:
+                meter.add(account_id, parent_id, 12_345)
+            started = time.perf_counter()
+            await meter.flush()
+            timings.append(time.perf_counter() - started)
+        results.append(active)
+        print(f"redis flush of {active} active accounts: median "
+              f"{statistics.median(timings) * 1000:.1f} ms per call "
+              f"({2 * active + 2} commands in one script call; Redis busy "
+              f"{(_script_usec() - server_before) / 5000:.1f} ms of it)")
+        started = time.perf_counter()
+        await meter.refresh_shared([a for a, _ in pairs[:active]])
+        print(f"  cumulative counters of {active} accounts (HMGET): "
+              f"{(time.perf_counter() - started) * 1000:.1f} ms")
+    await client.aclose()
+    return results
+
+
+def _script_usec() -> float:
+    """Microseconds Redis has spent running scripts (EVALSHA), from INFO commandstats."""
+    client = redis.Redis.from_url(REDIS)
+    stats = client.info("commandstats")
+    client.close()
+    return float(stats.get("cmdstat_evalsha", {}).get("usec", 0)) + float(
+        stats.get("cmdstat_eval", {}).get("usec", 0))
+
+
+def measure_fold(store: Store, pairs: list[tuple[int, int]], prefix: str) -> None:
+    keys = UsageKeys(prefix)
+    client = redis.Redis.from_url(REDIS)
+    folder = UsageFolder(client, keys, store)
+    folder.fold()  # what measure_redis left
+    for active in (1_000, 10_000):
+        asyncio.run(_flush_once(pairs[:active], prefix))
+        started = time.perf_counter()
+        result = folder.fold()
+        elapsed = time.perf_counter() - started
+        print(f"fold of {active} accounts' counters: {elapsed * 1000:.0f} ms, "
+              f"{result.batches} batch(es); PostgreSQL rows written: {active + 1} usage_daily "
+              f"upserts + {active + 1} account updates + 1 folded_batches, one transaction")
+    client.close()
+
+
+async def _flush_once(pairs: list[tuple[int, int]], prefix: str) -> None:
+    client = async_client(REDIS)
+    meter = RedisMeter(client, UsageKeys(prefix))
+    for account_id, parent_id in pairs:
+        meter.add(account_id, parent_id, 1000)
+    await meter.flush()
+    await client.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=100_000)
+    args = parser.parse_args()
+    schema = f"scale_{uuid.uuid4().hex[:10]}"
+    prefix = f"scale-{schema}:"
+    admin = sa.create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    store = Store.open(f"{POSTGRES}?options=-csearch_path%3D{schema}")
+    try:
+        started = time.perf_counter()
+        pairs = seed(store, args.accounts)
+        seconds = time.perf_counter() - started
+        print(f"seeded {args.accounts} sub-accounts and IPs in {seconds:.1f} s")
+        measure_directory(store, args.accounts)
+        asyncio.run(measure_redis(pairs, prefix))
+        measure_fold(store, pairs, prefix)
+    finally:
+        store.close()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+        client = redis.Redis.from_url(REDIS)
+        found = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if found:
+            client.delete(*found)
+        client.close()
+
+
+if __name__ == "__main__":
+    main()
