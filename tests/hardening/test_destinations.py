@@ -73,21 +73,31 @@ class Sites:
         self.forbidden.close()
 
 
-class StubResolver(Resolver):
-    """Answers from `answers[name]`, one list per call (the last one repeats): DNS rebinding."""
+class StubDns:
+    """Answers from `answers[name]`, one list per lookup (the last one repeats), with no
+    caching (TTL 0): DNS rebinding. Installed on the Resolver class, so every listener's
+    resolver uses it."""
 
-    def __init__(self, loop: Any, answers: dict[str, list[tuple[str, ...]]]) -> None:
-        super().__init__(loop)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch,
+                 answers: dict[str, list[tuple[str, ...]]]) -> None:
         self.answers = answers
         self.calls: dict[str, int] = {}
+        real_cached = Resolver.cached
+        stub = self
 
-    async def resolve(self, host: str, port: int) -> tuple[str, ...]:
-        if host not in self.answers:
-            raise OSError(f"{host}: not in the stub")
-        n = self.calls.get(host, 0)
-        self.calls[host] = n + 1
-        sequence = self.answers[host]
-        return sequence[min(n, len(sequence) - 1)]
+        async def resolve(resolver: Resolver, host: str, port: int) -> tuple[str, ...]:
+            if host not in stub.answers:
+                raise OSError(f"{host}: not in the stub")
+            n = stub.calls.get(host, 0)
+            stub.calls[host] = n + 1
+            sequence = stub.answers[host]
+            return sequence[min(n, len(sequence) - 1)]
+
+        def cached(resolver: Resolver, host: str) -> tuple[str, ...] | None:
+            return None if host in stub.answers else real_cached(resolver, host)
+
+        monkeypatch.setattr(Resolver, "resolve", resolve)
+        monkeypatch.setattr(Resolver, "cached", cached)
 
 
 @pytest.fixture
@@ -158,10 +168,10 @@ def test_the_allowed_address_is_served(guarded: tuple[Env, list[str]], sites: Si
 
 
 def test_names_resolving_to_forbidden_addresses_are_refused(
-    guarded: tuple[Env, list[str]], sites: Sites
+    guarded: tuple[Env, list[str]], sites: Sites, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env, connected = guarded
-    env.node.services.resolver = StubResolver(env.node.services.loop, {
+    StubDns(monkeypatch, {
         "inside.test": [(FORBIDDEN,)],
         "metadata.test": [("169.254.169.254",)],
         "mixed.test": [(FORBIDDEN, "10.1.2.3", ALLOWED)],
@@ -174,14 +184,12 @@ def test_names_resolving_to_forbidden_addresses_are_refused(
 
 
 def test_dns_rebinding_between_check_and_connect(
-    guarded: tuple[Env, list[str]], sites: Sites
+    guarded: tuple[Env, list[str]], sites: Sites, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The name answers the allowed address first and the forbidden one on every later
     lookup: the proxy connects only to an address it checked, whichever lookup it uses."""
     env, connected = guarded
-    resolver = StubResolver(env.node.services.loop,
-                            {"rebind.test": [(ALLOWED,), (FORBIDDEN,)]})
-    env.node.services.resolver = resolver
+    StubDns(monkeypatch, {"rebind.test": [(ALLOWED,), (FORBIDDEN,)]})
     statuses = []
     for _ in range(4):
         statuses.append(_proxy_get(env, f"http://rebind.test:{sites.port}/").status_code)
@@ -189,7 +197,6 @@ def test_dns_rebinding_between_check_and_connect(
             sock.sendall(f"CONNECT rebind.test:{sites.port} HTTP/1.1\r\nHost: x\r\n"
                          f"Proxy-Authorization: {basic()}\r\n\r\n".encode())
             statuses.append(int(sock.recv(100).split()[1]))
-        resolver._cache.clear()  # as if the TTL ran out: the next request looks up again
     assert set(statuses) <= {200, 403} and 403 in statuses
     assert set(connected) == {ALLOWED}
     assert not sites.forbidden_contacted()
