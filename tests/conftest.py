@@ -42,6 +42,12 @@ def fast_hashing() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def missing_service() -> Any:
+    """`service_missing` for test packages that cannot import this module by name."""
+    return service_missing
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Any:
     """Build Settings for a test: a data dir in tmp_path, loopback destinations allowed."""

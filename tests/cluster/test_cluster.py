@@ -21,7 +21,6 @@ import httpx
 import pytest
 from bench.cluster import PARENT, PARENT_PASSWORD, Cluster, free_port
 
-from conftest import service_missing  # tests/conftest.py, as pytest imports it
 from meshproxy.config import load_settings
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.units import GB
@@ -54,12 +53,12 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def cluster(missing_service: Callable[[str, Exception], None]) -> Iterator[Cluster]:
     running = Cluster()
     try:
         running.start()
     except Exception as error:  # PostgreSQL or Redis missing
-        service_missing("the cluster's PostgreSQL and Redis", error)
+        missing_service("the cluster's PostgreSQL and Redis", error)
     yield running
     running.stop()
 
