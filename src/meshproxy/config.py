@@ -116,6 +116,10 @@ class ProxyBehaviour(_Section):
     upstream_timeout: float = Field(default=30.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     header_timeout: float = Field(default=30.0, gt=0)
+    # A request body gets body_timeout seconds plus one for every body_min_rate bytes
+    # received (a byte-at-a-time body is cut off; a big upload at a sane rate never is).
+    body_timeout: float = Field(default=60.0, gt=0)
+    body_min_rate: float = Field(default=500.0, gt=0)  # bytes per second
     idle_timeout: float = Field(default=120.0, gt=0)
     tunnel_idle_timeout: float = Field(default=900.0, gt=0)  # CONNECT tunnels with no traffic
     flush_interval: float = Field(default=1.0, gt=0, le=60)

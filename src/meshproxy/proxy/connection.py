@@ -37,6 +37,7 @@ from meshproxy.proxy.upstream import (
 )
 
 if TYPE_CHECKING:
+    from meshproxy.config import ProxyBehaviour
     from meshproxy.proxy.services import Listener
 
 log = logging.getLogger("meshproxy.proxy")
@@ -69,7 +70,9 @@ class Exchange:
     __slots__ = (
         "addresses",
         "body",
+        "body_received",
         "body_size",
+        "body_started",
         "chunk_done",
         "chunk_parser",
         "client_keep",
@@ -106,6 +109,9 @@ class Exchange:
             self.request = prepared
         self.body: list[bytes] = []
         self.body_size = 0
+        # The minimum-rate rule for the request body runs on the client's clock only.
+        self.body_started = conn.reading_clock(conn.loop.time())
+        self.body_received = 0
         self.request_complete = False
         self.upstream: UpstreamConnection | None = None
         self.egress: EgressChoice | None = None
@@ -342,6 +348,8 @@ class ClientConnection(asyncio.Protocol):
         self.eof = False
         self.uncharged = 0
         self.paused = 0
+        self.paused_since: float | None = None  # loop time reading was last paused
+        self.paused_seconds = 0.0  # total time reading was paused (by us, not the client)
         self.closed = False
         self.draining = False
         self.last_active = self.loop.time()
@@ -462,6 +470,7 @@ class ClientConnection(asyncio.Protocol):
         exchange = self.parsing
         if exchange is None or exchange.phase is Phase.DONE:
             return
+        exchange.body_received += len(body)
         request = exchange.request
         if request is not None and request.body is Body.CHUNKED:
             exchange.send_body(b"".join((b"%x\r\n" % len(body), body, b"\r\n")))
@@ -757,16 +766,30 @@ class ClientConnection(asyncio.Protocol):
             self._meter_add(account.id, account.parent_id, nbytes)
 
     def pause(self, reason: Pause) -> None:
-        if not self.paused and self.transport is not None:
-            self.transport.pause_reading()
+        if not self.paused:
+            self.paused_since = self.loop.time()
+            if self.transport is not None:
+                self.transport.pause_reading()
         self.paused |= reason
 
     def resume(self, reason: Pause) -> None:
         if not self.paused & reason:
             return
         self.paused &= ~reason
-        if not self.paused and self.transport is not None and not self.closed:
-            self.transport.resume_reading()
+        if not self.paused:
+            if self.paused_since is not None:
+                self.paused_seconds += self.loop.time() - self.paused_since
+                self.paused_since = None
+            if self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    def reading_clock(self, now: float) -> float:
+        """Seconds (from an arbitrary origin) during which reading was not paused: time
+        the client, not the proxy or the origin, is answerable for."""
+        paused = self.paused_seconds
+        if self.paused_since is not None:
+            paused += now - self.paused_since
+        return now - paused
 
     def pause_for_upstream(self) -> None:
         self.pause(Pause.UPSTREAM)
@@ -888,8 +911,11 @@ class ClientConnection(asyncio.Protocol):
                 self.close()
             return
         exchange = self.active
-        if not exchange.request_complete and now - self.last_active > behaviour.header_timeout:
-            self.abort()  # a request body that stopped coming
+        if not exchange.request_complete and not self.paused:
+            if now - self.last_active > behaviour.header_timeout:
+                self.abort()  # a request body that stopped coming
+            elif _body_too_slow(exchange, self.reading_clock(now), behaviour):
+                self.reply_and_close(errors.request_timeout())  # or a trickle (slowloris)
         elif (
             exchange.phase is Phase.BODY
             and now - exchange.last_seen > behaviour.upstream_timeout
@@ -901,6 +927,13 @@ class ClientConnection(asyncio.Protocol):
         self.draining = True
         if self.active is None and self.tunnel is None:
             self.close()
+
+
+def _body_too_slow(exchange: Exchange, clock: float, behaviour: ProxyBehaviour) -> bool:
+    """The minimum-rate rule (Apache's mod_reqtimeout `body=..,MinRate=..`): a request body
+    gets `body_timeout` seconds, one more for every `body_min_rate` bytes received."""
+    allowed = behaviour.body_timeout + exchange.body_received / behaviour.body_min_rate
+    return clock - exchange.body_started > allowed
 
 
 def _why(error: OSError, ip: str, port: int) -> str:
