@@ -76,4 +76,6 @@ def load_origins() -> Iterator[LoadOrigins]:
     running.close()
 
 
-__all__ += ["free_port", "load_origins", "node_process"]
+from .dashboard import dash  # noqa: E402 - the dashboard over two tenants
+
+__all__ += ["dash", "free_port", "load_origins", "node_process"]
