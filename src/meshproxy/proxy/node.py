@@ -189,8 +189,13 @@ class ProxyNode:
     async def _sync_loop(self, seconds: float) -> None:
         """Poll the change feed every `seconds`, or at once when a notification arrives."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), seconds)
+            # Not wait_for: on Python 3.11 it can swallow a cancellation that arrives as
+            # the event is set, and the node's stop would then wait a whole interval.
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait([waiter], timeout=seconds)
+            finally:
+                waiter.cancel()
             self._wake.clear()
             try:
                 await self._sync_once()
