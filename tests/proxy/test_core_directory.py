@@ -59,6 +59,27 @@ def test_credentials_are_verified_once_then_cached() -> None:
     assert isinstance(again, AccountState) and again.username == "alice"
 
 
+def test_a_remembered_header_misses_after_a_password_change_or_a_new_account() -> None:
+    rec = record(1, "alice")
+    d = directory(view(rec))
+    assert isinstance(authenticate(d, basic("alice", "pw")), AccountState)
+    # The raw header is remembered: no check, even from another client address.
+    assert isinstance(d.authenticate("10.0.0.9", basic("alice", "pw"), T), AccountState)
+    assert isinstance(d.authenticate("10.0.0.9", None, T), ProxyError)  # never per IP
+    d.update({"alice"}, [view(replace(rec, password_hash=hash_password("new")))], NOW, {})
+    stale = d.authenticate("10.0.0.1", basic("alice", "pw"), T)
+    assert isinstance(stale, CredentialCheck)
+    assert isinstance(d.verified(stale, d.verify(stale), T), ProxyError)
+    assert isinstance(authenticate(d, basic("alice", "new")), AccountState)
+    d.update({"alice"}, [view(record(2, "alice", password_hash=hash_password("new")))], NOW, {})
+    recreated = d.authenticate("10.0.0.1", basic("alice", "new"), T)
+    assert isinstance(recreated, CredentialCheck)  # another account under the same name
+    assert isinstance(d.verified(recreated, d.verify(recreated), T), AccountState)
+    assert d.authenticate("10.0.0.1", basic("alice", "new"), T) is d.by_username["alice"]
+    d.update({"alice"}, [], NOW, {})
+    assert isinstance(d.authenticate("10.0.0.1", basic("alice", "new"), T), ProxyError)
+
+
 def test_missing_and_wrong_credentials() -> None:
     d = directory(view(record(1, "alice")))
     missing = authenticate(d, None)

@@ -26,6 +26,8 @@ from meshproxy.domain.passwords import VerifiedCredentials
 from meshproxy.proxy import errors
 from meshproxy.proxy.errors import ProxyError
 
+MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization values (oldest dropped first)
+
 
 @dataclass(eq=False, slots=True)
 class AccountState:
@@ -97,6 +99,7 @@ class CredentialCheck:
     password: str
     password_hash: str
     client_ip: str
+    authorization: bytes = b""  # the raw header value, remembered once it verifies
 
 
 def parse_basic(value: bytes) -> tuple[str, str] | None:
@@ -133,6 +136,11 @@ class AccountDirectory:
         self._hostname_addresses: dict[str, tuple[str, ...]] = {}
         self._resolved_accounts: dict[str, AccountState] = {}
         self._recent_failures: dict[str, float] = {}
+        # Raw Proxy-Authorization values that verified -> (account, the hash they verified
+        # against): a repeat costs one dict lookup, no base64 and no HMAC. An entry misses
+        # once the password changes or the account is removed (a re-created account is a
+        # new state). Never keyed by client IP: the credentials themselves are the key.
+        self._authorized: dict[bytes, tuple[AccountState, str]] = {}
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -276,6 +284,14 @@ class AccountDirectory:
         if self.bans.is_banned(client_ip, now):
             return errors.banned()
         if authorization is not None:
+            hit = self._authorized.get(authorization)
+            if hit is not None:
+                known, password_hash = hit
+                if known.password_hash == password_hash and not known.removed:
+                    if self._recent_failures:
+                        self._success(client_ip)
+                    return known
+                del self._authorized[authorization]
             credentials = parse_basic(authorization)
             if credentials is None:
                 self._failure(client_ip, now)
@@ -287,8 +303,11 @@ class AccountDirectory:
                 return errors.auth_required("invalid proxy credentials")
             if self.credentials.known(username, password, account.password_hash):
                 self._success(client_ip)
+                self._remember(authorization, account, account.password_hash)
                 return account
-            return CredentialCheck(username, password, account.password_hash, client_ip)
+            return CredentialCheck(
+                username, password, account.password_hash, client_ip, authorization
+            )
         account = self._ip_accounts.get(client_ip) or self._resolved_accounts.get(client_ip)
         if account is None:
             return errors.auth_required()
@@ -303,9 +322,16 @@ class AccountDirectory:
         account = self.by_username.get(check.username)
         if ok and account is not None and account.password_hash == check.password_hash:
             self._success(check.client_ip)
+            if check.authorization:
+                self._remember(check.authorization, account, check.password_hash)
             return account
         self._failure(check.client_ip, now)
         return errors.auth_required("invalid proxy credentials")
+
+    def _remember(self, authorization: bytes, account: AccountState, password_hash: str) -> None:
+        if len(self._authorized) >= MAX_AUTHORIZED:
+            self._authorized.pop(next(iter(self._authorized)))
+        self._authorized[authorization] = (account, password_hash)
 
     def refusal(self, account: AccountState, proxy: str) -> ProxyError | None:
         """Why `account` may not use `proxy` now (None: it may)."""
