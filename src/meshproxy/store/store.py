@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Engine, Select, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import (
+    Engine,
+    Select,
+    bindparam,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
@@ -169,6 +180,9 @@ class Store:
         return session.scalar(select(m.Account.username).where(m.Account.id == account_id))
 
     def get_account(self, username: str) -> AccountRecord | None:
+        if "\x00" in username:
+            # No username holds NUL (forms refuse it); PostgreSQL would refuse the query.
+            return None
         parent = aliased(m.Account)
         with self._session() as session:
             result = session.execute(
@@ -265,7 +279,9 @@ class Store:
         )
         monthly_bytes = func.coalesce(monthly.c.bytes, 0)
         matches = [m.Account.parent_id == parent.id]
-        if search:
+        if "\x00" in search:  # no field holds NUL; SQLite's LIKE would stop at it
+            matches.append(false())
+        elif search:
             needle = search.lower()
             matches.append(
                 or_(
