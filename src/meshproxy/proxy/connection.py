@@ -683,7 +683,13 @@ class ClientConnection(asyncio.Protocol):
 
     def _splice(self, client: asyncio.Transport, upstream: socket.socket) -> None:
         """Take the client socket out of its transport and relay with splice(2)."""
-        client_socket = socket.socket(fileno=os.dup(client.get_extra_info("socket").fileno()))
+        try:
+            duplicate = os.dup(client.get_extra_info("socket").fileno())
+        except OSError:  # EMFILE at the descriptor limit: end the tunnel, never leave it hung
+            upstream.close()
+            self.abort()
+            return
+        client_socket = socket.socket(fileno=duplicate)
         client_socket.setblocking(False)
         client.set_protocol(asyncio.Protocol())  # the transport's end is no longer ours
         client.close()  # closes uvloop's fd only (no shutdown): the duplicate stays open
