@@ -128,7 +128,7 @@ def _logged_in(ctx: Ctx) -> AccountRecord | None:
     if username is None:
         return None
     account = ctx.store.get_account(username)
-    if account is None or ctx.session.key != ctx.dash.codec.password_key(account.password_hash):
+    if account is None or not ctx.dash.codec.key_ok(ctx.session, account.password_hash):
         return None  # deleted, or its password changed since this session logged in
     return account
 

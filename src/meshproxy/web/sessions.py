@@ -73,5 +73,16 @@ class SessionCodec:
         digest = hmac.new(self._secret, (password_hash or "").encode(), hashlib.sha256)
         return digest.hexdigest()[:32]
 
+    def key_ok(self, session: Session, password_hash: str | None) -> bool:
+        """Did this session log in against `password_hash` (constant time)?"""
+        key = session.key
+        return key is not None and _same(key, self.password_key(password_hash))
+
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(session.csrf, token)
+        return token is not None and _same(session.csrf, token)
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of any two strings (compare_digest refuses non-ASCII str)."""
+    encoding = ("utf-8", "surrogatepass")
+    return hmac.compare_digest(a.encode(*encoding), b.encode(*encoding))
