@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
@@ -77,6 +78,7 @@ class Exchange:
         "chunk_parser",
         "client_keep",
         "conn",
+        "deadline",
         "egress",
         "error",
         "head",
@@ -91,7 +93,6 @@ class Exchange:
         "response_started",
         "retried",
         "reusable",
-        "timer",
         "upstream",
     )
 
@@ -127,7 +128,9 @@ class Exchange:
         self.response_started = False
         self.replay: bytes | None = None
         self.retried = False
-        self.timer: asyncio.TimerHandle | None = None
+        # Loop time by which the response must have started; the node's sweep checks it
+        # (`ClientConnection.check`), so no timer is armed and cancelled per request.
+        self.deadline = math.inf
         self.last_seen = 0.0  # loop time of the last upstream bytes
         # Without a body the message is complete with its head.
         request = self.request
@@ -207,7 +210,6 @@ class Exchange:
         if isinstance(parsed, ProxyError):
             self.conn.answer(self, parsed)
             return
-        self._cancel_timer()
         self.response_started = True
         self.reusable = parsed.upstream_reusable
         self.client_keep = parsed.client_keep
@@ -294,7 +296,6 @@ class Exchange:
 
     def _complete(self) -> None:
         self.phase = Phase.DONE
-        self._cancel_timer()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.exchange = None
@@ -304,26 +305,20 @@ class Exchange:
                 upstream.close()
         self.conn.finished(self, keep=self.client_keep and self.request_complete)
 
-    # ---- timers and teardown -----------------------------------------------------------
+    # ---- deadline and teardown ---------------------------------------------------------
 
-    def start_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self.timer = self.conn.loop.call_later(seconds, self._timed_out)
-
-    def _timed_out(self) -> None:
-        self.timer = None
-        if self.phase in (Phase.ADMITTING, Phase.WAITING) and not self.response_started:
-            self.conn.answer(self, errors.response_timeout())
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+    def overdue(self, now: float) -> bool:
+        """No response started by the deadline (checked by the sweep, so up to one
+        `quota_check_interval` late)."""
+        return (
+            now >= self.deadline
+            and (self.phase is Phase.ADMITTING or self.phase is Phase.WAITING)
+            and not self.response_started
+        )
 
     def discard(self) -> None:
         """The exchange is over without a complete response: drop the upstream."""
         self.phase = Phase.DONE
-        self._cancel_timer()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
@@ -540,7 +535,7 @@ class ClientConnection(asyncio.Protocol):
         request = exchange.request
         assert request is not None
         timeout = request.options.timeout or listener.services.behaviour.upstream_timeout
-        exchange.start_timer(timeout)
+        exchange.deadline = self.loop.time() + timeout
         addresses = listener.services.resolver.cached(request.target.host)
         if addresses is None:
             self.loop.create_task(self._resolve(exchange))
@@ -917,7 +912,9 @@ class ClientConnection(asyncio.Protocol):
                 self.close()
             return
         exchange = self.active
-        if not exchange.request_complete and not self.paused:
+        if exchange.overdue(now):
+            self.answer(exchange, errors.response_timeout())
+        elif not exchange.request_complete and not self.paused:
             if now - self.last_active > behaviour.header_timeout:
                 self.abort()  # a request body that stopped coming
             elif _body_too_slow(exchange, self.reading_clock(now), behaviour):
