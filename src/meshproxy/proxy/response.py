@@ -34,7 +34,7 @@ class Framing(IntEnum):
     UNTIL_CLOSE = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per response, and frozen dataclasses build slowly
 class ResponseHead:
     status: int
     head: bytes  # rewritten, ending with the blank line
@@ -79,19 +79,20 @@ def parse_response_head(
     kept: list[bytes] = [status_line]
     copied = 0
     for special in _SPECIAL_RE.finditer(fields.lower()):
-        name, value = special.group(1), special.group(2)
+        name, value = special.groups()
         if name == b"content-length":
             lengths.append(value.strip())
         elif name == b"transfer-encoding":
             codings.append(value)
         else:  # hop-by-hop or X-ProxyMesh-*: dropped
             if name == b"connection":
-                connection.extend(t.strip() for t in value.split(b","))
-            kept.append(fields[copied : special.start()])
-            copied = special.end()
+                connection.extend([t.strip() for t in value.split(b",")])
+            start, copied_to = special.span()
+            kept.append(fields[copied:start])
+            copied = copied_to
     kept.append(fields[copied:])
     block = b"".join(kept)
-    named = {t for t in connection if t not in _DROP and t not in _FRAMING}
+    named = {t for t in connection if t not in _DROP and t not in _FRAMING} if connection else None
     if named:  # headers the origin named in Connection are hop-by-hop too
         lines = block.split(b"\r\n")
         block = b"\r\n".join(
@@ -107,9 +108,10 @@ def parse_response_head(
         last = codings[-1].split(b",")[-1].strip().lower()
         framing = Framing.CHUNKED if last == b"chunked" else Framing.UNTIL_CLOSE
     elif lengths:
-        if len(set(lengths)) != 1 or not _DIGITS.fullmatch(lengths[0]):
+        value = lengths[0]
+        if (len(lengths) > 1 and len(set(lengths)) != 1) or not _DIGITS.fullmatch(value):
             return errors.bad_response("invalid upstream Content-Length")
-        framing, length = Framing.LENGTH, int(lengths[0])
+        framing, length = Framing.LENGTH, int(value)
         if not length:
             framing = Framing.NONE
     else:
@@ -118,11 +120,4 @@ def parse_response_head(
         reusable = False
     client_keep = client_keep_alive and framing is not Framing.UNTIL_CLOSE
     tail = b"\r\n" + added + (b"\r\n" if client_keep else b"Connection: close\r\n\r\n")
-    return ResponseHead(
-        status=status,
-        head=block + tail,
-        framing=framing,
-        length=length,
-        upstream_reusable=reusable,
-        client_keep=client_keep,
-    )
+    return ResponseHead(status, block + tail, framing, length, reusable, client_keep)
