@@ -47,16 +47,23 @@ class EgressPool:
             family: tuple(e for e in self.members if e.family in (None, family))
             for family in (4, 6)
         }
+        # The plain random choice hands out these shared (immutable) answers: none is
+        # built per request.
+        self._choices = {
+            family: tuple(EgressChoice(e.address) for e in members)
+            for family, members in self._by_family.items()
+        }
         self._addresses = {e.address for e in self.members if e.address is not None}
         self.countries = frozenset(e.country for e in self.members if e.country)
 
     def choose(self, options: RequestOptions, family: int) -> EgressChoice | ProxyError:
         """An egress for a destination of `family` (4 or 6)."""
-        candidates = self._by_family[family]
         if options.is_default:
-            if not candidates:
+            choices = self._choices[family]
+            if not choices:
                 return errors.no_egress(f"this proxy has no IPv{family} egress address")
-            return EgressChoice(self._rng.choice(candidates).address)
+            return self._rng.choice(choices)
+        candidates = self._by_family[family]
         if options.country and self.geo:
             if options.country not in self.countries:
                 return errors.bad_option(f"no egress IP in country {options.country} on this proxy")

@@ -22,7 +22,7 @@ class RequestOptions:
 
     @property
     def is_default(self) -> bool:
-        return self == _DEFAULT
+        return self is _DEFAULT or self == _DEFAULT  # most requests share NO_OPTIONS
 
 
 _DEFAULT = RequestOptions()

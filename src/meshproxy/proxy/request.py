@@ -135,10 +135,12 @@ def prepare_request(
         kept.append((name, value))
     if hosts > 1:  # RFC 9112 3.2: two origins could each read a different one
         return errors.bad_request("more than one Host header")
-    framing = _framing(lengths, codings, head.version)
-    if isinstance(framing, ProxyError):
-        return framing
-    body, length = framing
+    body, length = Body.NONE, 0
+    if lengths or codings:
+        framing = _framing(lengths, codings, head.version)
+        if isinstance(framing, ProxyError):
+            return framing
+        body, length = framing
     try:
         options = parse_options(option_pairs) if option_pairs else NO_OPTIONS
     except OptionError as error:
@@ -146,20 +148,21 @@ def prepare_request(
     if connect:
         upstream_head = b""
     else:
+        connection_tokens -= _HOP_BY_HOP  # those are gone already ("keep-alive" mostly)
         if connection_tokens:
             kept = [(n, v) for n, v in kept if n.lower() not in connection_tokens]
         upstream_head = _upstream_head(head, target, kept, body, length, forwarded_for)
-    return PreparedRequest(
-        method=head.method,
-        target=target,
-        connect=connect,
-        upstream_head=upstream_head,
-        authorization=authorization,
-        options=options,
-        body=body,
-        content_length=length,
-        keep_alive=head.keep_alive and head.version == "1.1",
-        expects_continue=expects_continue,
+    return PreparedRequest(  # positional: this runs for every request
+        head.method,
+        target,
+        connect,
+        upstream_head,
+        authorization,
+        options,
+        body,
+        length,
+        head.keep_alive and head.version == "1.1",
+        expects_continue,
     )
 
 

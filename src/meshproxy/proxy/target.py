@@ -12,13 +12,18 @@ from dataclasses import dataclass
 
 _NAME_RE = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
 _PORT_RE = re.compile(rb"[0-9]{1,5}")
+_AUTHORITY_END = re.compile(rb"[/?#]")
+# Authorities seen before -> (host, port), one map per default port: most requests go to
+# hosts the proxy has just served, and an IPv6 literal is not re-parsed every time.
+_KNOWN_MAX = 4096
+_known: dict[int | None, dict[bytes, tuple[str, int]]] = {80: {}, None: {}}
 
 
 class TargetError(ValueError):
     """Why a target cannot be used (the message goes into the 400 answer)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per request, and frozen dataclasses build slowly
 class Target:
     host: str  # a DNS name (lower case) or an IP literal without brackets
     port: int
@@ -54,6 +59,17 @@ def _port(text: bytes) -> int:
 
 
 def _host_and_port(authority: bytes, default_port: int | None) -> tuple[str, int]:
+    known = _known[default_port]
+    found = known.get(authority)
+    if found is None:
+        found = _parse_host_and_port(authority, default_port)
+        if len(known) >= _KNOWN_MAX:
+            known.clear()
+        known[authority] = found
+    return found
+
+
+def _parse_host_and_port(authority: bytes, default_port: int | None) -> tuple[str, int]:
     if not authority:
         raise TargetError("missing host")
     if b"@" in authority:
@@ -97,11 +113,8 @@ def parse_absolute(target: bytes) -> Target:
             raise TargetError("a proxy request needs an absolute URL (http://host/path)")
         raise TargetError("unsupported URL scheme")
     rest = target[7:]
-    end = len(rest)
-    for mark in (b"/", b"?", b"#"):
-        index = rest.find(mark)
-        if 0 <= index < end:
-            end = index
+    found = _AUTHORITY_END.search(rest)
+    end = len(rest) if found is None else found.start()
     host, port = _host_and_port(rest[:end], 80)
     path = rest[end:].partition(b"#")[0]
     if not path:
