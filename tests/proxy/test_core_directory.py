@@ -77,7 +77,18 @@ def test_a_remembered_header_misses_after_a_password_change_or_a_new_account() -
     assert isinstance(d.verified(recreated, d.verify(recreated), T), AccountState)
     assert d.authenticate("10.0.0.1", basic("alice", "new"), T) is d.by_username["alice"]
     d.update({"alice"}, [], NOW, {})
-    assert isinstance(d.authenticate("10.0.0.1", basic("alice", "new"), T), ProxyError)
+    assert isinstance(authenticate(d, basic("alice", "new")), ProxyError)
+
+
+def test_unknown_usernames_cost_a_hash_like_wrong_passwords() -> None:
+    """No timing difference tells which usernames exist: both go through argon2."""
+    d = directory(view(record(1, "alice")))
+    for auth in (basic("alice", "wrong"), basic("nobody", "pw")):
+        check = d.authenticate("10.0.0.1", auth, T)
+        assert isinstance(check, CredentialCheck)
+        assert check.password_hash.startswith("$argon2id$")
+        refused = d.verified(check, d.verify(check), T)
+        assert isinstance(refused, ProxyError) and refused.status == 407
 
 
 def test_missing_and_wrong_credentials() -> None:

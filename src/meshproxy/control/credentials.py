@@ -8,11 +8,9 @@ a success resets the count. Synchronous (it hashes and queries): run it in a wor
 
 from __future__ import annotations
 
-import threading
-
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.domain.passwords import VerifiedCredentials, hash_password, random_password
+from meshproxy.domain.passwords import VerifiedCredentials, decoy_hash
 from meshproxy.store import Store
 
 BANNED = "Too many authentication failures from your address; it is banned for now."
@@ -33,15 +31,6 @@ class CredentialChecker:
         self._store = store
         self._policy = policy
         self._verified = VerifiedCredentials()
-        self._decoy_lock = threading.Lock()
-        self._decoy: str | None = None
-
-    def _decoy_hash(self) -> str:
-        """A hash to verify against for unknown usernames, so they cost the same time."""
-        with self._decoy_lock:
-            if self._decoy is None:
-                self._decoy = hash_password(random_password())
-            return self._decoy
 
     def check(self, username: str, password: str, client_ip: str, now: float) -> AccountRecord:
         until = self._store.ban_until(client_ip, now)
@@ -49,7 +38,7 @@ class CredentialChecker:
             raise LoginRefused(BANNED, banned_until=until)
         account = self._store.get_account(username) if username else None
         stored = account.password_hash if account is not None else None
-        verified = self._verified.check(username, password, stored or self._decoy_hash())
+        verified = self._verified.check(username, password, stored or decoy_hash())
         if account is None or not stored or not verified:
             until = self._store.record_auth_failure(client_ip, now, self._policy)
             if until is not None:

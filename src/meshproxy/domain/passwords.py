@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,6 +26,20 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+_decoy_lock = threading.Lock()
+_decoy: str | None = None
+
+
+def decoy_hash() -> str:
+    """A hash of a random password, to verify unknown usernames against: a failed login
+    then costs the same time whether or not the username exists (no enumeration)."""
+    global _decoy
+    with _decoy_lock:
+        if _decoy is None:
+            _decoy = hash_password(random_password())
+        return _decoy
 
 
 def random_password(length: int = 20) -> str:

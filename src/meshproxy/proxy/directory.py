@@ -22,7 +22,7 @@ from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import Limits, Usage, check_quota
-from meshproxy.domain.passwords import VerifiedCredentials
+from meshproxy.domain.passwords import VerifiedCredentials, decoy_hash
 from meshproxy.proxy import errors
 from meshproxy.proxy.errors import ProxyError
 
@@ -299,8 +299,9 @@ class AccountDirectory:
             username, password = credentials
             account = self.by_username.get(username)
             if account is None or not account.password_hash:
-                self._failure(client_ip, now)
-                return errors.auth_required("invalid proxy credentials")
+                # Verified against a decoy (and so refused in `verified`) in the same time a
+                # wrong password takes: the answer's timing does not tell who exists.
+                return CredentialCheck(username, password, decoy_hash(), client_ip)
             if self.credentials.known(username, password, account.password_hash):
                 self._success(client_ip)
                 self._remember(authorization, account, account.password_hash)
