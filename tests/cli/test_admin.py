@@ -63,7 +63,9 @@ def test_parent_lifecycle(run: Any) -> None:
 
 
 def test_human_output_is_a_table(run: Any) -> None:
-    assert run("admin", "create", "pm_table", "--password", "pw-123").returncode == 0
+    created = run("admin", "create", "pm_table", "--password", "pw-123")
+    assert created.returncode == 0 and "pm_table" in created.stdout
+    assert "pw-123" not in created.stdout  # a chosen password is never echoed
     shown = run("admin", "show", "pm_table")
     assert shown.returncode == 0
     assert "pm_table" in shown.stdout and "billing_day" in shown.stdout

@@ -74,7 +74,11 @@ def create(
             email=email,
         )
         summary = operator.account_summary(store, new.account, datetime.now(UTC))
-        emit_record({**summary, "password": new.password}, as_json=as_json)
+        # A password the operator chose is not echoed (terminals and CI logs keep output).
+        emit_record(
+            {**summary, "password": new.password} if new.generated else summary,
+            as_json=as_json,
+        )
 
 
 @admin.command("list")

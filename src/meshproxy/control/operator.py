@@ -28,7 +28,8 @@ class OperatorError(Exception):
 @dataclass(frozen=True)
 class NewParent:
     account: AccountRecord
-    password: str  # shown once; only its hash is stored
+    password: str  # only its hash is stored
+    generated: bool  # a random password the operator has not seen: show it once
 
 
 def _check(clean: Any, value: str, what: str) -> Any:
@@ -77,6 +78,7 @@ def create_parent(
     """Create a parent account on a plan, authorized for the plan's default proxies."""
     now = now or datetime.now(UTC)
     username = _check(clean_username, username, "username")
+    generated = not password
     password = _check(clean_password, password, "password") if password else random_password()
     plan = plan or settings.default_plan
     _check_plan(settings, plan)
@@ -99,7 +101,7 @@ def create_parent(
         )
     except Conflict:
         raise OperatorError(f"username {username!r} is already taken") from None
-    return NewParent(account=account, password=password)
+    return NewParent(account=account, password=password, generated=generated)
 
 
 def update_parent(
