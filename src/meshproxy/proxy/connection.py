@@ -187,7 +187,8 @@ class Exchange:
                 else:
                     self.head_buffer = buffer
                 return
-            if interim(buffer[: buffer.find(b"\r\n")]) is None:
+            # "HTTP/1.x 1xx": only then can it be an interim head (the rest fail `interim`).
+            if buffer[9:10] != b"1" or interim(buffer[: buffer.find(b"\r\n")]) is None:
                 break
             self.response_started = True  # 100 Continue and friends go through as they are
             self.conn.send(buffer[: end + 4])
@@ -198,7 +199,7 @@ class Exchange:
         self.head_buffer = b""
         assert self.request is not None and self.egress is not None
         upstream = self.upstream
-        added = b"X-ProxyMesh-IP: " + (upstream.local_ip if upstream else "").encode() + b"\r\n"
+        added = upstream.ip_line if upstream else b"X-ProxyMesh-IP: \r\n"
         if self.egress.not_found:
             added += b"X-ProxyMesh-IP-Not-Found: " + self.egress.not_found.encode() + b"\r\n"
         parsed = parse_response_head(
@@ -564,9 +565,9 @@ class ClientConnection(asyncio.Protocol):
         if not permitted:
             self.answer(exchange, errors.destination_refused(addresses[0]))
             return
-        choice: EgressChoice | ProxyError = errors.no_egress("no usable egress address")
-        for address in permitted:
-            choice = self.listener.pool.choose(request.options, 6 if ":" in address else 4)
+        pool = self.listener.pool
+        for address in permitted:  # not empty, so `choice` is set
+            choice = pool.choose(request.options, 6 if ":" in address else 4)
             if isinstance(choice, EgressChoice) or choice.status != 502:
                 break
         if isinstance(choice, ProxyError):

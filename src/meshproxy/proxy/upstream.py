@@ -83,6 +83,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.local_ip = ""
+        self.ip_line = b"X-ProxyMesh-IP: \r\n"  # for every response head relayed from here
         self.exchange: Exchange | None = None
         self.idle_since = 0.0
         self.closed = False
@@ -93,6 +94,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(HIGH_WATER)
         sockname = transport.get_extra_info("sockname")
         self.local_ip = str(sockname[0]) if sockname else ""
+        self.ip_line = b"X-ProxyMesh-IP: " + self.local_ip.encode() + b"\r\n"
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
