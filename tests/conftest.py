@@ -68,6 +68,24 @@ def make_settings(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
+def make_geoip_database(tmp_path: Path) -> Any:
+    """Write a MaxMind-format (GeoLite2-Country layout, IPv6 tree holding IPv4) database:
+    build({"127.0.0.2/31": "DE", ...}) -> its path in tmp_path."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    def build(networks: dict[str, str], name: str = "countries.mmdb") -> Path:
+        writer = MMDBWriter(ip_version=6, database_type="GeoLite2-Country", ipv4_compatible=True)
+        for network, country in networks.items():
+            writer.insert_network(IPSet([network]), {"country": {"iso_code": country}})
+        path = tmp_path / name
+        writer.to_db_file(str(path))
+        return path
+
+    return build
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.sqlite3'}"
 

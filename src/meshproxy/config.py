@@ -14,6 +14,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from meshproxy import geoip
 from meshproxy.domain.bans import BanPolicy
 
 DEFAULT_DATA_DIR = Path("data")
@@ -180,6 +181,9 @@ class Settings(BaseSettings):
     proxy: ProxyBehaviour = Field(default_factory=ProxyBehaviour)
     plans: list[PlanConfig] = Field(default_factory=_default_plans)
     proxies: list[ProxyConfig] = Field(default_factory=_default_proxies)
+    # A MaxMind-format .mmdb (GeoLite2-Country layout): at start, every egress address
+    # without a `country` is tagged from it (see load_settings).
+    geoip_database: Path | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -262,6 +266,22 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     data.update(overrides)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as error:
         raise ConfigError(_format_errors(error)) from None
+    if settings.geoip_database is not None:
+        _tag_countries(settings.proxies, settings.geoip_database)
+    return settings
+
+
+def _tag_countries(proxies: list[ProxyConfig], database: Path) -> None:
+    """Give every egress address without a configured country the database's one, so the
+    proxies' pools and the API's geoips counts read the same countries. Configured ones win."""
+    untagged = [e for proxy in proxies for e in proxy.egress if e.country is None]
+    try:
+        found = geoip.countries(database, {e.address for e in untagged if e.address is not None})
+    except geoip.GeoIPError as error:
+        raise ConfigError(f"geoip_database: {error}") from None
+    for egress in untagged:
+        if egress.address is not None:
+            egress.country = found.get(egress.address)
