@@ -7,12 +7,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.store.errors import Conflict
-from meshproxy.store.migrate import current_revision
+from meshproxy.store.migrate import alembic_config, current_revision, upgrade
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -27,6 +28,47 @@ def db(store_url: str) -> Iterator[Store]:
 def test_migrations_reach_head(db: Store) -> None:
     assert current_revision(db.engine) is not None
     db.migrate()  # running again is a no-op
+
+
+def test_session_epoch_migration_keeps_accounts(store_url: str) -> None:
+    """0003 adds accounts.session_epoch (0 for existing rows) and can be taken back."""
+    opened = Store.open(store_url, migrate=False)
+    try:
+        upgrade(opened.engine, "0002")
+        with opened.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO accounts (username, active, monthly_limit_gb, total_limit_gb,"
+                    " total_bytes, created_at) VALUES ('old', true, 0, 0, 0, :now)"
+                ),
+                {"now": NOW},
+            )
+        opened.migrate()
+        old = opened.get_account("old")
+        assert old is not None and old.session_epoch == 0
+        assert opened.bump_session_epoch("old") == 1
+        command.downgrade(alembic_config(opened.engine), "0002")
+        columns = {c["name"] for c in sa.inspect(opened.engine).get_columns("accounts")}
+        assert "session_epoch" not in columns and "folded_bytes" in columns
+        opened.migrate()
+        assert opened.get_account("old").session_epoch == 0  # type: ignore[union-attr]
+    finally:
+        opened.close()
+
+
+def test_session_epoch_rises_on_logout_and_password_change_only(db: Store) -> None:
+    parent = db.create_account("p", plan="default", billing_day=1)
+    assert parent.session_epoch == 0
+    start = db.latest_change_id()
+    assert db.bump_session_epoch("p") == 1
+    assert db.bump_session_epoch("p") == 2
+    assert db.changes_since(start) == []  # proxies need not hear of it
+    assert db.bump_session_epoch("nobody") is None
+    updated = db.update_account("p", first_name="A", active=False)
+    assert updated is not None and updated.session_epoch == 2
+    updated = db.update_account("p", password_hash="$argon2id$x")
+    assert updated is not None and updated.session_epoch == 3
+    assert db.get_account("p").session_epoch == 3  # type: ignore[union-attr]
 
 
 def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:

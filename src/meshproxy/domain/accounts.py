@@ -23,6 +23,8 @@ class AccountRecord:
     billing_day: int | None  # parents only
     created_at: datetime
     parent_username: str | None = None
+    # Dashboard sessions carry it; raising it ends every one of them (logout everywhere).
+    session_epoch: int = 0
 
     @property
     def is_parent(self) -> bool:

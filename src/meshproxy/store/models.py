@@ -56,6 +56,9 @@ class Account(Base):
     # Of total_bytes, those folded in from the shared (Redis) counters: a proxy node's live
     # usage is its loaded figure + (Redis's cumulative counter - this), see meter/shared.py.
     folded_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A dashboard session is valid only while it carries this number: logging out or a
+    # password change raises it, ending every session of the account (web/sessions.py).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -98,6 +98,7 @@ def _record(row: m.Account, parent_username: str | None = None) -> AccountRecord
         if row.created_at.tzinfo is None
         else row.created_at,
         parent_username=parent_username,
+        session_epoch=row.session_epoch,
     )
 
 
@@ -202,8 +203,24 @@ class Store:
                 return None
             for name, value in fields.items():
                 setattr(row, name, value)
+            if "password_hash" in fields:  # a new password ends every dashboard session
+                row.session_epoch = m.Account.session_epoch + 1
             self._note(session, "account", username)
+            session.flush()  # the epoch is read back (refreshed) after the increment
             return _record(row, self._username_of(session, row.parent_id))
+
+    def bump_session_epoch(self, username: str) -> int | None:
+        """End every dashboard session of the account; returns the new epoch (None: no
+        such account). No change row: proxies do not look at dashboard sessions."""
+        with self._session() as session:
+            session.execute(
+                update(m.Account)
+                .where(m.Account.username == username)
+                .values(session_epoch=m.Account.session_epoch + 1)
+            )
+            return session.scalar(
+                select(m.Account.session_epoch).where(m.Account.username == username)
+            )
 
     def delete_account(self, username: str) -> bool:
         """Delete an account with all its data (and, for a parent, its sub-accounts)."""
