@@ -3,15 +3,18 @@ password changes ending other sessions, no open redirect after login."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from meshproxy.config import Settings
 from meshproxy.domain.accounts import AccountRecord
+from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
-from meshproxy.web.secret import SECRET_FILE
+from meshproxy.web.secret import SECRET_FILE, load_or_create_secret
 from meshproxy.web.sessions import COOKIE_NAME, Session, SessionCodec
 
 from .helpers import PARENT_PASSWORD, SUB_PASSWORD, Browser, Clock, make_app, make_sub
@@ -137,8 +140,84 @@ def test_logout_ends_the_session(browser: Browser, parent: AccountRecord) -> Non
     browser.login("pm_parent", PARENT_PASSWORD)
     response = browser.post("/dashboard/logout/")
     assert response.headers["location"] == "/dashboard/login/"
-    assert "You have logged out." in browser.get("/dashboard/login/").text
+    assert "You have logged out everywhere" in browser.get("/dashboard/login/").text
     assert browser.get("/dashboard/").status_code == 303
+
+
+def _copy_of(client: TestClient, settings: Settings, store: Store, clock: Clock) -> TestClient:
+    """Another client holding the same session cookie (a copy taken by someone else)."""
+    copy = TestClient(make_app(settings, store, clock), follow_redirects=False)
+    copy.cookies.set(COOKIE_NAME, client.cookies[COOKIE_NAME])
+    return copy
+
+
+def test_logout_ends_every_copy_of_every_session(
+    client: TestClient, browser: Browser, parent: AccountRecord, settings: Settings,
+    store: Store, clock: Clock,
+) -> None:
+    browser.login("pm_parent", PARENT_PASSWORD)
+    with (
+        _copy_of(client, settings, store, clock) as copied,
+        TestClient(make_app(settings, store, clock), follow_redirects=False) as elsewhere,
+    ):
+        other = Browser(elsewhere)
+        other.login("pm_parent", PARENT_PASSWORD)
+        assert copied.get("/dashboard/").status_code == 200
+        browser.post("/dashboard/logout/")
+        assert copied.get("/dashboard/").status_code == 303  # the copy died with it
+        assert other.get("/dashboard/").status_code == 303  # so did the other device's
+        assert browser.login("pm_parent", PARENT_PASSWORD).status_code == 303
+        assert browser.get("/dashboard/").status_code == 200  # a fresh login works
+        assert copied.get("/dashboard/").status_code == 303  # the old copy stays dead
+
+
+def _change_password(browser: Browser, new: str) -> Any:
+    """The password form, filled in right (the current password is the parent's)."""
+    return browser.post(
+        "/dashboard/password/",
+        {"current_password": PARENT_PASSWORD, "new_password": new, "confirm_password": new},
+    )
+
+
+def test_password_change_ends_a_copied_session(
+    client: TestClient, browser: Browser, parent: AccountRecord, settings: Settings,
+    store: Store, clock: Clock,
+) -> None:
+    browser.login("pm_parent", PARENT_PASSWORD)
+    with _copy_of(client, settings, store, clock) as copied:
+        assert _change_password(browser, "new-secret").status_code == 303
+        assert copied.get("/dashboard/").status_code == 303
+        assert browser.get("/dashboard/").status_code == 200  # the session that changed it
+        # Its new cookie carries the new epoch; the copy of the old one stays refused.
+        assert copied.get("/dashboard/password/").status_code == 303
+
+
+def test_password_set_by_the_parent_ends_the_sub_accounts_sessions(
+    browser: Browser, parent: AccountRecord, store: Store
+) -> None:
+    """Any password change ends the sessions (here the API's edit, by the store)."""
+    make_sub(store, parent, "pm_sub")
+    browser.login("pm_sub", SUB_PASSWORD)
+    epoch = store.get_account("pm_sub").session_epoch  # type: ignore[union-attr]
+    store.update_account("pm_sub", first_name="Kept")  # no password: sessions go on
+    assert browser.get("/dashboard/").status_code == 200
+    updated = store.update_account("pm_sub", password_hash=hash_password("x"))
+    assert updated is not None and updated.session_epoch == epoch + 1
+    assert browser.get("/dashboard/").status_code == 303
+
+
+def test_a_cookie_without_the_epoch_is_nobodys(
+    client: TestClient, settings: Settings, browser: Browser, parent: AccountRecord
+) -> None:
+    """A session signed with the right key but without the epoch (or a wrong one) is not
+    honoured: the epoch is checked on every request."""
+    browser.login("pm_parent", PARENT_PASSWORD)
+    codec = SessionCodec(load_or_create_secret(Path(settings.data_dir)))
+    session = codec.loads(client.cookies[COOKIE_NAME])
+    assert session is not None and session.epoch == parent.session_epoch
+    for epoch in (None, parent.session_epoch + 1):
+        client.cookies.set(COOKIE_NAME, codec.dumps(replace(session, epoch=epoch)))
+        assert browser.get("/dashboard/").status_code == 303
 
 
 def test_password_change_checks_and_ends_other_sessions(
@@ -168,15 +247,7 @@ def test_password_change_checks_and_ends_other_sessions(
             },
         )
         assert "Ensure this value has at most 128 characters (it has 129)." in long.text
-        done = me.post(
-            "/dashboard/password/",
-            {
-                "current_password": PARENT_PASSWORD,
-                "new_password": "new-secret",
-                "confirm_password": "new-secret",
-            },
-        )
-        assert done.status_code == 303
+        assert _change_password(me, "new-secret").status_code == 303
         assert me.get("/dashboard/").status_code == 200  # this session goes on
         assert other.get("/dashboard/").status_code == 303  # the other one ended
         assert other.login("pm_parent", "new-secret").status_code == 303

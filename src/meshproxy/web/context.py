@@ -128,8 +128,8 @@ def _logged_in(ctx: Ctx) -> AccountRecord | None:
     if username is None:
         return None
     account = ctx.store.get_account(username)
-    if account is None or not ctx.dash.codec.key_ok(ctx.session, account.password_hash):
-        return None  # deleted, or its password changed since this session logged in
+    if account is None or not ctx.dash.codec.still_valid(ctx.session, account):
+        return None  # deleted, logged out, or its password changed since this login
     return account
 
 

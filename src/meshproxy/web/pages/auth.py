@@ -13,6 +13,7 @@ from meshproxy.web.pages.common import FormErrors, safe_next
 from meshproxy.web.sessions import Session
 
 PASSWORD_PATH = f"{PREFIX}/password/"
+LOGGED_OUT = "You have logged out everywhere: every session of this account has ended."
 
 
 def login(ctx: Ctx) -> Response:
@@ -36,15 +37,18 @@ def login(ctx: Ctx) -> Response:
             return ctx.render(
                 "login.html", status=status, errors=errors, username=username, next=target
             )
-        key = ctx.dash.codec.password_key(account.password_hash)
-        ctx.session = ctx.session.logged_in(account.username, key)
+        ctx.session = ctx.dash.codec.logged_in(account)
         return ctx.redirect(target)
     return ctx.render("login.html", status=400, errors=errors, username=username, next=target)
 
 
 def logout(ctx: Ctx) -> Response:
-    ctx.session = Session()
-    return ctx.redirect(LOGIN_PATH, flash="You have logged out.")
+    """Log out everywhere: this browser's cookie is replaced, and raising the account's
+    session epoch ends every other session of it too (a copied cookie included)."""
+    ctx.session = Session()  # first: this browser is logged out even if the store is down
+    if ctx.account is not None:
+        ctx.store.bump_session_epoch(ctx.account.username)
+    return ctx.redirect(LOGIN_PATH, flash=LOGGED_OUT)
 
 
 def password(ctx: Ctx) -> Response:
@@ -54,8 +58,6 @@ def password(ctx: Ctx) -> Response:
         updated = change_own_password(ctx.store, ctx.user, ctx.form, ctx.dash.checker.verify)
     except FormInvalid as invalid:
         return ctx.render("password.html", status=400, errors=invalid.errors)
-    # This session stays logged in; every other session of the account ends.
-    ctx.session = ctx.session.logged_in(
-        updated.username, ctx.dash.codec.password_key(updated.password_hash)
-    )
+    # This session stays logged in (with the new epoch); every other one ends.
+    ctx.session = ctx.dash.codec.logged_in(updated)
     return ctx.redirect(HOME_PATH, flash="Your password has been changed.")
