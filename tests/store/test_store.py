@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import pytest
@@ -12,7 +14,7 @@ from alembic import command
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.store import Store, StoreUnavailable
-from meshproxy.store.errors import Conflict
+from meshproxy.store.errors import Conflict, LimitReached
 from meshproxy.store.migrate import alembic_config, current_revision, upgrade
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -179,3 +181,56 @@ def test_unreachable_database_is_store_unavailable(tmp_path: object) -> None:
     store = Store(sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
     with pytest.raises(StoreUnavailable):
         store.ping()
+
+
+RACERS = 10  # threads writing at once, each on its own pooled connection
+
+
+def _race(write: Callable[[int], object]) -> list[object]:
+    """Run write(0..RACERS-1) in threads released together; each one's result or error."""
+    start = threading.Barrier(RACERS, timeout=10)
+
+    def one(i: int) -> object:
+        start.wait()
+        try:
+            return write(i)
+        except LimitReached as error:
+            return error
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        return list(pool.map(one, range(RACERS), timeout=60))
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_sub_account_limit_holds_when_creates_race(db: Store, limit: int) -> None:
+    db.create_account("other", parent_id=db.create_account("q", plan="default").id)
+    for attempt in range(3):  # a race lost once may be won the next time: several rounds
+        parent = db.create_account(f"p{attempt}", plan="default", billing_day=1)
+        outcomes = _race(
+            lambda i, parent_id=parent.id, attempt=attempt: db.create_account(
+                f"s{attempt}_{i}", parent_id=parent_id, max_siblings=limit
+            )
+        )
+        created = [o for o in outcomes if not isinstance(o, LimitReached)]
+        assert len(created) == limit and db.count_sub_accounts(parent.id) == limit
+        assert all(o.limit == limit for o in outcomes if isinstance(o, LimitReached))
+    with pytest.raises(LimitReached):  # and still full afterwards
+        db.create_account("late", parent_id=parent.id, max_siblings=limit)
+    assert db.get_account("late") is None
+    db.create_account("late", parent_id=parent.id, max_siblings=limit + 1)
+
+
+def test_proxy_limit_holds_when_adds_race(db: Store) -> None:
+    names = [f"proxy{i}" for i in range(RACERS)]
+    for attempt in range(3):
+        parent = db.create_account(f"p{attempt}", plan="default", proxies=["gone"])
+        outcomes = _race(
+            lambda i, parent=parent: db.authorize_proxy(
+                parent, names[i], max_proxies=3, counting=names
+            )
+        )
+        assert outcomes.count(True) == 3  # "gone" (not configured any more) does not count
+        assert len(db.authorized_proxies(parent)) == 4
+    assert not db.authorize_proxy(parent, "gone", max_proxies=3, counting=names)
+    with pytest.raises(LimitReached):
+        db.authorize_proxy(parent, "proxy-late", max_proxies=3, counting=names)

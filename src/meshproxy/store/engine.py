@@ -1,11 +1,12 @@
-"""Engines: SQLite gets WAL, foreign keys and a busy timeout; anything else is used as given."""
+"""Engines: SQLite gets WAL, foreign keys and a busy timeout; anything else is used as given.
+`lock_for_writing` starts a transaction that must hold the write lock before it reads."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
@@ -30,3 +31,15 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def lock_for_writing(connection: Connection) -> None:
+    """On SQLite, take the database's write lock now (BEGIN IMMEDIATE, waiting up to the busy
+    timeout), so what the transaction reads cannot change before it writes. pysqlite begins
+    a transaction only before its first INSERT/UPDATE/DELETE, so a count read first would
+    see a state another writer is changing; an explicit BEGIN as the transaction's first
+    statement takes its place (commit and rollback end it as usual). Other databases lock
+    rows instead (SELECT ... FOR UPDATE): nothing to do here. Call it first thing in a
+    transaction."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

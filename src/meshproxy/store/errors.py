@@ -8,3 +8,12 @@ class StoreUnavailable(StoreError):
 
 class Conflict(StoreError):
     """A uniqueness rule would be broken (username, IP or hostname already taken)."""
+
+
+class LimitReached(StoreError):
+    """The parent already has as many as it may (sub-accounts, authorized proxies): nothing
+    was written. Checked and written in one transaction, so racing writes cannot both pass."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"limit of {limit} reached")
+        self.limit = limit

@@ -2,13 +2,14 @@
 
 Methods are synchronous (call them from a thread in async code: `anyio.to_thread` or
 `loop.run_in_executor`). Each method is one transaction. Database outages surface as
-`StoreUnavailable`, uniqueness clashes as `Conflict`.
+`StoreUnavailable`, uniqueness clashes as `Conflict`, a plan's count reached (checked in the
+writing transaction, so concurrent writes cannot overshoot it) as `LimitReached`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -35,8 +36,8 @@ from meshproxy.domain.bans import BanPolicy
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import Limits
 from meshproxy.store import models as m
-from meshproxy.store.engine import make_engine
-from meshproxy.store.errors import Conflict, StoreUnavailable
+from meshproxy.store.engine import lock_for_writing, make_engine
+from meshproxy.store.errors import Conflict, LimitReached, StoreUnavailable
 from meshproxy.store.migrate import upgrade
 
 ACCOUNT_FIELDS = frozenset(
@@ -123,10 +124,14 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _session(self) -> Iterator[Session]:
+    def _session(self, *, locked: bool = False) -> Iterator[Session]:
+        """One transaction. `locked`: it checks a count before writing, so on SQLite it
+        holds the write lock from its start (see `_lock_parent` for PostgreSQL)."""
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 with session.begin():
+                    if locked:
+                        lock_for_writing(session.connection())
                     yield session
                 notes = session.info.get("notes")
         except IntegrityError as error:
@@ -153,13 +158,22 @@ class Store:
         parent_id: int | None = None,
         now: datetime | None = None,
         proxies: Iterable[str] = (),
+        max_siblings: int | None = None,
         **fields: Any,
     ) -> AccountRecord:
-        """Create a parent (parent_id None) or sub-account. Raises Conflict if taken."""
+        """Create a parent (parent_id None) or sub-account. Raises Conflict if taken, and
+        LimitReached if the parent already has `max_siblings` sub-accounts (the count and
+        the insert are one transaction: creates racing at the limit cannot both pass)."""
         unknown = set(fields) - ACCOUNT_FIELDS
         if unknown:
             raise TypeError(f"unknown account fields: {sorted(unknown)}")
-        with self._session() as session:
+        if max_siblings is not None and parent_id is None:
+            raise TypeError("max_siblings needs a parent_id")
+        with self._session(locked=max_siblings is not None) as session:
+            if max_siblings is not None and parent_id is not None:
+                self._lock_parent(session, parent_id)
+                if self._count_subs(session, parent_id) >= max_siblings:
+                    raise LimitReached(max_siblings)
             row = m.Account(
                 username=username,
                 parent_id=parent_id,
@@ -174,6 +188,12 @@ class Store:
                 session.add(m.AuthorizedProxy(account_id=row.id, proxy=proxy))
             self._note(session, "account", username)
             return _record(row, self._username_of(session, parent_id))
+
+    def _lock_parent(self, session: Session, parent_id: int) -> None:
+        """Lock the parent's row until the transaction ends (PostgreSQL; SQLite holds the
+        whole database's write lock already): writes that count a parent's children go one
+        after another."""
+        session.execute(select(m.Account.id).where(m.Account.id == parent_id).with_for_update())
 
     def _username_of(self, session: Session, account_id: int | None) -> str | None:
         if account_id is None:
@@ -262,14 +282,11 @@ class Store:
 
     def count_sub_accounts(self, parent_id: int) -> int:
         with self._session() as session:
-            return (
-                session.scalar(
-                    select(func.count())
-                    .select_from(m.Account)
-                    .where(m.Account.parent_id == parent_id)
-                )
-                or 0
-            )
+            return self._count_subs(session, parent_id)
+
+    def _count_subs(self, session: Session, parent_id: int) -> int:
+        query = select(func.count()).select_from(m.Account).where(m.Account.parent_id == parent_id)
+        return session.scalar(query) or 0
 
     def sub_account_page(
         self,
@@ -556,12 +573,33 @@ class Store:
                 )
             )
 
-    def authorize_proxy(self, account: AccountRecord, proxy: str) -> bool:
-        """True if added, False if it was already authorized."""
-        with self._session() as session:
+    def authorize_proxy(
+        self,
+        account: AccountRecord,
+        proxy: str,
+        *,
+        max_proxies: int | None = None,
+        counting: Collection[str] | None = None,
+    ) -> bool:
+        """True if added, False if it was already authorized. With `max_proxies`, raises
+        LimitReached when the account already has that many of the proxies in `counting`
+        (all when None), checked in the transaction that adds it."""
+        with self._session(locked=max_proxies is not None) as session:
+            if max_proxies is not None:
+                self._lock_parent(session, account.id)
             exists = session.get(m.AuthorizedProxy, (account.id, proxy))
             if exists is not None:
                 return False
+            if max_proxies is not None:
+                query = (
+                    select(func.count())
+                    .select_from(m.AuthorizedProxy)
+                    .where(m.AuthorizedProxy.account_id == account.id)
+                )
+                if counting is not None:
+                    query = query.where(m.AuthorizedProxy.proxy.in_(list(counting)))
+                if (session.scalar(query) or 0) >= max_proxies:
+                    raise LimitReached(max_proxies)
             session.add(m.AuthorizedProxy(account_id=account.id, proxy=proxy))
             self._note_tree(session, account)
             return True
