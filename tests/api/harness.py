@@ -12,6 +12,7 @@ import itertools
 import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,21 @@ class Parent:
         response = client.post("/api/sub/create/", data={"username": username, **fields})
         assert response.status_code == 200, response.text
         return username
+
+
+def post_at_once(
+    make_client: Callable[[], httpx.Client], path: str, forms: list[dict[str, str]]
+) -> list[httpx.Response]:
+    """POST each form to `path` from its own thread and client, all released together."""
+    clients = [make_client() for _ in forms]
+    start = threading.Barrier(len(forms), timeout=10)
+
+    def post(client: httpx.Client, form: dict[str, str]) -> httpx.Response:
+        start.wait()
+        return client.post(path, data=form)
+
+    with ThreadPoolExecutor(len(forms)) as pool:
+        return list(pool.map(post, clients, forms, timeout=60))
 
 
 _hash_cache: list[str] = []

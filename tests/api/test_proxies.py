@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .harness import Running, fresh_source
+from .harness import Running, fresh_source, post_at_once
 
 
 def test_list_authorized_proxies(client: httpx.Client) -> None:
@@ -73,13 +73,16 @@ def test_delete_proxy(client: httpx.Client) -> None:
     assert client.get("/api/proxies/").json() == {"proxies": ["open.proxymesh.test:31280"]}
 
 
+TINY_FULL = {"error": "Your plan allows 2 proxies. Upgrade your plan to add more."}
+
+
 def test_402_over_the_plans_proxy_count(api: Running) -> None:
     tiny = api.parent(plan="tiny")  # max 2 proxies, has open
     client = tiny.client(source=fresh_source())
     assert client.post("/api/proxy/add/", data={"proxy": "world"}).status_code == 200
     response = client.post("/api/proxy/add/", data={"proxy": "plain"})
     assert response.status_code == 402
-    assert "error" in response.json()
+    assert response.json() == TINY_FULL
     # Re-adding one it has is not "more".
     assert client.post("/api/proxy/add/", data={"proxy": "open"}).status_code == 200
     assert client.post("/api/proxy/delete/", data={"proxy": "open"}).status_code == 204
@@ -87,6 +90,16 @@ def test_402_over_the_plans_proxy_count(api: Running) -> None:
     assert client.get("/api/proxies/").json() == {
         "proxies": ["world.proxymesh.test:31281", "plain.proxymesh.test:31282"]
     }
+
+
+def test_adds_racing_at_the_limit_end_with_the_plans_count(api: Running) -> None:
+    tiny = api.parent(plan="tiny")  # max 2 proxies, has open: one more fits
+    source = fresh_source()
+    forms = [{"proxy": name} for name in ("world", "plain", "extra")]
+    responses = post_at_once(lambda: tiny.client(source=source), "/api/proxy/add/", forms)
+    assert sorted(response.status_code for response in responses) == [200, 402, 402]
+    assert all(r.json() == TINY_FULL for r in responses if r.status_code == 402)
+    assert len(tiny.client(source=source).get("/api/proxies/").json()["proxies"]) == 2
 
 
 def test_geoips(client: httpx.Client) -> None:

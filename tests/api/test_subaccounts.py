@@ -9,7 +9,7 @@ from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.passwords import verify_password
 from meshproxy.domain.units import GB
 
-from .harness import Parent, Running, fresh_source, unique
+from .harness import Parent, Running, fresh_source, post_at_once, unique
 
 DETAIL_KEYS = {
     "username",
@@ -175,6 +175,12 @@ def test_usernames_are_case_sensitive(client: httpx.Client) -> None:
     assert client.post("/api/sub/create/", data={"username": name.lower()}).status_code == 200
 
 
+TINY_FULL = {
+    "error": "Your plan allows 2 sub-accounts. "
+    "Upgrade your plan or delete sub-accounts to add more."
+}
+
+
 def test_402_when_the_plan_allows_no_more_sub_accounts(api: Running) -> None:
     tiny = api.parent(plan="tiny")
     client = tiny.client(source=fresh_source())
@@ -182,10 +188,25 @@ def test_402_when_the_plan_allows_no_more_sub_accounts(api: Running) -> None:
     tiny.create_sub(client)
     response = client.post("/api/sub/create/", data={"username": unique("pm_third")})
     assert response.status_code == 402
-    assert "error" in response.json()
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == TINY_FULL
+    # A full plan is told before a taken username.
+    taken = client.post("/api/sub/create/", data={"username": first})
+    assert (taken.status_code, taken.json()) == (402, TINY_FULL)
     # Deleting one frees a place.
     assert client.post("/api/sub/delete/", data={"username": first}).status_code == 200
     tiny.create_sub(client)
+
+
+def test_creates_racing_at_the_limit_end_with_the_plans_count(api: Running) -> None:
+    tiny = api.parent(plan="tiny")
+    source = fresh_source()
+    forms = [{"username": unique("pm_race")} for _ in range(8)]
+    responses = post_at_once(lambda: tiny.client(source=source), "/api/sub/create/", forms)
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * 2 + [402] * 6
+    assert all(r.json() == TINY_FULL for r in responses if r.status_code == 402)
+    assert api.store.count_sub_accounts(tiny.id) == 2
 
 
 def test_get_details(api: Running, client: httpx.Client, parent: Parent) -> None:

@@ -14,6 +14,7 @@ from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.forms import ProxyForm
 from meshproxy.domain.proxies import proxy_address, resolve_proxy_name
 from meshproxy.store import Store
+from meshproxy.store.errors import LimitReached
 
 UNKNOWN_PROXY = "Unknown proxy."
 
@@ -46,13 +47,19 @@ def add_proxy(
 ) -> dict[str, str]:
     proxy = _named_proxy(settings, data)
     plan = caller_plan(settings, caller)
-    authorized = _configured(settings, store.authorized_proxies(caller))
-    if proxy not in authorized:
-        if len(authorized) >= plan.max_proxies:
-            raise PaymentRequired(
-                f"Your plan allows {plan.max_proxies} proxies. Upgrade your plan to add more."
-            )
-        store.authorize_proxy(caller, proxy.name)
+    try:
+        # Adding one already authorized changes nothing (and is no 402); the count is of
+        # the authorized proxies still configured, taken in the transaction that adds.
+        store.authorize_proxy(
+            caller,
+            proxy.name,
+            max_proxies=plan.max_proxies,
+            counting=[configured.name for configured in settings.proxies],
+        )
+    except LimitReached:
+        raise PaymentRequired(
+            f"Your plan allows {plan.max_proxies} proxies. Upgrade your plan to add more."
+        ) from None
     return {"proxy": proxy.domain}
 
 

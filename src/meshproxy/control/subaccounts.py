@@ -19,7 +19,7 @@ from meshproxy.domain.forms import PageForm, SubAccountForm, UsernameForm
 from meshproxy.domain.passwords import hash_password
 from meshproxy.domain.units import bytes_to_gb
 from meshproxy.store import Store
-from meshproxy.store.errors import Conflict
+from meshproxy.store.errors import Conflict, LimitReached
 
 USERNAME_TAKEN = "A user with that username already exists."
 DEFAULT_PAGE = 100
@@ -76,19 +76,22 @@ def create_sub_account(
 ) -> dict[str, Any]:
     cleaned = validated(SubAccountForm, data)
     plan = caller_plan(settings, caller)
-    if store.count_sub_accounts(caller.id) >= plan.max_sub_accounts:
+    try:
+        # The plan's count is checked in the transaction that inserts (first: a full plan
+        # is 402 even when the username is taken too), so racing creates cannot overshoot.
+        account = store.create_account(
+            cleaned["username"],
+            parent_id=caller.id,
+            now=now,
+            max_siblings=plan.max_sub_accounts,
+            **_store_fields(cleaned),
+        )
+    except LimitReached:
         raise PaymentRequired(
             f"Your plan allows {plan.max_sub_accounts} sub-accounts. "
             "Upgrade your plan or delete sub-accounts to add more."
-        )
-    username = cleaned["username"]
-    if store.get_account(username) is not None:
-        raise FormInvalid.one("username", USERNAME_TAKEN)
-    try:
-        account = store.create_account(
-            username, parent_id=caller.id, now=now, **_store_fields(cleaned)
-        )
-    except Conflict:  # taken between the check and the insert
+        ) from None
+    except Conflict:
         raise FormInvalid.one("username", USERNAME_TAKEN) from None
     return sub_account_details(account, 0, 0)
 
