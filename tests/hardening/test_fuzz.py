@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -136,6 +137,9 @@ def test_parser_and_prepare_request_never_fail(data: bytes) -> None:
         check_prepared(head, prepare_request(head))
 
 
+TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+FIELD_VALUE_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
 header_names = st.one_of(
     st.sampled_from([b"Host", b"host", b"Content-Length", b"Transfer-Encoding", b"Connection",
                      b"Proxy-Authorization", b"proxy-connection", b"X-ProxyMesh-IP",
@@ -161,12 +165,11 @@ def test_prepare_request_over_any_head(method: bytes, target: bytes, version: st
     """Heads the parser would never produce too (the pure function must hold alone)."""
     head = RequestHead(method, target, version, headers, keep_alive=True)
     result = prepare_request(head)
-    if isinstance(result, PreparedRequest) and not result.connect:
-        # Header values with CR/LF are the parser's to refuse; skip those for the framing.
-        if any(b"\r" in v or b"\n" in v or b"\r" in n or b"\n" in n for n, v in headers):
-            return
-        if any(not n or b":" in n or b" " in n for n, _ in headers):
-            return
+    # Names that are not RFC 9110 tokens and values with control bytes are the parser's to
+    # refuse (llhttp does); skip those for the framing checks.
+    unparsable = any(not TOKEN.fullmatch(n) or FIELD_VALUE_CTL.search(v) for n, v in headers)
+    if isinstance(result, PreparedRequest) and not result.connect and unparsable:
+        return
     check_prepared(head, result)
 
 
