@@ -137,33 +137,40 @@ class RedisMeter:
 
     async def flush(self) -> None:
         async with self._lock:
-            if self._batch is None:
-                deltas = self._buffer.take()
-                if not deltas:
-                    self._buffer.committed()
-                    self.last_flush = asyncio.get_running_loop().time()
-                    return
-                self._sequence += 1
-                self._batch = (self._sequence, self._today(), deltas)
-            sequence, day, deltas = self._batch
-            totals = per_account(deltas)
-            args: list[Any] = [day.isoformat(), sequence, len(deltas)]
-            for delta in deltas:
-                args += [field(delta.account_id, delta.parent_id), delta.nbytes]
-            for account_id, nbytes in totals.items():
-                args += [account_id, nbytes]
-            keys = [self._keys.day(day), self._keys.days, self._keys.cumulative, self._node]
-            try:
-                reply = await self._script(keys=keys, args=args)
-            except RedisError as error:
-                self.health.failed(error, "flushing usage")
-                raise
-            self.health.ok()
-            self._batch = None
-            self._buffer.committed()
-            self.last_flush = asyncio.get_running_loop().time()
-            for account_id, value in zip(totals, reply[1:], strict=True):
-                self._set(account_id, int(value))
+            retrying = self._batch is not None
+            await self._send()
+            if retrying:  # Redis is back: what was counted meanwhile goes now too
+                await self._send()
+
+    async def _send(self) -> None:
+        """Send the held batch (one whose flush failed), or a new one of what was counted."""
+        if self._batch is None:
+            deltas = self._buffer.take()
+            if not deltas:
+                self._buffer.committed()
+                self.last_flush = asyncio.get_running_loop().time()
+                return
+            self._sequence += 1
+            self._batch = (self._sequence, self._today(), deltas)
+        sequence, day, deltas = self._batch
+        totals = per_account(deltas)
+        args: list[Any] = [day.isoformat(), sequence, len(deltas)]
+        for delta in deltas:
+            args += [field(delta.account_id, delta.parent_id), delta.nbytes]
+        for account_id, nbytes in totals.items():
+            args += [account_id, nbytes]
+        keys = [self._keys.day(day), self._keys.days, self._keys.cumulative, self._node]
+        try:
+            reply = await self._script(keys=keys, args=args)
+        except RedisError as error:
+            self.health.failed(error, "flushing usage")
+            raise
+        self.health.ok()
+        self._batch = None
+        self._buffer.committed()
+        self.last_flush = asyncio.get_running_loop().time()
+        for account_id, value in zip(totals, reply[1:], strict=True):
+            self._set(account_id, int(value))
 
     async def stop(self, attempts: int = 5) -> None:
         if not await self._schedule.stop(attempts) or self._buffer:

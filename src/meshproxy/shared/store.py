@@ -7,6 +7,7 @@ bans are read from both, so one decided during an outage still holds afterwards.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,9 +23,12 @@ from meshproxy.shared.bans import RedisBans
 from meshproxy.shared.connect import sync_client
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.store.engine import make_engine
+from meshproxy.store.store import ChangeRecord
 
 log = logging.getLogger("meshproxy.shared")
 T = TypeVar("T")
+
+RECHECK_INTERVAL = 1.0  # seconds between pings of a Redis last found unreachable
 
 
 class SharedStore(Store):
@@ -34,6 +38,7 @@ class SharedStore(Store):
         self.redis_bans = RedisBans(redis, prefix)
         self.channel = notify.channel(prefix)
         self.redis_health = BackendHealth("Redis (bans, notifications)")
+        self._last_recheck = 0.0
 
     def _redis(self, doing: str, work: Callable[[], T], fallback: Callable[[], T]) -> T:
         try:
@@ -43,6 +48,24 @@ class SharedStore(Store):
             return fallback()
         self.redis_health.ok()
         return result
+
+    def _recheck_redis(self) -> None:
+        """Ping a Redis last found down (at most once a second), from calls every node makes
+        regularly (the change feed poll, the readiness probe): its health comes back with
+        it, not at the next ban or edit, which may be long after."""
+        now = time.monotonic()
+        if self.redis_health.up or now - self._last_recheck < RECHECK_INTERVAL:
+            return
+        self._last_recheck = now
+        self._redis("checking Redis", self.redis.ping, lambda: None)
+
+    def ping(self) -> None:
+        self._recheck_redis()
+        super().ping()
+
+    def changes_since(self, change_id: int, limit: int = 10_000) -> list[ChangeRecord]:
+        self._recheck_redis()
+        return super().changes_since(change_id, limit)
 
     def _publish(self, notes: list[notify.Note]) -> None:
         def publish() -> None:

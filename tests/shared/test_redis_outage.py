@@ -1,0 +1,292 @@
+"""A proxy node whose Redis dies (SIGKILL, under traffic) and comes back empty, like a
+restarted cache: the node keeps serving, says so in /readyz and /metrics, keeps the usage
+it could not send, and once Redis answers every byte moved reaches the store exactly once.
+Also: Redis down when the node starts.
+
+Each test runs its own redis-server on a free loopback port (never the shared one).
+Flushes are driven by the test (a flush interval longer than the test), so what Redis holds
+when it dies is known: the test folds it first. What a Redis that restarts empty held
+unfolded is lost; docs/scaling.md says so, and how to avoid it (persistence).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from meshproxy.config import Settings
+from meshproxy.domain.passwords import hash_password
+from meshproxy.meter.fold import UsageFolder
+from meshproxy.meter.keys import UsageKeys
+from meshproxy.ops.admin import AdminServer
+from meshproxy.ops.status import NodeStatus
+from meshproxy.proxy.node import ProxyNode
+from meshproxy.shared import SharedStore, open_store
+from proxy.clients import curl
+from proxy.conftest import (  # the data-plane fixtures: real origins, the node's loop thread
+    LoopThread,
+    Origins,
+    free_port,
+    origin_thread,
+    origins,
+    proxy_settings,
+    proxy_thread,
+)
+
+__all__ = ["origin_thread", "origins", "proxy_thread"]
+
+PREFIX = "outage:"
+NEVER = 60.0  # the longest flush interval allowed, longer than the test: it flushes itself
+USAGE_BACKEND = "Redis (usage counters)"
+
+
+class PrivateRedis:
+    """A redis-server of this test's own: no snapshot, no append-only file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self._directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.exceptions.ConnectionError:
+                    assert self._process.poll() is None, "redis-server exited"
+                    assert time.monotonic() < deadline, "redis-server did not answer in 10 s"
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: Redis vanishes with everything it held."""
+        if self._process is not None and self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGKILL)
+            self._process.wait(10)
+        self._process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.kill()
+
+
+class Node:
+    """A ProxyNode on PostgreSQL and the private Redis, with its admin listener."""
+
+    def __init__(self, settings: Settings, thread: LoopThread, origins: Origins) -> None:
+        self.store = open_store(settings)
+        assert isinstance(self.store, SharedStore)
+        self.store.create_account("alice", password_hash=hash_password("pw"), billing_day=1,
+                                  plan="default", proxies=["open"])
+        self.redis_url = str(settings.redis_url)
+        self.thread = thread
+        self.origins = origins
+        self.node = ProxyNode(settings, self.store)
+        self.admin: AdminServer | None = None
+
+    def start(self) -> None:
+        self.thread.run(self.node.start())
+
+        async def start_admin() -> AdminServer:
+            status = NodeStatus(store=self.store, api=False, proxy_node=self.node)
+            server = AdminServer(status, "127.0.0.1", 0)
+            await server.start()
+            return server
+
+        self.admin = self.thread.run(start_admin())
+        self.admin_url = f"http://127.0.0.1:{self.admin.port}"
+
+    def get(self, nbytes: int) -> int:
+        """One GET of `nbytes` through the node; every byte curl moved (it must be a 200)."""
+        host, port = self.node.addresses["open"]
+        result = curl("-o", "/dev/null", "-w",
+                      "%{http_code} %{size_request} %{size_upload} %{size_header} "
+                      "%{size_download}", "-x", f"http://alice:pw@{host}:{port}",
+                      self.origins.url(f"/bytes/{nbytes}"))
+        assert result.returncode == 0, result.stderr
+        status, *sizes = result.stdout.split()
+        assert status == b"200", status
+        return sum(int(n) for n in sizes)
+
+    def flush(self) -> None:
+        self.thread.run(self.node.meter.flush())
+
+    def fold(self) -> None:
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            UsageFolder(client, UsageKeys(PREFIX), self.store).fold()
+        finally:
+            client.close()
+
+    def recorded(self) -> tuple[int, int]:
+        record = self.store.get_account("alice")
+        assert record is not None
+        return self.store.usage(record, datetime.now(UTC))
+
+    def readyz(self) -> tuple[int, dict[str, object]]:
+        reply = httpx.get(f"{self.admin_url}/readyz")
+        return reply.status_code, reply.json()
+
+    def wait_until_not_degraded(self, seconds: float = 5.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            status, body = self.readyz()
+            assert status == 200
+            if body["degraded"] is False:
+                return
+            assert time.monotonic() < deadline, body
+            time.sleep(0.1)
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.admin_url}/metrics").text
+
+    def stop(self) -> None:
+        if self.admin is not None:
+            self.thread.run(self.admin.stop())
+        self.thread.run(self.node.stop(1.0))
+        self.store.close()
+
+
+@pytest.fixture
+def start_node(
+    make_settings: Callable[..., Settings], postgres_url: str, private_redis: PrivateRedis,
+    proxy_thread: LoopThread, origins: Origins,
+) -> Iterator[Callable[[], Node]]:
+    started: list[Node] = []
+
+    def start() -> Node:
+        base = proxy_settings(make_settings, flush_interval=NEVER)
+        settings = base.model_copy(update={
+            "database_url": postgres_url,
+            "redis_url": private_redis.url,
+            "shared": base.shared.model_copy(update={"prefix": PREFIX}),
+        })
+        node = Node(settings, proxy_thread, origins)
+        started.append(node)
+        node.start()
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+def metric(text: str, line_start: str) -> float:
+    found = [line for line in text.splitlines() if line.startswith(line_start + " ")]
+    assert len(found) == 1, (line_start, text)
+    return float(found[0].rsplit(" ", 1)[1])
+
+
+def traffic_during(action: Callable[[], None], node: Node) -> int:
+    """Clients keep fetching through the node while `action` runs, and for a moment after
+    (bounded: 200 requests or 10 s); the bytes they moved, every reply a 200."""
+    moved: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def drive() -> None:
+        deadline = time.monotonic() + 10
+        for _ in range(200):
+            if done.is_set() or time.monotonic() > deadline:
+                return
+            try:
+                moved.append(node.get(50_000))
+            except BaseException as error:  # reported in the test's thread
+                errors.append(error)
+                return
+
+    clients = [threading.Thread(target=drive) for _ in range(3)]
+    for client in clients:
+        client.start()
+    time.sleep(0.3)
+    action()
+    time.sleep(0.3)
+    done.set()
+    for client in clients:
+        client.join(15)
+    assert not errors, errors
+    assert len(moved) >= 6, "the clients did not get going"
+    return sum(moved)
+
+
+def test_redis_killed_under_traffic_and_restarted_empty_loses_nothing(
+    start_node: Callable[[], Node], private_redis: PrivateRedis
+) -> None:
+    private_redis.start()
+    node = start_node()
+    moved = sum(node.get(200_000) for _ in range(3))
+    node.flush()
+    node.fold()
+    assert node.recorded() == (moved, moved)
+    node.wait_until_not_degraded()
+
+    unsent = traffic_during(private_redis.kill, node)  # counted, not flushed yet
+    with pytest.raises(redis.exceptions.ConnectionError):
+        node.flush()
+    unsent += node.get(100_000)  # still serving
+    with pytest.raises(redis.exceptions.ConnectionError):
+        node.flush()  # a second failed try keeps both the batch and what came after
+    unsent += node.get(100_000)
+
+    status, body = node.readyz()
+    assert status == 200 and body["ready"] is True and body["degraded"] is True
+    backends = body["backends"]
+    assert isinstance(backends, dict) and backends[USAGE_BACKEND]["up"] is False
+    text = node.metrics()
+    assert metric(text, f'meshproxy_backend_up{{backend="{USAGE_BACKEND}"}}') == 0
+    assert metric(text, "meshproxy_usage_unflushed_bytes") == unsent
+
+    private_redis.start()  # the same port, nothing in it
+    node.flush()  # the held batch, then everything counted since
+    assert metric(node.metrics(), "meshproxy_usage_unflushed_bytes") == 0
+    node.flush()  # nothing left to send, nothing sent twice
+    node.fold()
+    node.fold()
+    moved += unsent
+    assert node.recorded() == (moved, moved)
+    node.wait_until_not_degraded()  # the change listener reconnects within a second
+    text = node.metrics()
+    assert metric(text, f'meshproxy_backend_up{{backend="{USAGE_BACKEND}"}}') == 1
+
+
+def test_a_node_started_while_redis_is_down_serves_and_keeps_its_usage(
+    start_node: Callable[[], Node], private_redis: PrivateRedis
+) -> None:
+    node = start_node()  # accounts from PostgreSQL; Redis not there at all
+    moved = sum(node.get(100_000) for _ in range(3))
+    with pytest.raises(redis.exceptions.ConnectionError):
+        node.flush()
+    status, body = node.readyz()
+    assert status == 200 and body["degraded"] is True
+    assert metric(node.metrics(), "meshproxy_usage_unflushed_bytes") == moved
+
+    private_redis.start()
+    moved += node.get(100_000)
+    node.flush()
+    node.fold()
+    assert node.recorded() == (moved, moved)
+    node.wait_until_not_degraded()
