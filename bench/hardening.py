@@ -1,12 +1,15 @@
 """Load and soak against a `meshproxy proxy` subprocess, watching its memory and descriptors.
 
-    .venv/bin/python -m bench.hardening tunnels --count 10000
+    .venv/bin/python -m bench.hardening tunnels --count 10000 [--workers 2] [--probe N]
     .venv/bin/python -m bench.hardening soak --seconds 600 [--concurrency 64]
 
 `tunnels`: opens COUNT CONNECT tunnels at once through one node (started with a soft
 open-file limit of 1024, so the node must raise its own limit), proves each one carries
 bytes both ways, holds them, closes them, and prints the node's descriptors and memory
-per tunnel. `soak`: mixed traffic (small and 1 MB GETs, 64 KiB uploads, tunnels with
+per tunnel, then that the store counted every byte. With `--workers N` the node runs N
+worker processes (SO_REUSEPORT) and descriptors and memory are summed over them, each
+worker's own count shown too: a process's hard limit caps the tunnels one worker holds,
+not the node. `soak`: mixed traffic (small and 1 MB GETs, 64 KiB uploads, tunnels with
 echo, plus abusive clients: bad credentials, malformed heads, clients that vanish
 mid-response) for SECONDS, sampling the node's RSS and descriptors; then compares the
 usage the store recorded for the clean account with the bytes its clients moved.
@@ -55,7 +58,8 @@ def free_port() -> int:
 
 @dataclass
 class Node:
-    """`meshproxy proxy` as a child process on its own SQLite file."""
+    """`meshproxy proxy` as a child process on its own SQLite file (with workers: the
+    supervisor, whose children serve; figures are summed over all of them)."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -67,21 +71,41 @@ class Node:
     def address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.port)
 
-    def proc_status(self, name: str) -> int:
+    def worker_pids(self) -> list[int]:
+        """The worker processes (children of the node's pid); none without --workers."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        with contextlib.suppress(OSError):
+            return [int(child) for child in children.read_text().split()]
+        return []
+
+    def pids(self) -> list[int]:
+        return [self.process.pid, *self.worker_pids()]
+
+    def proc_status(self, name: str, pid: int | None = None) -> int:
         """A figure from /proc/<pid>/status (kB for the Vm* fields)."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid or self.process.pid}/status").read_text().splitlines():
             if line.startswith(name + ":"):
                 return int(line.split()[1])
         raise KeyError(name)
 
     def rss_kib(self) -> int:
-        return self.proc_status("VmRSS")
+        return sum(self.proc_status("VmRSS", pid) for pid in self.pids())
 
     def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+        return sum(self.fds_by_process())
+
+    def fds_by_process(self) -> list[int]:
+        """Descriptors of the node's pid, then of each worker."""
+        counts = []
+        for pid in self.pids():
+            with contextlib.suppress(FileNotFoundError):  # a worker that just exited
+                counts.append(len(os.listdir(f"/proc/{pid}/fd")))
+        return counts
 
     def fd_soft_limit(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/limits").read_text().splitlines():
+        pid = (self.worker_pids() or [self.process.pid])[0]  # the limit a worker serves with
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
             if line.startswith("Max open files"):
                 return int(line.split()[3])
         raise KeyError("Max open files")
@@ -126,7 +150,7 @@ def write_config(path: Path, database_url: str, data_dir: Path, port: int,
 
 def start_node(workdir: Path, *, fd_soft_limit: int | None = None,
                fd_hard_limit: int | None = None, port: int | None = None,
-               **behaviour: Any) -> Node:
+               workers: int = 1, **behaviour: Any) -> Node:
     """A node on `workdir`/node.sqlite3 (accounts alice and bob, password pw)."""
     workdir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{workdir / 'node.sqlite3'}"
@@ -134,11 +158,13 @@ def start_node(workdir: Path, *, fd_soft_limit: int | None = None,
     port = port or free_port()
     config = workdir / "node.toml"
     write_config(config, url, workdir / "data", port, behaviour)
-    return launch(config, port, store, workdir / "node.log", fd_soft_limit, fd_hard_limit)
+    return launch(config, port, store, workdir / "node.log", fd_soft_limit, fd_hard_limit,
+                  workers)
 
 
 def launch(config: Path, port: int, store: Store, log: Path,
-           fd_soft_limit: int | None = None, fd_hard_limit: int | None = None) -> Node:
+           fd_soft_limit: int | None = None, fd_hard_limit: int | None = None,
+           workers: int = 1) -> Node:
     def limit() -> None:
         hard = fd_hard_limit or _hard_limit()
         if fd_soft_limit is not None:  # a low soft limit: the node must raise its own
@@ -149,18 +175,22 @@ def launch(config: Path, port: int, store: Store, log: Path,
     offset = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "meshproxy", "proxy", "--config", str(config)],
+            [sys.executable, "-m", "meshproxy", "proxy", "--config", str(config),
+             *(["--workers", str(workers)] if workers > 1 else [])],
             stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     deadline = time.monotonic() + 30
     marker = f"listening on 127.0.0.1:{port}"
-    while marker not in log.read_text()[offset:]:
+    node = Node(process, port, store, log, config)
+    # The first worker prints the marker; the others must be forked too before counting.
+    while (marker not in log.read_text()[offset:]
+           or len(node.worker_pids()) < (workers if workers > 1 else 0)):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"the node did not start:\n{log.read_text()}")
         time.sleep(0.05)
-    return Node(process, port, store, log, config)
+    return node
 
 
 HARD_WANTED = 65_536  # 10,000 tunnels: two descriptors each on the node, and as many here
@@ -349,7 +379,7 @@ async def hold_tunnels(node: Node, origins: AnyOrigins, count: int, *,
     tunnels = await asyncio.gather(*(one(i) for i in range(count)))
     opened = time.monotonic() - started
     await asyncio.sleep(1.0)
-    held_fds, held_rss = node.fds(), node.rss_kib()
+    held_fds, held_rss = node.fds_by_process(), node.rss_kib()
     # Every tunnel still carries bytes after all the others were opened.
     await asyncio.gather(*(echo_through(r, w, b"again\n", counter) for r, w in tunnels[:probe]))
     for _, writer in tunnels:
@@ -364,7 +394,8 @@ async def hold_tunnels(node: Node, origins: AnyOrigins, count: int, *,
         "open_seconds": round(opened, 2),
         "node_fd_soft_limit": node.fd_soft_limit(),
         "node_fds_before": fds_before,
-        "node_fds_held": held_fds,
+        "node_fds_held": sum(held_fds),
+        **({"node_fds_held_by_process": held_fds} if len(held_fds) > 1 else {}),
         "node_fds_after": node.fds(),
         "rss_kib_before": rss_before,
         "rss_kib_held": held_rss,
@@ -500,6 +531,8 @@ def main(argv: list[str] | None = None) -> None:
     tunnels.add_argument("--count", type=int, default=10_000)
     tunnels.add_argument("--probe", type=int, default=None,
                          help="how many of them carry bytes (default: all)")
+    tunnels.add_argument("--workers", type=int, default=1,
+                         help="worker processes on the node (SO_REUSEPORT)")
     soaking = sub.add_parser("soak", help="mixed traffic for SECONDS, memory and fds watched")
     soaking.add_argument("--seconds", type=float, default=600)
     soaking.add_argument("--concurrency", type=int, default=64)
@@ -516,10 +549,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="meshproxy-hardening-"))
     origins = OriginsProcess()  # their descriptors count against another process's limit
-    node = start_node(workdir, fd_soft_limit=1024, flush_interval=1.0)
+    node = start_node(workdir, fd_soft_limit=1024, flush_interval=1.0,
+                      workers=getattr(args, "workers", 1))
     try:
         if args.what == "tunnels":
             result = uvloop.run(hold_tunnels(node, origins, args.count, probe=args.probe))
+            result["node_workers"] = len(node.worker_pids())
+            for _ in range(100):  # usage is flushed every second, by each worker
+                if node.usage() == result["bytes_moved"]:
+                    break
+                time.sleep(0.1)
+            result["bytes_recorded"] = node.usage()
         else:
             result = uvloop.run(soak(node, origins, args.seconds,
                                      concurrency=args.concurrency, sample_every=10.0,
