@@ -54,13 +54,14 @@ class ProxyConfig(_Section):
     domain: str = ""  # public domain; default: "<name>.<proxy_domain>"
     port: int = Field(default=31280, ge=1, le=65535)
     listen: str = "127.0.0.1"
-    listen_port: int | None = Field(default=None, ge=1, le=65535)  # default: `port`
+    # default: `port`; 0 binds any free port (tests; the node reports the port it got)
+    listen_port: int | None = Field(default=None, ge=0, le=65535)
     egress: list[EgressAddress] = Field(default_factory=lambda: [EgressAddress()])
     geo: bool = False
 
     @property
     def bind_port(self) -> int:
-        return self.listen_port or self.port
+        return self.port if self.listen_port is None else self.listen_port
 
     @field_validator("egress")
     @classmethod

@@ -267,10 +267,12 @@ def origins(origin_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory)
     async def start() -> Origins:
         runner = web.AppRunner(_app(), access_log=None)
         await runner.setup()
-        ports = [free_port(), free_port(), free_port("::1")]
-        await web.TCPSite(runner, "127.0.0.1", ports[0]).start()
-        await web.TCPSite(runner, "127.0.0.1", ports[1], ssl_context=tls).start()
-        await web.TCPSite(runner, "::1", ports[2]).start()
+        # Port 0 everywhere: each site binds a free port itself (no race between picking a
+        # port and binding it); runner.addresses lists them in the order started.
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+        await web.TCPSite(runner, "::1", 0).start()
+        ports = [int(address[1]) for address in runner.addresses]
         server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
         raw.port = server.sockets[0].getsockname()[1]
         return Origins(ports[0], ports[1], ports[2], raw, cert)
@@ -300,11 +302,11 @@ def proxy_settings(make_settings: Callable[..., Settings], **proxy: Any) -> Sett
                 "name": "open",
                 "geo": True,
                 "port": 31280,
-                "listen_port": free_port(),
+                "listen_port": 0,  # any free port: the node reports it (no race for it)
                 "egress": [{"address": a, "country": country_of(a)} for a in EGRESS],
             },
-            {"name": "world", "port": 31281, "listen_port": free_port(), "egress": [{}]},
-            {"name": "private", "port": 31282, "listen_port": free_port(), "egress": [{}]},
+            {"name": "world", "port": 31281, "listen_port": 0, "egress": [{}]},
+            {"name": "private", "port": 31282, "listen_port": 0, "egress": [{}]},
         ],
     )
 

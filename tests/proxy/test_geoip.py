@@ -12,7 +12,7 @@ from meshproxy.config import Settings
 from meshproxy.proxy.node import ProxyNode
 from meshproxy.store import Store
 
-from .conftest import Env, LoopThread, Origins, free_port
+from .conftest import Env, LoopThread, Origins
 
 POOL = [f"127.0.0.{i}" for i in range(2, 10)]
 DATABASE = {"127.0.0.2/31": "DE", "127.0.0.4/31": "JP", "127.0.0.6/31": "US"}
@@ -33,7 +33,7 @@ def geo_env(
     settings = make_settings(
         geoip_database=str(make_geoip_database(DATABASE)),
         proxies=[
-            {"name": "open", "geo": True, "listen_port": free_port(), "egress": egress},
+            {"name": "open", "geo": True, "listen_port": 0, "egress": egress},
         ],
         plans=[{"name": "default", "default_proxies": ["open"]}],
     )
