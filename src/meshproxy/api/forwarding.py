@@ -9,17 +9,9 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from meshproxy.domain.addresses import normalise_ip
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _normalised(text: str) -> str | None:
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
 
 
 class Forwarding:
@@ -34,7 +26,7 @@ class Forwarding:
 
     def _peer(self, scope: Scope) -> str | None:
         client = scope.get("client")
-        return _normalised(client[0]) if client else None
+        return normalise_ip(client[0]) if client else None
 
     def client_address(self, scope: Scope) -> str:
         """The client's IP: the peer, or behind trusted proxies the nearest untrusted hop
@@ -44,7 +36,7 @@ class Forwarding:
             return peer or "unknown"
         forwarded = Headers(scope=scope).get("x-forwarded-for", "")
         for hop in reversed(forwarded.split(",")):
-            address = _normalised(hop)
+            address = normalise_ip(hop)
             if address is None:
                 break
             if not self._is_trusted(address):

@@ -7,11 +7,12 @@ exactly the JSON body of a 400 answer. Errors not tied to one field go under "__
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from meshproxy.domain.addresses import normalise_ip
 
 NON_FIELD_ERRORS = "__all__"
 REQUIRED = "This field is required."
@@ -96,13 +97,10 @@ clean_limit = _whole_number(0, LIMIT_MAX)  # whole GB, 0 (no limit) or more
 
 def clean_ip(value: str) -> str:
     """A single IPv4 or IPv6 address, normalised (compressed IPv6, v4-mapped unwrapped)."""
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        raise ValidationError("Enter a valid IPv4 or IPv6 address.") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
+    address = normalise_ip(value)
+    if address is None:
+        raise ValidationError("Enter a valid IPv4 or IPv6 address.")
+    return address
 
 
 def clean_hostname(value: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from dataclasses import dataclass
+
+from meshproxy.domain.addresses import normalise_ip
 
 MAX_TIMEOUT = 600.0
 
@@ -27,16 +28,6 @@ class RequestOptions:
 
 _DEFAULT = RequestOptions()
 NO_OPTIONS = _DEFAULT
-
-
-def normalise_ip(text: str) -> str | None:
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
 
 
 def parse_options(pairs: list[tuple[str, bytes]]) -> RequestOptions:
