@@ -212,3 +212,20 @@ def test_a_redirect_to_a_forbidden_address_is_refused(
         assert response.status_code == 403, target  # the client followed; the proxy refused
         assert [r.status_code for r in response.history] == [302]
     assert set(connected) == {ALLOWED} and not sites.forbidden_contacted()
+
+
+def test_a_name_that_does_not_resolve_is_a_502_that_says_so(
+    guarded: tuple[Env, list[str]], sites: Sites, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS failure (the stub answers nothing for the name; no query leaves the machine)."""
+    env, connected = guarded
+    StubDns(monkeypatch, {})
+    response = _proxy_get(env, f"http://no-such-host.test:{sites.port}/")
+    assert response.status_code == 502
+    assert "no-such-host.test" in response.headers["X-ProxyMesh-Error"]
+    assert "Proxy-Status" in response.headers
+    with socket.create_connection(env.address()) as sock:
+        sock.sendall(f"CONNECT no-such-host.test:{sites.port} HTTP/1.1\r\nHost: x\r\n"
+                     f"Proxy-Authorization: {basic()}\r\n\r\n".encode())
+        assert int(sock.recv(100).split()[1]) == 502
+    assert connected == []
