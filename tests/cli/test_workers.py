@@ -89,6 +89,9 @@ def test_proxy_workers_share_port_usage_and_bans(tmp_path: Path, sqlite_url: str
         for _ in range(4):
             with httpx.Client(proxy=f"http://erin:bad@127.0.0.1:{port}", timeout=10) as client:
                 assert client.get(url).status_code == 407
+        # The failures meet in the store (each worker reports its own); wait for the ban
+        # there before sending good credentials, whose success would reset the count.
+        assert eventually(lambda: bool(store.active_bans(time.time())))
 
         def banned_everywhere() -> bool:
             # The failures meet in the store; every worker adopts the ban. Twelve new

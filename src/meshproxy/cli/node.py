@@ -25,6 +25,7 @@ import click
 from meshproxy.api.app import create_app
 from meshproxy.api.forwarding import Forwarding
 from meshproxy.api.server import ApiPorts, ApiServer
+from meshproxy.api.tls import ensure_certificate
 from meshproxy.cli.banner import banner
 from meshproxy.config import Settings
 from meshproxy.control import operator
@@ -39,6 +40,7 @@ from meshproxy.proxy.node import ProxyNode
 from meshproxy.shared import open_store, sync_client
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.web import dashboard_routes
+from meshproxy.web.secret import load_or_create_secret
 
 log = logging.getLogger("meshproxy")
 
@@ -179,6 +181,12 @@ def run(settings: Settings, role: Role, workers: int = 1) -> None:
         new_parent = operator.seed_first_parent(settings, store) if role.api else None
     finally:
         store.close()  # nothing shared across the fork
+    if role.api:
+        # Files every worker must share, made once before the fork: workers generating them
+        # at the same time would pair one worker's key with another's certificate.
+        if settings.api.tls:
+            ensure_certificate(settings)
+        load_or_create_secret(settings.data_dir)
     if workers <= 1:
         _serve(settings, role, new_parent, reuse_port=False, worker=0)
         return
