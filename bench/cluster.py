@@ -12,9 +12,7 @@ account `cluster` is created with the password printed. tests/cluster drives it.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,23 +23,14 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-import redis
-import sqlalchemy as sa
+from bench.local import REDIS, create_schema, drop_scratch, free_port, schema_url
 
 from meshproxy.config import load_settings
 from meshproxy.control.operator import create_parent
 from meshproxy.shared import open_store
 
-POSTGRES = os.environ.get("MESHPROXY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("MESHPROXY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PARENT = "cluster"
 PARENT_PASSWORD = "cluster-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -78,8 +67,7 @@ class Cluster:
 
     @property
     def database_url(self) -> str:
-        separator = "&" if "?" in POSTGRES else "?"
-        return f"{POSTGRES}{separator}options=-csearch_path%3D{self.schema}"
+        return schema_url(self.schema)
 
     @property
     def api_nodes(self) -> list[Node]:
@@ -115,11 +103,7 @@ listen_port = {proxy_port}
 """
 
     def start(self, timeout: float = 30.0) -> None:
-        admin = sa.create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1),
-                                 isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
-        admin.dispose()
+        create_schema(self.schema)
         for index in range(self.apis + self.proxies):
             role = "api" if index < self.apis else "proxy"
             name = f"{role}{index + 1 if role == 'api' else index - self.apis + 1}"
@@ -173,16 +157,7 @@ listen_port = {proxy_port}
                     node.process.wait()
         if keep:
             return
-        admin = sa.create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1),
-                                 isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
-        admin.dispose()
-        client = redis.Redis.from_url(REDIS)
-        keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        drop_scratch(self.schema, self.prefix)
 
     def __enter__(self) -> Cluster:
         self.start()

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from bench.local import free_port
 
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
@@ -48,12 +49,6 @@ BLOCK = b"x" * (1 << 20)
 # ---- the node under test ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import redis
 import sqlalchemy as sa
+from bench.local import REDIS, create_schema, drop_scratch
 
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.domain.passwords import hash_password
@@ -33,9 +34,6 @@ from meshproxy.proxy.directory import AccountDirectory
 from meshproxy.shared import async_client
 from meshproxy.store import Store
 from meshproxy.store import models as m
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS = "redis://127.0.0.1:6379/0"
 
 
 def seed(store: Store, accounts: int) -> list[tuple[int, int]]:
@@ -163,11 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     schema = f"scale_{uuid.uuid4().hex[:10]}"
     prefix = f"scale-{schema}:"
-    admin = sa.create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    store = Store.open(f"{POSTGRES}?options=-csearch_path%3D{schema}")
+    store = Store.open(create_schema(schema))
     try:
         started = time.perf_counter()
         pairs = seed(store, args.accounts)
@@ -178,14 +172,7 @@ def main() -> None:
         measure_fold(store, pairs, prefix)
     finally:
         store.close()
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-        client = redis.Redis.from_url(REDIS)
-        found = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if found:
-            client.delete(*found)
-        client.close()
+        drop_scratch(schema, prefix)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.local import free_port
+
 LOAD_CPU = 0
 PROXY_CPU = 1
 HOST = "127.0.0.1"
@@ -26,10 +28,6 @@ SMALL, MEDIUM = 1024, 64 * 1024
 START_SECONDS = 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], within: float) -> None:

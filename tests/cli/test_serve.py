@@ -14,12 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bench.local import free_port
 
 
 def start(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:

@@ -9,12 +9,14 @@ Hypothesis profiles: `ci` (the default, a few hundred examples per property) and
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.hardening import Node, raise_own_fd_limit, start_node
+from bench.hardening import Origins as LoadOrigins
+from bench.local import free_port
 from hypothesis import HealthCheck, settings
 
 from api.conftest import server_loop, start_server  # a real API server (tests/api)
@@ -22,19 +24,11 @@ from proxy.conftest import (  # the shared fixtures of the data-plane tests
     Env,
     Origins,
     env,
-    free_port,
     origin_thread,
     origins,
     proxy_thread,
     start_env,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # bench/ lives beside src/, not in the installed package
-    sys.path.insert(0, str(REPO))
-
-from bench.hardening import Node, raise_own_fd_limit, start_node  # noqa: E402
-from bench.hardening import Origins as LoadOrigins  # noqa: E402
 
 __all__ = ["Env", "Origins", "env", "origin_thread", "origins", "proxy_thread", "server_loop",
            "start_env", "start_server"]

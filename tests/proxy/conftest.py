@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import ipaddress
 import json
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -43,11 +42,6 @@ def country_of(address: str) -> str:
     return "US" if last < 15 else ("DE" if last < 28 else "FR")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class LoopThread:

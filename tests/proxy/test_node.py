@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from bench.local import free_port
 
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
 
 from .clients import curl
-from .conftest import Env, free_port
+from .conftest import Env
 
 
 def test_stop_drains_open_requests_and_flushes_usage(start_env: Callable[..., Env]) -> None:
