@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from bench.local import free_port
 
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
-
-from .test_serve import free_port
 
 
 def launch(*args: str) -> subprocess.Popen[str]:

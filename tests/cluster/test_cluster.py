@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from bench.cluster import PARENT, PARENT_PASSWORD, Cluster, free_port
+from bench.cluster import PARENT, PARENT_PASSWORD, Cluster
+from bench.local import free_port
 
 from meshproxy.config import load_settings
 from meshproxy.domain.accounts import UsageDelta

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from bench.local import free_port
 
 from meshproxy.config import Settings
 from meshproxy.domain.passwords import hash_password
@@ -36,7 +37,6 @@ from proxy.clients import curl
 from proxy.conftest import (  # the data-plane fixtures: real origins, the node's loop thread
     LoopThread,
     Origins,
-    free_port,
     origin_thread,
     origins,
     proxy_settings,
