@@ -63,7 +63,9 @@ def test_soak_keeps_memory_and_descriptors_flat_and_loses_no_usage(
     # more than the pool keeps and no more than were ever in use at once (16 clients).
     pooled = 2 * min(MAX_IDLE_PER_KEY, 16)
     assert result["fds_after"] <= result["fds_before"] + 2 + pooled, result
-    assert result["fds_max"] <= result["fds_before"] + 4 * 16 + pooled + 8, result
+    # At the peak each of the 16 clients may hold a spliced tunnel: its two sockets and two
+    # pipes (six descriptors), until it closes.
+    assert result["fds_max"] <= result["fds_before"] + 6 * 16 + pooled + 8, result
     assert result["bytes_recorded"] == result["bytes_moved"]  # zero bytes lost
     assert node.stop() == 0
 
