@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -53,8 +54,10 @@ class Account(Base):
     plan: Mapped[str | None] = mapped_column(String(64))
     billing_day: Mapped[int | None] = mapped_column(Integer)
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    # Of total_bytes, those folded in from the shared (Redis) counters: a proxy node's live
-    # usage is its loaded figure + (Redis's cumulative counter - this), see meter/shared.py.
+    # Of total_bytes, those folded in from the shared (Redis) counters of the current
+    # generation (`UsageGeneration`; a new generation starts it again at 0): a proxy node's
+    # live usage is its loaded figure + (Redis's cumulative counter - this), see
+    # meter/shared.py.
     folded_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # A dashboard session is valid only while it carries this number: logging out or a
     # password change raises it, ending every session of the account (web/sessions.py).
@@ -127,11 +130,23 @@ class Change(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class FoldedBatch(Base):
-    """A batch of shared usage counters already added to the usage: a fold that is run
-    again (a folder killed before it deleted the batch from Redis) skips it."""
+class MeterFolds(Base):
+    """Which flushes of a proxy node's meter are folded into the usage: a batch whose
+    flushes are all in `folded` (a `SeqRanges`, "1-57,60") is skipped when folded again."""
 
-    __tablename__ = "folded_batches"
+    __tablename__ = "meter_folds"
 
-    batch_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    folded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    folded: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class UsageGeneration(Base):
+    """One row (id 1), absent until the first fold that names a generation: the generation
+    of the shared (Redis) counters that `accounts.folded_bytes` counts. A newer one (Redis
+    lost its data) sets every account's folded_bytes back to 0."""
+
+    __tablename__ = "usage_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[str | None] = mapped_column(String(64))

@@ -8,12 +8,13 @@ writing transaction, so concurrent writes cannot overshoot it) as `LimitReached`
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import (
     Engine,
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session, aliased
 from meshproxy.domain.accounts import AccountRecord, AccountView, UsageDelta
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.domain.billing import billing_period
+from meshproxy.domain.folds import MAX_ID_LENGTH, FoldBatch, FoldOutcome, SeqRanges
 from meshproxy.domain.limits import Limits
 from meshproxy.store import models as m
 from meshproxy.store.engine import lock_for_writing, make_engine
@@ -55,7 +57,16 @@ ACCOUNT_FIELDS = frozenset(
 )
 
 
-USAGE_CHUNK = 5_000  # accounts per statement when usage is written
+USAGE_CHUNK = 5_000  # accounts (or meters) per statement when usage is written
+
+GENERATION_ROW = 1  # usage_generation's one row
+FOLD_ATTEMPTS = 3  # a fold that lost a race (see `_lost_race`) runs again, this many in all
+# PostgreSQL's deadlock_detected and serialization_failure: the loser of a race, not an outage.
+RACE_SQLSTATES = frozenset({"40P01", "40001"})
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SUB_ACCOUNT_SORTS = ("username", "active", "monthly", "total", "created")
 
@@ -363,56 +374,223 @@ class Store:
         per_account = _per_account(deltas)
         if per_account:
             with self._session() as session:
-                self._add_usage(session, per_account, day, folded=False)
+                self._add_usage(session, {day: per_account}, {})
 
     def fold_usage(
-        self, batch_id: str, deltas: Sequence[UsageDelta], day: date, now: datetime
-    ) -> bool:
-        """`record_usage` for a batch of shared (Redis) counters, at most once per batch id:
-        False if that batch was folded before. The batch id is written in the same
-        transaction as the bytes, so a fold repeated after a crash cannot count twice."""
-        try:
-            with self._session() as session:
-                if session.get(m.FoldedBatch, batch_id) is not None:
-                    return False
-                session.add(m.FoldedBatch(batch_id=batch_id, folded_at=now))
-                self._add_usage(session, _per_account(deltas), day, folded=True)
-                return True
-        except Conflict:
-            # Another folder committed the same batch meanwhile; anything else is an error.
-            with self._session() as session:
-                if session.get(m.FoldedBatch, batch_id) is not None:
-                    return False
-            raise
+        self,
+        batches: Sequence[FoldBatch],
+        now: datetime,
+        current_generation: str | None = None,
+    ) -> FoldOutcome:
+        """Add the batches' usage like `record_usage`, each meter's flushes at most once, all
+        in one transaction (a crash folds all or nothing).
 
-    def prune_folded_batches(self, older_than: datetime) -> None:
+        A `current_generation` newer than the stored one (or the first) sets every account's
+        folded_bytes back to 0 and is stored. A batch whose flushes the store holds already
+        is skipped; one that holds some of them (only after a node's journal overflowed) is
+        added anyway and logged as an error. Only batches counted in the stored generation
+        raise folded_bytes; for the others, change rows make proxy nodes reload the
+        accounts' usage. Concurrent folds of the same batch (any number of folders, threads
+        or processes) add it once."""
+        if current_generation is not None and len(current_generation) > MAX_ID_LENGTH:
+            raise ValueError(f"a generation has at most {MAX_ID_LENGTH} characters")
+        outcome, overlapping = self._retrying(
+            lambda session: self._fold(session, batches, now, current_generation)
+        )
+        for batch in overlapping:
+            log.error(
+                "meter %s: flushes %d-%d were partly folded before; added again (%d bytes)",
+                batch.meter_id,
+                batch.first_seq,
+                batch.last_seq,
+                batch.nbytes,
+            )
+        return outcome
+
+    def _retrying(self, work: Callable[[Session], T]) -> T:
+        """`work` in a write-locked transaction, run again (up to FOLD_ATTEMPTS in all) when
+        it loses a race to another transaction."""
+        attempt = 1
+        while True:
+            try:
+                with self._session(locked=True) as session:
+                    return work(session)
+            except (Conflict, StoreUnavailable) as error:
+                if attempt >= FOLD_ATTEMPTS or not _lost_race(error):
+                    raise
+                attempt += 1
+
+    def _fold(
+        self,
+        session: Session,
+        batches: Sequence[FoldBatch],
+        now: datetime,
+        current_generation: str | None,
+    ) -> tuple[FoldOutcome, list[FoldBatch]]:
+        generation = self._step_generation(session, current_generation)
+        ranges = self._lock_meters(session, sorted({b.meter_id for b in batches}), now)
+        outcome = FoldOutcome()
+        overlapping: list[FoldBatch] = []
+        usage: dict[date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        folded: dict[int, int] = defaultdict(int)
+        not_folded: set[int] = set()  # accounts whose nodes must reload their usage
+        for batch in batches:
+            held = ranges[batch.meter_id]
+            if held.covers(batch.first_seq, batch.last_seq):
+                outcome.skipped += 1
+                continue
+            if held.overlaps(batch.first_seq, batch.last_seq):
+                outcome.overlapping += 1
+                overlapping.append(batch)
+            ranges[batch.meter_id] = held.add(batch.first_seq, batch.last_seq)
+            outcome.folded += 1
+            outcome.nbytes += batch.nbytes
+            per_account = _per_account(batch.deltas)
+            day = usage[batch.day]
+            counted_in_shared = batch.generation is not None and batch.generation == generation
+            for account_id, nbytes in per_account.items():
+                day[account_id] += nbytes
+                if counted_in_shared:
+                    folded[account_id] += nbytes
+            if not counted_in_shared:
+                not_folded.update(per_account)
+        self._add_usage(session, usage, folded)
+        for username in self._usernames(session, not_folded):
+            self._note(session, "account", username)
+        if ranges:
+            session.connection().execute(
+                update(m.MeterFolds)
+                .where(m.MeterFolds.meter_id == bindparam("meter"))
+                .values(folded=bindparam("ranges"), updated_at=now),
+                [{"meter": meter, "ranges": str(held)} for meter, held in ranges.items()],
+            )
+        outcome.folded_through = {meter: held.folded_through() for meter, held in ranges.items()}
+        return outcome, overlapping
+
+    def _step_generation(self, session: Session, current: str | None) -> str | None:
+        """The stored generation, after stepping to `current` if that is newer. Its row is
+        locked (PostgreSQL): shared by folds, so they run side by side; exclusively by one
+        that steps, which waits for the folds adding to folded_bytes in the old generation
+        and holds back new ones until it commits."""
+        row = select(m.UsageGeneration.generation).where(m.UsageGeneration.id == GENERATION_ROW)
+        # Generations only grow: a step that looks needed unlocked is checked again locked.
+        peeked = session.scalar(row)
+        stepping = current is not None and (peeked is None or current > peeked)
+        if stepping:
+            session.execute(
+                _insert(session, m.UsageGeneration)
+                .values(id=GENERATION_ROW, generation=None)
+                .on_conflict_do_nothing()
+            )
+        stored = session.scalar(row.with_for_update(read=not stepping))
+        if current is None or not stepping or (stored is not None and current <= stored):
+            return stored
+        session.execute(update(m.Account).where(m.Account.folded_bytes != 0).values(folded_bytes=0))
+        session.execute(
+            update(m.UsageGeneration)
+            .where(m.UsageGeneration.id == GENERATION_ROW)
+            .values(generation=current)
+        )
+        return current
+
+    def _lock_meters(
+        self, session: Session, meters: list[str], now: datetime
+    ) -> dict[str, SeqRanges]:
+        """Each meter's folded flushes, its row created if missing and locked until the
+        transaction ends (PostgreSQL; SQLite's write lock is held already). Creating with
+        ON CONFLICT DO NOTHING waits for a concurrent creator instead of failing; rows are
+        locked in meter order, so folds of overlapping meters cannot deadlock."""
+        ranges: dict[str, SeqRanges] = {}
+        for chunk in _chunks(meters):
+            session.execute(
+                _insert(session, m.MeterFolds)
+                .values([{"meter_id": meter, "folded": "", "updated_at": now} for meter in chunk])
+                .on_conflict_do_nothing()
+            )
+            rows = session.execute(
+                select(m.MeterFolds.meter_id, m.MeterFolds.folded)
+                .where(m.MeterFolds.meter_id.in_(chunk))
+                .order_by(m.MeterFolds.meter_id)
+                .with_for_update()
+            )
+            ranges.update((meter, SeqRanges.parse(text)) for meter, text in rows)
+        return ranges
+
+    def prune_meter_folds(self, older_than: datetime) -> int:
+        """Forget meters whose folds were last updated before `older_than`; how many."""
         with self._session() as session:
-            session.execute(delete(m.FoldedBatch).where(m.FoldedBatch.folded_at < older_than))
+            done = session.execute(delete(m.MeterFolds).where(m.MeterFolds.updated_at < older_than))
+            return int(done.rowcount)  # type: ignore[attr-defined]
+
+    def usage_generation(self) -> str | None:
+        """The shared-counter generation accounts' folded_bytes count (None: none yet)."""
+        with self._session() as session:
+            return self._stored_generation(session)
+
+    def _stored_generation(self, session: Session) -> str | None:
+        return session.scalar(
+            select(m.UsageGeneration.generation).where(m.UsageGeneration.id == GENERATION_ROW)
+        )
 
     def _add_usage(
-        self, session: Session, per_account: dict[int, int], day: date, *, folded: bool
+        self,
+        session: Session,
+        usage: Mapping[date, Mapping[int, int]],
+        folded: Mapping[int, int],
     ) -> None:
-        """In chunks (PostgreSQL takes at most 65,535 parameters a statement), all in the
-        caller's transaction; the totals in one executemany (pipelined by psycopg)."""
-        items = sorted(per_account.items())
-        for start in range(0, len(items), USAGE_CHUNK):
-            chunk = dict(items[start : start + USAGE_CHUNK])
-            existing = set(session.scalars(select(m.Account.id).where(m.Account.id.in_(chunk))))
+        """Add usage[day][account id] bytes to the daily rows and the accounts' total_bytes,
+        and folded[account id] (a part of those) to their folded_bytes; deleted accounts
+        are left out. All in the caller's transaction, in chunks (PostgreSQL takes at most
+        65,535 parameters a statement), the totals in one executemany (pipelined by
+        psycopg). Rows are written in (day, account) order, then accounts in id order: the
+        same order in every usage write, so concurrent ones cannot deadlock."""
+        totals: dict[int, int] = defaultdict(int)
+        for per_account in usage.values():
+            for account_id, nbytes in per_account.items():
+                totals[account_id] += nbytes
+        existing = self._existing_accounts(session, totals)
+        for day in sorted(usage):
             rows = [
                 {"account_id": account_id, "day": day, "bytes": nbytes}
-                for account_id, nbytes in chunk.items()
+                for account_id, nbytes in sorted(usage[day].items())
                 if account_id in existing
             ]
-            if not rows:
-                continue
-            session.execute(_upsert_adding(session, rows))
-            values: dict[str, Any] = {"total_bytes": m.Account.total_bytes + bindparam("n")}
-            if folded:
-                values["folded_bytes"] = m.Account.folded_bytes + bindparam("n")
+            for chunk in _chunks(rows):
+                session.execute(_upsert_adding(session, chunk))
+        if existing:
             session.connection().execute(
-                update(m.Account).where(m.Account.id == bindparam("account")).values(**values),
-                [{"account": row["account_id"], "n": row["bytes"]} for row in rows],
+                update(m.Account)
+                .where(m.Account.id == bindparam("account"))
+                .values(
+                    total_bytes=m.Account.total_bytes + bindparam("n"),
+                    folded_bytes=m.Account.folded_bytes + bindparam("folded"),
+                ),
+                [
+                    {
+                        "account": account_id,
+                        "n": totals[account_id],
+                        "folded": folded.get(account_id, 0),
+                    }
+                    for account_id in sorted(existing)
+                ],
             )
+
+    def _existing_accounts(self, session: Session, ids: Iterable[int]) -> set[int]:
+        existing: set[int] = set()
+        for chunk in _chunks(sorted(ids)):
+            existing.update(session.scalars(select(m.Account.id).where(m.Account.id.in_(chunk))))
+        return existing
+
+    def _usernames(self, session: Session, ids: Iterable[int]) -> list[str]:
+        """The usernames of the accounts (deleted ones left out), by id."""
+        names: list[str] = []
+        for chunk in _chunks(sorted(ids)):
+            names.extend(
+                session.scalars(
+                    select(m.Account.username).where(m.Account.id.in_(chunk)).order_by(m.Account.id)
+                )
+            )
+        return names
 
     def usage(self, account: AccountRecord, now: datetime) -> tuple[int, int]:
         """(bytes in the current billing period, bytes of all time) for one account."""
@@ -617,9 +795,14 @@ class Store:
     # ---- what a proxy node loads ---------------------------------------------------------
 
     def account_views(
-        self, now: datetime, usernames: Iterable[str] | None = None
+        self,
+        now: datetime,
+        usernames: Iterable[str] | None = None,
+        generation: str | None = None,
     ) -> list[AccountView]:
         """Full views of all accounts (or of `usernames`, with their parents' for context).
+        Given the shared-counter `generation` a node counts in, folded_bytes are 0 unless
+        the store's folded_bytes count that generation (read in the same transaction).
 
         A full load filters nothing by id (no IN lists: PostgreSQL takes at most 65,535
         parameters, and scanning whole tables is what a full load needs anyway)."""
@@ -631,6 +814,7 @@ class Store:
             rows = list(session.scalars(query))
             if not rows:
                 return []
+            fresh = generation is None or generation == self._stored_generation(session)
             ids = {row.id for row in rows}
             parent_ids = {row.parent_id for row in rows if row.parent_id is not None}
 
@@ -690,7 +874,7 @@ class Store:
                     proxies=tuple(proxies[row.parent_id if row.parent_id else row.id]),
                     monthly_bytes=monthly.get(row.id, 0),
                     total_bytes=int(row.total_bytes),
-                    folded_bytes=int(row.folded_bytes),
+                    folded_bytes=int(row.folded_bytes) if fresh else 0,
                 )
                 for row in rows
             ]
@@ -813,11 +997,33 @@ def _sub_account_days(
     )
 
 
-def _upsert_adding(session: Session, rows: list[dict[str, Any]]) -> Any:
-    """INSERT the daily rows, adding to `bytes` where the (account, day) row exists."""
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in slices of USAGE_CHUNK (statements stay under PostgreSQL's parameter cap)."""
+    for start in range(0, len(items), USAGE_CHUNK):
+        yield items[start : start + USAGE_CHUNK]
+
+
+def _lost_race(error: Conflict | StoreUnavailable) -> bool:
+    """The error of a transaction that lost a race, which a new attempt can win: a unique or
+    foreign key clash (a row created, or an account deleted, by another transaction
+    meanwhile), a deadlock or a serialization failure. Not an outage."""
+    if isinstance(error, Conflict):
+        return True
+    cause = error.__cause__
+    orig = getattr(cause, "orig", None)
+    return getattr(orig, "sqlstate", None) in RACE_SQLSTATES
+
+
+def _insert(session: Session, model: type[m.Base]) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(m.UsageDaily).values(rows)
+    return insert(model)
+
+
+def _upsert_adding(session: Session, rows: Sequence[dict[str, Any]]) -> Any:
+    """INSERT the daily rows, adding to `bytes` where the (account, day) row exists."""
+    statement = _insert(session, m.UsageDaily).values(list(rows))
     return statement.on_conflict_do_update(
         index_elements=[m.UsageDaily.account_id, m.UsageDaily.day],
         set_={"bytes": m.UsageDaily.bytes + statement.excluded.bytes},
