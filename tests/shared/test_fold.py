@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.folds import FoldOutcome
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
@@ -78,14 +79,14 @@ class CrashingStore:
         self.store = store
         self.after_commit = after_commit
 
-    def fold_usage(self, *args: object) -> bool:
+    def fold_usage(self, *args: object) -> FoldOutcome:
         if not self.after_commit:
             raise Killed
         self.store.fold_usage(*args)  # type: ignore[arg-type]
         raise Killed
 
-    def prune_folded_batches(self, older_than: datetime) -> None:
-        self.store.prune_folded_batches(older_than)
+    def prune_meter_folds(self, older_than: datetime) -> int:
+        return self.store.prune_meter_folds(older_than)
 
 
 @pytest.mark.parametrize("after_commit", [False, True])
@@ -105,9 +106,9 @@ def test_a_folder_dying_around_the_commit_neither_loses_nor_double_counts(
     result = UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold()
     assert result.skipped == (1 if after_commit else 0)
     assert totals(db, [parent, *subs]) == {parent: 1032, subs[0]: 1007, subs[1]: 20, subs[2]: 0}
-    assert UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold().batches == 0
+    assert UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold().folded == 0
     assert totals(db, [parent])[parent] == 1032
-    assert sync_redis.scard(keys.pending) == 0 and not sync_redis.exists(keys.day(DAY))
+    assert sync_redis.scard(keys.pending) == 0 and sync_redis.scard(keys.days) == 0
     monthly = db.daily_usage(parent, DAY, date(2026, 3, 16))
     assert monthly == [(DAY, 1032)]
 
@@ -123,17 +124,17 @@ def test_a_resent_flush_is_applied_once(
         client = async_client(redis_url)
         meter = RedisMeter(client, keys, today=lambda: DAY)
         meter.add(subs[0], parent, 300)
-        script = meter._script
+        script = meter._flush_script
 
         async def lost_reply(**kwargs: object) -> object:
             await script(**kwargs)  # applied by Redis, but the node never hears back
             raise redis.exceptions.ConnectionError("reply lost")
 
-        meter._script = lost_reply  # type: ignore[assignment]
+        meter._flush_script = lost_reply  # type: ignore[assignment]
         with pytest.raises(redis.exceptions.ConnectionError):
             await meter.flush()
         assert not meter.health.up and meter.pending_totals() == {subs[0]: 300, parent: 300}
-        meter._script = script
+        meter._flush_script = script
         meter.add(subs[0], parent, 1)  # counted meanwhile: the next batch
         await meter.flush()
         await meter.flush()

@@ -53,7 +53,10 @@ def fold(config_path: Path | None, watch: bool, interval: float | None) -> None:
         while True:
             result = folder.fold()
             if not watch:
-                click.echo(f"folded {result.batches} batches, {result.nbytes} bytes")
+                click.echo(
+                    f"folded {result.folded} batches, {result.nbytes} bytes"
+                    f" ({result.skipped} already in the store)"
+                )
                 return
             time.sleep(pause)
     except KeyboardInterrupt:

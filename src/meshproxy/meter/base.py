@@ -17,6 +17,14 @@ class Meter(Protocol):
     def last_flush(self) -> float:
         """Loop time of the last successful flush."""
 
+    @property
+    def generation(self) -> str | None:
+        """The shared counters' generation as last seen (None without shared counters): a
+        node whose directory was loaded in another generation reloads it."""
+
+    async def current_generation(self) -> str | None:
+        """Ask for the shared counters' generation now (before loading the directory)."""
+
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         """Count bytes for an account (and so its parent). Called on the hot path: O(1)."""
 

@@ -27,6 +27,13 @@ class CountingMeter:
     def last_flush(self) -> float:
         return self.meter.last_flush
 
+    @property
+    def generation(self) -> str | None:
+        return self.meter.generation
+
+    async def current_generation(self) -> str | None:
+        return await self.meter.current_generation()
+
     def pending_totals(self) -> Mapping[int, int]:
         return self.meter.pending_totals()
 

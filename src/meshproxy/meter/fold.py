@@ -1,15 +1,18 @@
 """Folding: shared usage counters move from Redis into the store, each byte exactly once.
 
-1. claim: one script renames every day hash to a fresh batch key and records it in the
-   pending set (atomic with the meters' flushes, so no increment is split or lost);
-2. fold: the batch's counters go to the store with the batch id, in one transaction
-   (`Store.fold_usage` refuses an id it has seen);
-3. release: the batch key is deleted and leaves the pending set.
+1. claim: one script renames every meter's day hash to a fresh batch key and records it
+   in the pending set (atomic with the meters' flushes, so no increment is split or lost);
+2. fold: every claimed batch (and any a dead folder left pending) goes to the store in one
+   transaction; each batch names its meter and flush numbers, and the store adds none it
+   has seen (`Store.fold_usage`), so a batch folded twice, or one Redis brings back from an
+   old snapshot, or one a node already wrote itself, counts once;
+3. confirm: each meter learns up to which flush number the store has it (`node:<meter>`
+   field `folded`), so the node can drop those flushes from its journal;
+4. release: the batch keys are deleted and leave the pending set.
 
-A folder killed anywhere leaves either a pending batch (folded again by the next run,
+A folder killed anywhere leaves either pending batches (folded again by the next run,
 skipped by the store if step 2 had committed) or nothing to do. Any number of folders may
-run at once: claims never overlap, and a batch two folders pick up is folded once.
-Synchronous (Redis and the store both block): run it in a thread.
+run at once. Synchronous (Redis and the store both block): run it in a thread.
 """
 
 from __future__ import annotations
@@ -18,22 +21,24 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, cast
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from redis import Redis
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.folds import FoldBatch, FoldOutcome
 from meshproxy.meter.health import BackendHealth
-from meshproxy.meter.keys import UsageKeys, parse_field
+from meshproxy.meter.keys import UsageKeys, decoded, parse_field
+from meshproxy.meter.sink import FoldSink
 
 log = logging.getLogger("meshproxy.meter.fold")
 
-# KEYS: days set, pending set. ARGV: day key prefix, batch key prefix, claim id.
+# KEYS: days set, pending set, generation. ARGV: day key prefix, batch key prefix, claim
+# id. Returns {generation or '', claimed batch keys...}.
 CLAIM_SCRIPT = """
-local claimed = {}
+local claimed = {redis.call('GET', KEYS[3]) or ''}
 for _, day in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   redis.call('SREM', KEYS[1], day)
   local source = ARGV[1] .. day
@@ -47,24 +52,19 @@ end
 return claimed
 """
 
-KEEP_FOLDED_IDS = timedelta(days=7)  # far longer than any batch stays pending
+# KEYS: a meter's marker. ARGV: the flush number the store has everything up to.
+# Only a live marker is raised: a missing one means Redis lost it, and the meter must see
+# that (its flush script compares the marker with what it had acknowledged).
+CONFIRM_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if tonumber(redis.call('HGET', KEYS[1], 'folded') or '0') < tonumber(ARGV[1]) then
+    redis.call('HSET', KEYS[1], 'folded', ARGV[1])
+  end
+end
+return 0
+"""
 
-
-class FoldSink(Protocol):
-    """The store's side of a fold (the meter must not import the store layer)."""
-
-    def fold_usage(
-        self, batch_id: str, deltas: Sequence[UsageDelta], day: date, now: datetime
-    ) -> bool: ...
-
-    def prune_folded_batches(self, older_than: datetime) -> None: ...
-
-
-@dataclass
-class FoldResult:
-    batches: int = 0
-    skipped: int = 0  # batches the store had folded already
-    nbytes: int = 0
+KEEP_METER_FOLDS = timedelta(days=7)  # far longer than any flush stays unfolded
 
 
 class UsageFolder:
@@ -81,55 +81,68 @@ class UsageFolder:
         self._store = store
         self._clock = clock
         self._claim = redis.register_script(CLAIM_SCRIPT)
+        self._confirm = redis.register_script(CONFIRM_SCRIPT)
         self._last_prune: datetime | None = None
 
-    def fold(self) -> FoldResult:
-        """Fold what earlier runs left pending, then everything counted until now."""
-        result = FoldResult()
-        for batch in sorted(self._pending()):
-            self._fold_batch(batch, result)
+    def fold(self) -> FoldOutcome:
+        """Fold what earlier runs left pending, and everything counted until now."""
+        pending = [decoded(b) for b in cast(set[Any], self._redis.smembers(self._keys.pending))]
         claimed = self._claim(
-            keys=[self._keys.days, self._keys.pending],
+            keys=[self._keys.days, self._keys.pending, self._keys.generation],
             args=[self._keys.day(""), self._keys.batch_prefix, uuid.uuid4().hex],
         )
-        for batch in claimed:
-            self._fold_batch(_text(batch), result)
+        generation = decoded(claimed[0]) or None
+        keys = sorted(set(pending) | {decoded(b) for b in claimed[1:]})
+        batches = self._read(keys)
+        outcome = self._store.fold_usage(batches, self._clock(), generation)
+        if outcome.folded_through:
+            pipe = self._redis.pipeline(transaction=False)
+            for meter_id, through in outcome.folded_through.items():
+                self._confirm(keys=[self._keys.node(meter_id)], args=[through], client=pipe)
+            pipe.execute()
+        if keys:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.delete(*keys)
+            pipe.srem(self._keys.pending, *keys)
+            pipe.execute()
         self._prune()
-        return result
+        return outcome
 
-    def _pending(self) -> list[str]:
-        members = cast(set[Any], self._redis.smembers(self._keys.pending))
-        return [_text(b) for b in members]
+    def _read(self, keys: list[str]) -> list[FoldBatch]:
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        batches = []
+        for key, counters in zip(keys, pipe.execute(), strict=True):
+            if counters:  # empty: another folder released it meanwhile
+                batches.append(self._batch(key, counters))
+        return batches
 
-    def _fold_batch(self, batch: str, result: FoldResult) -> None:
-        counters = cast(dict[Any, Any], self._redis.hgetall(batch))
+    def _batch(self, key: str, counters: dict[Any, Any]) -> FoldBatch:
+        day, meter_id = self._keys.batch_source(key)
+        marks: dict[str, str] = {}
         deltas = []
         for name, value in counters.items():
-            account_id, parent_id = parse_field(_text(name))
-            deltas.append(UsageDelta(account_id, parent_id, int(value)))
-        if deltas:
-            folded = self._store.fold_usage(
-                self._keys.batch_id(batch), deltas, self._keys.batch_day(batch), self._clock()
-            )
-            result.batches += 1
-            if folded:
-                result.nbytes += sum(d.nbytes for d in deltas)
+            text = decoded(name)
+            if text.startswith("#"):
+                marks[text] = decoded(value)
             else:
-                result.skipped += 1
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(batch)
-        pipe.srem(self._keys.pending, batch)
-        pipe.execute()
+                account_id, parent_id = parse_field(text)
+                deltas.append(UsageDelta(account_id, parent_id, int(value)))
+        return FoldBatch(
+            meter_id,
+            int(marks["#first"]),
+            int(marks["#last"]),
+            day,
+            tuple(deltas),
+            marks.get("#gen"),
+        )
 
     def _prune(self) -> None:
         now = self._clock()
         if self._last_prune is None or now - self._last_prune > timedelta(hours=1):
-            self._store.prune_folded_batches(now - KEEP_FOLDED_IDS)
+            self._store.prune_meter_folds(now - KEEP_METER_FOLDS)
             self._last_prune = now
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class FoldingTask:

@@ -1,13 +1,17 @@
 """Where shared usage lives in Redis. Every key carries the `{usage}` hash tag, so the
 scripts that touch several of them stay within one slot of a Redis Cluster.
 
-    <p>{usage}:day:<YYYY-MM-DD>      hash "<account>:<parent>" -> bytes not yet folded
-    <p>{usage}:days                  set of days with such a hash
-    <p>{usage}:cum                   hash "<account>" -> bytes ever counted (parents include
-                                     their sub-accounts); never decreases
-    <p>{usage}:batch:<day>:<id>      a day hash claimed by a folder, until it is folded
-    <p>{usage}:pending               set of batch keys claimed and not yet deleted
-    <p>{usage}:node:<node id>        the last flush sequence number a meter applied
+    <p>{usage}:day:<YYYY-MM-DD>:<meter>  hash "<account>:<parent>" -> bytes not yet folded,
+                                         "#first"/"#last" -> the meter's flush numbers in it,
+                                         "#gen" -> their generation
+    <p>{usage}:days                      set of "<day>:<meter>" with such a hash
+    <p>{usage}:gen                       the generation: made anew when Redis lost data
+    <p>{usage}:cum:<generation>          hash "<account>" -> bytes counted in this
+                                         generation (parents include their sub-accounts)
+    <p>{usage}:batch:<day>:<meter>:<id>  a day hash claimed by a folder, until it is folded
+    <p>{usage}:pending                   set of batch keys claimed and not yet deleted
+    <p>{usage}:node:<meter>              hash "seq" -> the last flush number applied,
+                                         "folded" -> all up to this number are folded
 """
 
 from __future__ import annotations
@@ -32,8 +36,15 @@ class UsageKeys:
         return f"{self.base}days"
 
     @property
-    def cumulative(self) -> str:
-        return f"{self.base}cum"
+    def generation(self) -> str:
+        return f"{self.base}gen"
+
+    @property
+    def cumulative_prefix(self) -> str:
+        return f"{self.base}cum:"
+
+    def cumulative(self, generation: str) -> str:
+        return self.cumulative_prefix + generation
 
     @property
     def pending(self) -> str:
@@ -46,13 +57,10 @@ class UsageKeys:
     def node(self, node_id: str) -> str:
         return f"{self.base}node:{node_id}"
 
-    def batch_day(self, batch_key: str) -> date:
-        """The day of a batch key `<batch_prefix><day>:<id>`."""
-        return date.fromisoformat(batch_key.removeprefix(self.batch_prefix).split(":", 1)[0])
-
-    def batch_id(self, batch_key: str) -> str:
-        """What the store remembers a folded batch by (unique per claim)."""
-        return batch_key.removeprefix(self.batch_prefix)
+    def batch_source(self, batch_key: str) -> tuple[date, str]:
+        """The day and meter id of a batch key `<batch_prefix><day>:<meter>:<claim id>`."""
+        day, meter, _ = batch_key.removeprefix(self.batch_prefix).split(":", 2)
+        return date.fromisoformat(day), meter
 
 
 def field(account_id: int, parent_id: int | None) -> str:
@@ -62,3 +70,8 @@ def field(account_id: int, parent_id: int | None) -> str:
 def parse_field(name: str) -> tuple[int, int | None]:
     account, _, parent = name.partition(":")
     return int(account), (int(parent) if parent else None)
+
+
+def decoded(value: bytes | str) -> str:
+    """A Redis reply as text (clients may or may not decode)."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -91,7 +91,11 @@ class LocalMeter:
         self._schedule = FlushSchedule(self.flush, interval)
         self.health = BackendHealth("the store (usage)")
         self.last_flush = 0.0  # loop time of the last successful flush (for flush lag)
+        self.generation: str | None = None  # no shared counters
         self.add = self._buffer.add  # the hot path: one bound-method call, no wrapper
+
+    async def current_generation(self) -> str | None:
+        return None
 
     def pending_totals(self) -> Mapping[int, int]:
         return self._buffer.pending_totals()

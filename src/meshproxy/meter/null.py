@@ -10,10 +10,14 @@ from meshproxy.meter.health import BackendHealth
 class NullMeter:
     def __init__(self) -> None:
         self.health = BackendHealth("nothing (no metering)")
+        self.generation: str | None = None
         self.last_flush = 0.0
 
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         pass
+
+    async def current_generation(self) -> str | None:
+        return None
 
     def pending_totals(self) -> Mapping[int, int]:
         return {}

@@ -31,6 +31,9 @@ class NodeStatus:
         node = self.proxy_node
         if node is not None:
             found += [node.meter.health, node.sync_health]
+            recovery = getattr(node.meter, "recovery_health", None)  # Redis meters only
+            if isinstance(recovery, BackendHealth):
+                found.append(recovery)
             if node.notices is not None:
                 found.append(node.notices.health)
         if self.folding is not None:

@@ -98,7 +98,7 @@ class ProxyNode:
                 UsageKeys(self.settings.shared.prefix),
                 interval=interval,
                 lock=self._store_lock,
-                fallback=self.store,
+                store=self.store,
             )
         return LocalMeter(
             self.store, interval=interval, executor=self._store_executor, lock=self._store_lock

@@ -48,6 +48,7 @@ class DirectorySync:
         self._lock = lock
         self._ban_policy = ban_policy
         self._last_id = 0
+        self._loaded_generation: str | None = None  # of the shared counters at the last load
         self._applied: set[int] = set()
         self.health = BackendHealth("the store (account changes)")
 
@@ -59,11 +60,13 @@ class DirectorySync:
         last_id = await self._run(self._store.latest_change_id)
         now = datetime.now(UTC)
         async with self._lock:
-            views = await self._run(self._store.account_views, now)
+            generation = await self._meter.current_generation()
+            views = await self._run(self._store.account_views, now, None, generation)
             await self._meter.refresh_shared([v.account.id for v in views])
             self._directory.load(
                 views, now, self._meter.pending_totals(), self._meter.shared_totals()
             )
+            self._loaded_generation = generation
         for ip, until in (await self._run(self._store.active_bans, time.time())).items():
             self._directory.bans.ban(ip, until)
         self._last_id = max(self._last_id, last_id)
@@ -86,7 +89,12 @@ class DirectorySync:
         return changed
 
     async def _poll(self) -> set[str]:
-        if time.time() >= self._directory.next_reset:  # a billing period ended
+        # A billing period ended, or the shared counters started a new generation (Redis
+        # lost data): every account's usage is read again.
+        if (
+            time.time() >= self._directory.next_reset
+            or self._meter.generation != self._loaded_generation
+        ):
             await self.load_all()
             return set(self._directory.by_username)
         changes = await self._run(self._store.changes_since, max(0, self._last_id - LOOKBACK))
@@ -98,7 +106,9 @@ class DirectorySync:
         if usernames:
             now = datetime.now(UTC)
             async with self._lock:
-                views = await self._run(self._store.account_views, now, usernames)
+                views = await self._run(
+                    self._store.account_views, now, usernames, self._loaded_generation
+                )
                 await self._meter.refresh_shared([v.account.id for v in views])
                 self._directory.update(
                     usernames, views, now, self._meter.pending_totals(), self._meter.shared_totals()
