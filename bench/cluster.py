@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-from bench.local import REDIS, create_schema, drop_scratch, free_port, schema_url
+from bench.local import POSTGRES, REDIS, create_schema, drop_scratch, free_port, schema_url
 
 from meshproxy.config import load_settings
 from meshproxy.control.operator import create_parent
@@ -55,6 +55,8 @@ class Cluster:
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     flush_interval: float = 0.25
     fold_interval: float = 1.0
+    postgres: str = POSTGRES  # the servers (tests of failures pass private ones)
+    redis_url: str = REDIS
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -67,7 +69,7 @@ class Cluster:
 
     @property
     def database_url(self) -> str:
-        return schema_url(self.schema)
+        return schema_url(self.schema, self.postgres)
 
     @property
     def api_nodes(self) -> list[Node]:
@@ -82,7 +84,7 @@ class Cluster:
 data_dir = "{node_dir}"
 plans = [{{ name = "default", default_proxies = ["open"] }}]
 database_url = "{self.database_url}"
-redis_url = "{REDIS}"
+redis_url = "{self.redis_url}"
 [shared]
 prefix = "{self.prefix}"
 fold_interval = {self.fold_interval}
@@ -103,7 +105,7 @@ listen_port = {proxy_port}
 """
 
     def start(self, timeout: float = 30.0) -> None:
-        create_schema(self.schema)
+        create_schema(self.schema, self.postgres)
         for index in range(self.apis + self.proxies):
             role = "api" if index < self.apis else "proxy"
             name = f"{role}{index + 1 if role == 'api' else index - self.apis + 1}"
@@ -157,7 +159,7 @@ listen_port = {proxy_port}
                     node.process.wait()
         if keep:
             return
-        drop_scratch(self.schema, self.prefix)
+        drop_scratch(self.schema, self.prefix, postgres=self.postgres, redis_url=self.redis_url)
 
     def __enter__(self) -> Cluster:
         self.start()

@@ -20,31 +20,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _admin_sql(statement: str) -> None:
+def _admin_sql(statement: str, server: str = POSTGRES) -> None:
     engine = sa.create_engine(
-        POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+        server.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )
     with engine.connect() as connection:
         connection.execute(sa.text(statement))
     engine.dispose()
 
 
-def schema_url(schema: str) -> str:
+def schema_url(schema: str, server: str = POSTGRES) -> str:
     """The database URL whose search path is `schema`."""
-    separator = "&" if "?" in POSTGRES else "?"
-    return f"{POSTGRES}{separator}options=-csearch_path%3D{schema}"
+    separator = "&" if "?" in server else "?"
+    return f"{server}{separator}options=-csearch_path%3D{schema}"
 
 
-def create_schema(schema: str) -> str:
+def create_schema(schema: str, server: str = POSTGRES) -> str:
     """Create `schema`; returns its `schema_url`."""
-    _admin_sql(f'CREATE SCHEMA "{schema}"')
-    return schema_url(schema)
+    _admin_sql(f'CREATE SCHEMA "{schema}"', server)
+    return schema_url(schema, server)
 
 
-def drop_scratch(schema: str, prefix: str) -> None:
+def drop_scratch(
+    schema: str, prefix: str, *, postgres: str = POSTGRES, redis_url: str = REDIS
+) -> None:
     """Drop the schema and every Redis key under the prefix."""
-    _admin_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    client = redis.Redis.from_url(REDIS)
+    _admin_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE', postgres)
+    client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)

@@ -8,10 +8,6 @@ honoured by the others."""
 
 from __future__ import annotations
 
-import base64
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,37 +16,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from bench.cluster import PARENT, PARENT_PASSWORD, Cluster
-from bench.local import free_port
 
+from cluster.conftest import SUB, SUB_PASSWORD, fetch, settled, usage, within
 from meshproxy.config import load_settings
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.units import GB
 from meshproxy.shared import open_store
 from meshproxy.store import Store
-
-BLOB = 4_000_000
-SUB, SUB_PASSWORD = "pm_cluster_sub", "sub-password-1"
-
-
-@pytest.fixture(scope="module")
-def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    directory = tmp_path_factory.mktemp("origin")
-    (directory / "blob").write_bytes(b"c" * BLOB)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(directory)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield port
-    server.terminate()
-    server.wait()
 
 
 @pytest.fixture(scope="module")
@@ -81,41 +53,6 @@ def api(cluster: Cluster) -> Iterator[list[httpx.Client]]:
     yield clients
     for client in clients:
         client.close()
-
-
-def fetch(address: tuple[str, int], origin: int, *, password: str = SUB_PASSWORD,
-          source: str = "127.0.0.1") -> tuple[int, int]:
-    """One GET of the blob through a proxy node: (status, every byte on the connection)."""
-    token = base64.b64encode(f"{SUB}:{password}".encode()).decode()
-    request = (f"GET http://127.0.0.1:{origin}/blob HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-               f"Proxy-Authorization: Basic {token}\r\nConnection: close\r\n\r\n").encode()
-    with socket.create_connection(address, timeout=10, source_address=(source, 0)) as sock:
-        sock.sendall(request)
-        received = b""
-        while piece := sock.recv(1 << 20):
-            received += piece
-    return int(received.split(b" ", 2)[1]), len(request) + len(received)
-
-
-def usage(store: Store, username: str) -> tuple[int, int]:
-    record = store.get_account(username)
-    assert record is not None
-    return store.usage(record, datetime.now(UTC))
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, f"not within {seconds} s"
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
-def settled(store: Store, username: str, expected: int, seconds: float = 10.0) -> None:
-    """Proxies flush every 0.25 s and nodes fold every second: wait for the figure."""
-    within(seconds, lambda: usage(store, username)[1] >= expected)
-    time.sleep(1.5)  # one more fold: nothing beyond the expected bytes may arrive
-    assert usage(store, username) == (expected, expected)
 
 
 def test_usage_through_every_proxy_node_is_summed_exactly(

@@ -11,19 +11,15 @@ nobody folded, which the node writes to the store itself once it finds Redis emp
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
-from bench.local import free_port
+from bench.private import PrivateRedis
 
 from meshproxy.config import Settings
 from meshproxy.domain.passwords import hash_password
@@ -50,48 +46,11 @@ NEVER = 60.0  # the longest flush interval allowed, longer than the test: it flu
 USAGE_BACKEND = "Redis (usage counters)"
 
 
-class PrivateRedis:
-    """A redis-server of this test's own: no snapshot, no append-only file."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._directory = directory
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self._directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.exceptions.ConnectionError:
-                    assert self._process.poll() is None, "redis-server exited"
-                    assert time.monotonic() < deadline, "redis-server did not answer in 10 s"
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: Redis vanishes with everything it held."""
-        if self._process is not None and self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGKILL)
-            self._process.wait(10)
-        self._process = None
-
-
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
     yield server
-    server.kill()
+    server.close()
 
 
 class Node:
