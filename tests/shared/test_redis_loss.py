@@ -23,7 +23,7 @@ from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.meter.sink import FoldSink
 from meshproxy.shared import async_client
-from meshproxy.store import Store
+from meshproxy.store import Store, StoreUnavailable
 
 DAY = date(2026, 3, 15)
 NOW = datetime(2026, 3, 15, 12, tzinfo=UTC)
@@ -231,5 +231,43 @@ def test_live_usage_stays_exact_across_a_new_generation(
         assert live() == 4120
         await rig.count(1)
         assert live() == 4121 == rig.counted
+
+    run_rig(db, redis_url, redis_prefix, body)
+
+
+def test_journal_waits_in_memory_while_the_store_is_down_too(
+    db: Store, redis_url: str, redis_prefix: str
+) -> None:
+    """Redis comes back empty while the database is unreachable: the journal stays in
+    memory (in the node's unsent figure, and health says so) and goes at the next flush
+    after the database answers."""
+
+    async def body(rig: Rig) -> None:
+        class Unreachable:
+            down = True
+
+            def fold_usage(self, *args: object) -> FoldOutcome:
+                if self.down:
+                    raise StoreUnavailable("connection refused")
+                return rig.db.fold_usage(*args)  # type: ignore[arg-type]
+
+            def prune_meter_folds(self, older_than: datetime) -> int:
+                return rig.db.prune_meter_folds(older_than)
+
+        store = Unreachable()
+        rig.meter._store = store
+        await rig.count(100)
+        await rig.count(20)
+        rig.restart()
+        await rig.count(4000)
+        assert not rig.meter.recovery_health.up
+        assert rig.meter.pending_totals() == {rig.sub: 120, rig.parent: 120}
+        assert rig.recorded() == (0, 0)
+        await rig.meter.flush()  # still down: kept
+        store.down = False
+        await rig.meter.flush()
+        assert rig.meter.recovery_health.up and rig.meter.pending_totals() == {}
+        rig.fold()
+        assert rig.recorded() == (4120, 4120) == (rig.counted, rig.counted)
 
     run_rig(db, redis_url, redis_prefix, body)

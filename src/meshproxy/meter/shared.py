@@ -78,6 +78,7 @@ local seq = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
 if last < tonumber(ARGV[3]) then
   if gen == ARGV[4] then
+    redis.call('EXPIRE', ARGV[6] .. gen, 86400)  -- the old counters: read no more
     gen = ARGV[5]
     redis.call('SET', KEYS[4], gen)
   end
