@@ -6,7 +6,8 @@
    (the store query, then building the in-memory maps), memory per account, lookup time;
 2. Redis: one node's usage flush (one script call) for 1,000 and 10,000 active accounts,
    and the cumulative-counter reads;
-3. PostgreSQL: one fold of 1,000 and 10,000 accounts' counters (rows written, time).
+3. PostgreSQL: one fold of 1,000 and 10,000 accounts' counters from one meter, and of
+   10,000 from 100 meters (proxy processes): rows written, time.
 Each run uses a fresh schema and Redis prefix, dropped at the end.
 """
 
@@ -135,23 +136,27 @@ def measure_fold(store: Store, pairs: list[tuple[int, int]], prefix: str) -> Non
     client = redis.Redis.from_url(REDIS)
     folder = UsageFolder(client, keys, store)
     folder.fold()  # what measure_redis left
-    for active in (1_000, 10_000):
-        asyncio.run(_flush_once(pairs[:active], prefix))
+    for active, meters in ((1_000, 1), (10_000, 1), (10_000, 100)):
+        asyncio.run(_flush_once(pairs[:active], prefix, meters))
         started = time.perf_counter()
         result = folder.fold()
         elapsed = time.perf_counter() - started
-        print(f"fold of {active} accounts' counters: {elapsed * 1000:.0f} ms, "
-              f"{result.batches} batch(es); PostgreSQL rows written: {active + 1} usage_daily "
-              f"upserts + {active + 1} account updates + 1 folded_batches, one transaction")
+        print(f"fold of {active} accounts' counters from {meters} meter(s): "
+              f"{elapsed * 1000:.0f} ms, {result.folded} batch(es); PostgreSQL rows written: "
+              f"{active + 1} usage_daily upserts + {active + 1} account updates + "
+              f"{meters} meter_folds, one transaction")
     client.close()
 
 
-async def _flush_once(pairs: list[tuple[int, int]], prefix: str) -> None:
+async def _flush_once(pairs: list[tuple[int, int]], prefix: str, meters: int) -> None:
+    """One flush each from `meters` meters (proxy processes), the accounts split among
+    them."""
     client = async_client(REDIS)
-    meter = RedisMeter(client, UsageKeys(prefix))
-    for account_id, parent_id in pairs:
-        meter.add(account_id, parent_id, 1000)
-    await meter.flush()
+    for index in range(meters):
+        meter = RedisMeter(client, UsageKeys(prefix))
+        for account_id, parent_id in pairs[index::meters]:
+            meter.add(account_id, parent_id, 1000)
+        await meter.flush()
     await client.aclose()
 
 

@@ -121,6 +121,16 @@ def test_first_run_prints_working_credentials_once(tmp_path: Path, env: dict[str
             timeout=30,
         )
         assert through.stdout == "403"
+        # The proxies' advertised names work as given: curl resolves `*.localhost` to the
+        # loopback address itself (docs/configuration.md), no hosts-file entry needed.
+        host, port = proxy_url.rsplit("@", 1)[1].rsplit(":", 1)
+        named = proxy_url.replace(f"@{host}:{port}", f"@open.localhost:{port}")
+        by_name = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", named,
+             f"http://127.0.0.1:{http_port}/"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert by_name.stdout == "403", (named, by_name)
     finally:
         assert stop(process) == 0
 
