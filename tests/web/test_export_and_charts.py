@@ -9,12 +9,16 @@ from datetime import date, timedelta
 
 import pytest
 
+from meshproxy.config import Settings
+from meshproxy.control.errors import FormInvalid
+from meshproxy.control.subaccounts import create_sub_account
 from meshproxy.domain.accounts import AccountRecord, UsageDelta
 from meshproxy.domain.units import GB
 from meshproxy.store import Store
 from meshproxy.web.charts import Series, daily_chart
+from meshproxy.web.spreadsheet import csv_text, safe_cell
 
-from .helpers import PARENT_PASSWORD, Browser, make_sub
+from .helpers import NOW, PARENT_PASSWORD, Browser, make_sub
 
 
 @pytest.fixture
@@ -109,3 +113,51 @@ def test_chart_svg_is_escaped_and_scaled() -> None:
 def test_empty_chart_still_draws_an_axis() -> None:
     svg = str(daily_chart("c2", "Nothing", [date(2026, 1, 1)], [Series("usage", [0])]))
     assert "<rect" not in svg and ">0 B</text>" in svg
+
+
+# Sub-account usernames may start with + - or @ (letters, digits and . @ + - _); a
+# spreadsheet would run such a cell as a formula, so the CSV quotes it.
+FORMULA_USERNAMES = ("+pm_plus", "-pm_minus", "@pm_at")
+
+
+def test_formula_usernames_are_quoted_in_the_csv(
+    browser: Browser, settings: Settings, parent: AccountRecord, store: Store
+) -> None:
+    for username in FORMULA_USERNAMES:
+        create_sub_account(settings, store, parent, {"username": username}, now=NOW)
+        sub = store.get_account(username)
+        assert sub is not None
+        store.record_usage([UsageDelta(sub.id, parent.id, 42)], date(2026, 11, 12))
+    browser.login("pm_parent", PARENT_PASSWORD)
+    response = browser.get("/dashboard/export/usage.csv?period=current")
+    assert sorted(rows(response)[1:]) == [
+        ["'+pm_plus", "2026-11-12", "42", "0.000000042"],
+        ["'-pm_minus", "2026-11-12", "42", "0.000000042"],
+        ["'@pm_at", "2026-11-12", "42", "0.000000042"],
+    ]
+
+
+@pytest.mark.parametrize("username", ["=pm_eq", "\tpm_tab", "\rpm_cr"])
+def test_other_formula_starts_are_not_usernames(
+    settings: Settings, parent: AccountRecord, store: Store, username: str
+) -> None:
+    with pytest.raises(FormInvalid):
+        create_sub_account(settings, store, parent, {"username": username}, now=NOW)
+    assert store.get_account(username) is None
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_every_formula_start_is_quoted(start: str) -> None:
+    cell = f"{start}SUM(A1:A9)"
+    assert safe_cell(cell) == f"'{cell}"
+    assert list(csv.reader(io.StringIO(csv_text(["h"], [[cell]]), newline=""))) == [
+        ["h"],
+        [f"'{cell}"],
+    ]
+
+
+def test_plain_text_and_numbers_are_left_alone() -> None:
+    assert safe_cell("pm_alpha") == "pm_alpha"
+    assert safe_cell("a=b") == "a=b"  # only the first character matters
+    assert safe_cell(-5) == -5 and safe_cell(0) == 0
+    assert csv_text(["n", "s"], [[-5, "x-1"]]) == "n,s\r\n-5,x-1\r\n"

@@ -3,8 +3,6 @@ from. The current or previous billing period, or any range of days up to a year.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -15,6 +13,7 @@ from meshproxy.domain.forms import NON_FIELD_ERRORS, REQUIRED
 from meshproxy.domain.units import bytes_to_gb
 from meshproxy.web.context import Ctx
 from meshproxy.web.pages.common import FormErrors
+from meshproxy.web.spreadsheet import csv_text
 from meshproxy.web.usage import period_text
 
 MAX_DAYS = 366
@@ -81,15 +80,17 @@ def usage_csv(ctx: Ctx) -> Response:
         return _page(ctx, choice.errors, status=400)
     period = choice.period
     rows = ctx.store.sub_account_daily_usage(ctx.user.id, period.start, period.end)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    for _, username, day, nbytes in rows:
-        writer.writerow((username, day.isoformat(), nbytes, f"{bytes_to_gb(nbytes):.9f}"))
+    text = csv_text(
+        CSV_HEADER,
+        (
+            (username, day.isoformat(), nbytes, f"{bytes_to_gb(nbytes):.9f}")
+            for _, username, day, nbytes in rows
+        ),
+    )
     last = period.end - timedelta(days=1)
     filename = f"usage-{ctx.user.username}-{period.start}-to-{last}.csv"
     return Response(
-        out.getvalue(),
+        text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{_safe(filename)}"'},
     )
