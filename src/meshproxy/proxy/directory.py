@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
+import secrets
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from meshproxy.domain.passwords import VerifiedCredentials, decoy_hash
 from meshproxy.proxy import errors
 from meshproxy.proxy.errors import ProxyError
 
-MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization values (oldest dropped first)
+MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization digests (oldest dropped first)
 
 
 @dataclass(eq=False, slots=True)
@@ -99,7 +101,8 @@ class CredentialCheck:
     password: str
     password_hash: str
     client_ip: str
-    authorization: bytes = b""  # the raw header value, remembered once it verifies
+    # Keyed digest of the raw header value, remembered once it verifies (b"": never).
+    authorization_digest: bytes = b""
 
 
 def parse_basic(value: bytes) -> tuple[str, str] | None:
@@ -136,11 +139,15 @@ class AccountDirectory:
         self._hostname_addresses: dict[str, tuple[str, ...]] = {}
         self._resolved_accounts: dict[str, AccountState] = {}
         self._recent_failures: dict[str, float] = {}
-        # Raw Proxy-Authorization values that verified -> (account, the hash they verified
-        # against): a repeat costs one dict lookup, no base64 and no HMAC. An entry misses
+        # Proxy-Authorization values that verified, by keyed digest -> (account, the hash
+        # they verified against): a repeat costs one BLAKE2b and one dict lookup, no base64
+        # and no HMAC. A digest, not the value: a memory dump of the node holds no
+        # passwords (the key is random per directory and never leaves it). An entry misses
         # once the password changes or the account is removed (a re-created account is a
         # new state). Never keyed by client IP: the credentials themselves are the key.
         self._authorized: dict[bytes, tuple[AccountState, str]] = {}
+        # Keyed once; each digest copies this state (cheaper than keying every call).
+        self._digest_base = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -284,14 +291,17 @@ class AccountDirectory:
         if self.bans.is_banned(client_ip, now):
             return errors.banned()
         if authorization is not None:
-            hit = self._authorized.get(authorization)
+            hasher = self._digest_base.copy()
+            hasher.update(authorization)
+            digest = hasher.digest()
+            hit = self._authorized.get(digest)
             if hit is not None:
                 known, password_hash = hit
                 if known.password_hash == password_hash and not known.removed:
                     if self._recent_failures:
                         self._success(client_ip)
                     return known
-                del self._authorized[authorization]
+                del self._authorized[digest]
             credentials = parse_basic(authorization)
             if credentials is None:
                 self._failure(client_ip, now)
@@ -304,11 +314,9 @@ class AccountDirectory:
                 return CredentialCheck(username, password, decoy_hash(), client_ip)
             if self.credentials.known(username, password, account.password_hash):
                 self._success(client_ip)
-                self._remember(authorization, account, account.password_hash)
+                self._remember(digest, account, account.password_hash)
                 return account
-            return CredentialCheck(
-                username, password, account.password_hash, client_ip, authorization
-            )
+            return CredentialCheck(username, password, account.password_hash, client_ip, digest)
         account = self._ip_accounts.get(client_ip) or self._resolved_accounts.get(client_ip)
         if account is None:
             return errors.auth_required()
@@ -323,16 +331,16 @@ class AccountDirectory:
         account = self.by_username.get(check.username)
         if ok and account is not None and account.password_hash == check.password_hash:
             self._success(check.client_ip)
-            if check.authorization:
-                self._remember(check.authorization, account, check.password_hash)
+            if check.authorization_digest:
+                self._remember(check.authorization_digest, account, check.password_hash)
             return account
         self._failure(check.client_ip, now)
         return errors.auth_required("invalid proxy credentials")
 
-    def _remember(self, authorization: bytes, account: AccountState, password_hash: str) -> None:
+    def _remember(self, digest: bytes, account: AccountState, password_hash: str) -> None:
         if len(self._authorized) >= MAX_AUTHORIZED:
             self._authorized.pop(next(iter(self._authorized)))
-        self._authorized[authorization] = (account, password_hash)
+        self._authorized[digest] = (account, password_hash)
 
     def refusal(self, account: AccountState, proxy: str) -> ProxyError | None:
         """Why `account` may not use `proxy` now (None: it may)."""
