@@ -1,0 +1,297 @@
+"""One request and its response, through one upstream connection at a time.
+
+The client's connection (`connection.ClientConnection`) parses the request and admits
+it; the `Exchange` then sends it upstream (`attach`), follows the response's framing as
+it arrives (`upstream_data`) and forwards it unchanged, one client write per upstream
+chunk, and hands the upstream back to the pool when the response is complete. What it
+cannot decide alone (a refusal to send, a retry, the end of the exchange) it asks of its
+connection.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+import httptools
+
+from meshproxy.proxy import errors
+from meshproxy.proxy.errors import ProxyError
+from meshproxy.proxy.request import Body, PreparedRequest, RequestHead, prepare_request
+from meshproxy.proxy.response import MAX_HEAD, Framing, interim, parse_response_head
+
+if TYPE_CHECKING:
+    from meshproxy.proxy.connection import ClientConnection
+    from meshproxy.proxy.egress import EgressChoice
+    from meshproxy.proxy.upstream import UpstreamConnection
+
+MAX_BUFFERED_BODY = 256 * 1024
+REPLAY_LIMIT = 64 * 1024  # a request this small can be resent when a pooled connection was stale
+
+
+class Phase(IntEnum):
+    ADMITTING = 0
+    WAITING = 1  # request sent (or being sent), no response head yet
+    BODY = 2
+    DONE = 3
+
+
+class Exchange:
+    """One request and its response."""
+
+    __slots__ = (
+        "addresses",
+        "body",
+        "body_received",
+        "body_size",
+        "body_started",
+        "chunk_done",
+        "chunk_parser",
+        "client_keep",
+        "conn",
+        "deadline",
+        "egress",
+        "error",
+        "head",
+        "head_buffer",
+        "last_seen",
+        "phase",
+        "remaining",
+        "replay",
+        "request",
+        "request_complete",
+        "response_framing",
+        "response_started",
+        "retried",
+        "reusable",
+        "upstream",
+    )
+
+    def __init__(self, conn: ClientConnection, head: RequestHead) -> None:
+        self.conn = conn
+        self.head = head
+        prepared = prepare_request(
+            head, forwarded_for=conn.client_ip if conn.listener.forwarded else None
+        )
+        self.request: PreparedRequest | None = None
+        self.error: ProxyError | None = None
+        if isinstance(prepared, ProxyError):
+            self.error = prepared
+        else:
+            self.request = prepared
+        self.body: list[bytes] = []
+        self.body_size = 0
+        # The minimum-rate rule for the request body runs on the client's clock only.
+        self.body_started = conn.reading_clock(conn.loop.time())
+        self.body_received = 0
+        self.request_complete = False
+        self.upstream: UpstreamConnection | None = None
+        self.egress: EgressChoice | None = None
+        self.addresses: tuple[str, int] | None = None
+        self.phase = Phase.ADMITTING
+        self.head_buffer = b""
+        self.response_framing = Framing.NONE
+        self.remaining = 0
+        self.chunk_parser: httptools.HttpResponseParser | None = None
+        self.chunk_done = False
+        self.reusable = False
+        self.client_keep = False
+        self.response_started = False
+        self.replay: bytes | None = None
+        self.retried = False
+        # Loop time by which the response must have started; the node's sweep checks it
+        # (`ClientConnection.check`), so no timer is armed and cancelled per request.
+        self.deadline = math.inf
+        self.last_seen = 0.0  # loop time of the last upstream bytes
+        # Without a body the message is complete with its head.
+        request = self.request
+        self.request_complete = request is None or (
+            request.body is not Body.CHUNKED and not request.content_length
+        )
+
+    # ---- request body ---------------------------------------------------------------------
+
+    def send_body(self, piece: bytes) -> None:
+        upstream = self.upstream
+        if upstream is not None and self.phase is not Phase.ADMITTING:
+            upstream.write(piece)
+            return
+        self.body.append(piece)
+        self.body_size += len(piece)
+        if self.body_size > MAX_BUFFERED_BODY:
+            self.conn.pause_for_body()
+
+    def attach(self, upstream: UpstreamConnection, *, reused: bool) -> None:
+        """Send the request over `upstream` (fresh or from the pool)."""
+        assert self.request is not None
+        self.upstream = upstream
+        upstream.exchange = self
+        data = self.request.upstream_head
+        if self.body:
+            data = b"".join([data, *self.body])
+            self.body = []
+            self.body_size = 0
+            self.conn.resume_for_body()
+        replayable = reused and self.request_complete and len(data) <= REPLAY_LIMIT
+        self.replay = data if replayable else None
+        self.phase = Phase.WAITING
+        upstream.write(data)
+
+    # ---- response -------------------------------------------------------------------------
+
+    def upstream_data(self, data: bytes) -> None:
+        self.last_seen = self.conn.loop.time()
+        if self.phase is Phase.BODY:
+            self._body_data(data)
+        elif self.phase is Phase.WAITING:
+            self._head_data(data)
+        else:  # an origin talking after its response: not reusable
+            self.reusable = False
+
+    def _head_data(self, data: bytes) -> None:
+        buffer = self.head_buffer + data if self.head_buffer else data
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD:
+                    self.conn.answer(self, errors.bad_response("upstream response head too large"))
+                else:
+                    self.head_buffer = buffer
+                return
+            # "HTTP/1.x 1xx": only then can it be an interim head (the rest fail `interim`).
+            if buffer[9:10] != b"1" or interim(buffer[: buffer.find(b"\r\n")]) is None:
+                break
+            self.response_started = True  # 100 Continue and friends go through as they are
+            self.conn.send(buffer[: end + 4])
+            buffer = buffer[end + 4 :]
+            if not buffer:
+                self.head_buffer = b""
+                return
+        self.head_buffer = b""
+        assert self.request is not None and self.egress is not None
+        upstream = self.upstream
+        added = upstream.ip_line if upstream else b"X-ProxyMesh-IP: \r\n"
+        if self.egress.not_found:
+            added += b"X-ProxyMesh-IP-Not-Found: " + self.egress.not_found.encode() + b"\r\n"
+        parsed = parse_response_head(
+            buffer[:end],
+            head_request=self.request.method == b"HEAD",
+            client_keep_alive=self.request.keep_alive and not self.conn.draining,
+            added=added,
+        )
+        if isinstance(parsed, ProxyError):
+            self.conn.answer(self, parsed)
+            return
+        self.response_started = True
+        self.reusable = parsed.upstream_reusable
+        self.client_keep = parsed.client_keep
+        self.response_framing = framing = parsed.framing
+        rest = buffer[end + 4 :]
+        self.phase = Phase.BODY
+        if framing is Framing.NONE:
+            self.conn.send(parsed.head)
+            if rest:
+                self.reusable = False
+            self._complete()
+        elif framing is Framing.LENGTH:
+            self.remaining = parsed.length
+            if len(rest) > parsed.length:
+                rest = rest[: parsed.length]
+                self.reusable = False
+            self.remaining -= len(rest)
+            self.conn.send(parsed.head + rest if rest else parsed.head)
+            if not self.remaining:
+                self._complete()
+        elif framing is Framing.CHUNKED:
+            self.chunk_parser = httptools.HttpResponseParser(self)
+            self.conn.send(parsed.head + rest if rest else parsed.head)
+            self._feed_chunks(buffer)
+        else:
+            self.conn.send(parsed.head + rest if rest else parsed.head)
+
+    def _body_data(self, data: bytes) -> None:
+        framing = self.response_framing
+        if framing is Framing.LENGTH:
+            if len(data) >= self.remaining:
+                if len(data) > self.remaining:
+                    data = data[: self.remaining]
+                    self.reusable = False
+                self.remaining = 0
+                self.conn.send(data)
+                self._complete()
+                return
+            self.remaining -= len(data)
+            self.conn.send(data)
+        elif framing is Framing.CHUNKED:
+            self.conn.send(data)
+            self._feed_chunks(data)
+        else:
+            self.conn.send(data)
+
+    def _feed_chunks(self, data: bytes) -> None:
+        parser = self.chunk_parser
+        assert parser is not None
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.reusable = False
+            self.conn.abort()
+            return
+        if self.chunk_done and self.phase is Phase.BODY:
+            self._complete()
+
+    # httptools callbacks for the chunked-response framing parser
+    def on_message_begin(self) -> None:
+        if self.chunk_done:  # bytes after the end of the response: origin is broken
+            self.reusable = False
+
+    def on_message_complete(self) -> None:
+        self.chunk_done = True
+
+    def upstream_lost(self, upstream: UpstreamConnection) -> None:
+        if upstream is not self.upstream:
+            return
+        self.upstream = None
+        if self.phase is Phase.BODY:
+            if self.response_framing is Framing.UNTIL_CLOSE:
+                self._complete()
+            else:
+                self.conn.abort()  # truncated: the client must see the connection end
+        elif self.phase is Phase.WAITING:
+            if self.replay is not None and not self.response_started and not self.retried:
+                self.retried = True
+                self.conn.retry(self, self.replay)
+            elif self.response_started:
+                self.conn.abort()
+            else:
+                self.conn.answer(self, errors.upstream_closed())
+
+    def _complete(self) -> None:
+        self.phase = Phase.DONE
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.exchange = None
+            if self.reusable and self.request_complete and not upstream.closed:
+                self.conn.listener.services.upstreams.put(upstream)
+            else:
+                upstream.close()
+        self.conn.finished(self, keep=self.client_keep and self.request_complete)
+
+    # ---- deadline and teardown ---------------------------------------------------------
+
+    def overdue(self, now: float) -> bool:
+        """No response started by the deadline (checked by the sweep, so up to one
+        `quota_check_interval` late)."""
+        return (
+            now >= self.deadline
+            and (self.phase is Phase.ADMITTING or self.phase is Phase.WAITING)
+            and not self.response_started
+        )
+
+    def discard(self) -> None:
+        """The exchange is over without a complete response: drop the upstream."""
+        self.phase = Phase.DONE
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
