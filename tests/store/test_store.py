@@ -144,6 +144,35 @@ def test_ips_hostnames_and_proxies(db: Store) -> None:
     assert db.delete_hostname(parent, "home.example.com")
 
 
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("ip", ["192.0.2.9", "192.0.2.1", "198.51.100.7"]),
+        ("hostname", ["zeta.example.com", "alpha.example.com", "mid.example.org"]),
+    ],
+)
+def test_ip_and_hostname_operations_behave_alike(db: Store, kind: str, values: list[str]) -> None:
+    """Listed in the order added; deleting touches only the caller's own; every add and
+    delete (even of nothing) writes a change row for the account; duplicates conflict."""
+    add = getattr(db, f"add_{kind}")
+    delete = getattr(db, f"delete_{kind}")
+    listed = getattr(db, f"list_{kind}s")
+    owner = db.create_account("owner", plan="default", billing_day=1)
+    other = db.create_account("other", plan="default", billing_day=1)
+    start = db.latest_change_id()
+    for value in values:
+        add(owner, value)
+    assert listed(owner) == values and listed(other) == []
+    with pytest.raises(Conflict):
+        add(other, values[0])
+    assert listed(other) == []
+    assert not delete(other, values[1])  # not its own
+    assert delete(owner, values[1])
+    assert listed(owner) == [values[0], values[2]]
+    subjects = [(c.kind, c.subject) for c in db.changes_since(start)]
+    assert subjects == [("account", "owner")] * 3 + [("account", "other"), ("account", "owner")]
+
+
 def test_change_feed_names_what_changed(db: Store) -> None:
     start = db.latest_change_id()
     parent = db.create_account("p", plan="default", billing_day=1)

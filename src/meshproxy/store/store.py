@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from meshproxy.domain.accounts import AccountRecord, AccountView, UsageDelta
 from meshproxy.domain.bans import BanPolicy
@@ -84,6 +84,19 @@ class SubAccountRow:
 class SubAccountPage:
     rows: list[SubAccountRow]
     matching: int  # sub-accounts that match the search, over all pages
+
+
+@dataclass(frozen=True)
+class _AccessTable:
+    """Where the values that authenticate an account (IPs, hostnames) are kept: the model
+    and its column holding the value, unique over all accounts."""
+
+    model: type[m.AuthenticatedIp] | type[m.AuthenticatedHostname]
+    column: InstrumentedAttribute[str]
+
+
+_IPS = _AccessTable(m.AuthenticatedIp, m.AuthenticatedIp.ip)
+_HOSTNAMES = _AccessTable(m.AuthenticatedHostname, m.AuthenticatedHostname.hostname)
 
 
 @dataclass(frozen=True)
@@ -689,55 +702,49 @@ class Store:
 
     def add_ip(self, account: AccountRecord, ip: str) -> None:
         """Raises Conflict when any account already holds the IP."""
-        with self._session() as session:
-            session.add(m.AuthenticatedIp(account_id=account.id, ip=ip))
-            session.flush()
-            self._note(session, "account", account.username)
+        self._add_access(_IPS, account, ip)
 
     def delete_ip(self, account: AccountRecord, ip: str) -> bool:
-        with self._session() as session:
-            done = session.execute(
-                delete(m.AuthenticatedIp).where(
-                    m.AuthenticatedIp.account_id == account.id, m.AuthenticatedIp.ip == ip
-                )
-            )
-            self._note(session, "account", account.username)
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+        return self._delete_access(_IPS, account, ip)
 
     def list_ips(self, account: AccountRecord) -> list[str]:
-        with self._session() as session:
-            return list(
-                session.scalars(
-                    select(m.AuthenticatedIp.ip)
-                    .where(m.AuthenticatedIp.account_id == account.id)
-                    .order_by(m.AuthenticatedIp.id)
-                )
-            )
+        return self._list_access(_IPS, account)
 
     def add_hostname(self, account: AccountRecord, hostname: str) -> None:
+        """Raises Conflict when any account already holds the hostname."""
+        self._add_access(_HOSTNAMES, account, hostname)
+
+    def delete_hostname(self, account: AccountRecord, hostname: str) -> bool:
+        return self._delete_access(_HOSTNAMES, account, hostname)
+
+    def list_hostnames(self, account: AccountRecord) -> list[str]:
+        return self._list_access(_HOSTNAMES, account)
+
+    def _add_access(self, table: _AccessTable, account: AccountRecord, value: str) -> None:
+        """Raises Conflict when any account already holds the value."""
         with self._session() as session:
-            session.add(m.AuthenticatedHostname(account_id=account.id, hostname=hostname))
+            session.add(table.model(account_id=account.id, **{table.column.key: value}))
             session.flush()
             self._note(session, "account", account.username)
 
-    def delete_hostname(self, account: AccountRecord, hostname: str) -> bool:
+    def _delete_access(self, table: _AccessTable, account: AccountRecord, value: str) -> bool:
         with self._session() as session:
             done = session.execute(
-                delete(m.AuthenticatedHostname).where(
-                    m.AuthenticatedHostname.account_id == account.id,
-                    m.AuthenticatedHostname.hostname == hostname,
+                delete(table.model).where(
+                    table.model.account_id == account.id, table.column == value
                 )
             )
             self._note(session, "account", account.username)
             return bool(done.rowcount)  # type: ignore[attr-defined]
 
-    def list_hostnames(self, account: AccountRecord) -> list[str]:
+    def _list_access(self, table: _AccessTable, account: AccountRecord) -> list[str]:
+        """In the order they were added."""
         with self._session() as session:
             return list(
                 session.scalars(
-                    select(m.AuthenticatedHostname.hostname)
-                    .where(m.AuthenticatedHostname.account_id == account.id)
-                    .order_by(m.AuthenticatedHostname.id)
+                    select(table.column)
+                    .where(table.model.account_id == account.id)
+                    .order_by(table.model.id)
                 )
             )
 
