@@ -127,7 +127,8 @@ class Node:
             assert status == 200
             if body["degraded"] is False:
                 return
-            assert time.monotonic() < deadline, body
+            down = {k: v for k, v in body["backends"].items() if not v["up"]}  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, down
             time.sleep(0.1)
 
     def metrics(self) -> str:
@@ -216,6 +217,7 @@ def test_redis_killed_under_traffic_and_restarted_empty_loses_nothing(
     node.flush()  # in Redis only: lost with it, but for the node's journal
     moved += unfolded
     assert node.recorded() == (moved - unfolded, moved - unfolded)
+    assert metric(node.metrics(), "meshproxy_usage_unfolded_flushes") == 1  # its journal
 
     unsent = traffic_during(private_redis.kill, node)  # counted, not flushed yet
     with pytest.raises(redis.exceptions.ConnectionError):
@@ -237,6 +239,7 @@ def test_redis_killed_under_traffic_and_restarted_empty_loses_nothing(
     node.flush()  # the journal to the store; the held batch and the rest to Redis
     assert metric(node.metrics(), "meshproxy_usage_unflushed_bytes") == 0
     assert node.recorded() == (moved, moved)  # what Redis lost, from the journal
+    assert metric(node.metrics(), "meshproxy_usage_unfolded_flushes") == 1  # the resend
     node.flush()  # nothing left to send, nothing sent twice
     node.fold()
     node.fold()

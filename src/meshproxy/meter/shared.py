@@ -184,6 +184,11 @@ class RedisMeter:
     def shared_totals(self) -> Mapping[int, int]:
         return self.cumulative
 
+    @property
+    def unfolded_flushes(self) -> int:
+        """Flushes Redis applied that no fold has confirmed yet (the journal)."""
+        return len(self._journal)
+
     def take_changed(self) -> dict[int, int]:
         """Cumulative counters that changed since the last call."""
         changed = {i: self.cumulative[i] for i in self._changed if i in self.cumulative}

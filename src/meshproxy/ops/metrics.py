@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from meshproxy.meter.shared import RedisMeter
 from meshproxy.ops.status import NodeStatus
 
 
@@ -78,6 +79,13 @@ class NodeCollector:
                     and state.parent_id is None
                 ),
             )
+            if isinstance(node.meter, RedisMeter):
+                yield GaugeMetricFamily(
+                    "meshproxy_usage_unfolded_flushes",
+                    "Flushes this node sent to Redis that no fold has confirmed yet (its "
+                    "journal, written to the store if Redis loses them).",
+                    value=node.meter.unfolded_flushes,
+                )
         if status.folding is not None and status.folding.last_fold:
             yield GaugeMetricFamily(
                 "meshproxy_fold_lag_seconds",

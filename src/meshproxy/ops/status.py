@@ -14,6 +14,7 @@ from typing import Any
 
 from meshproxy.meter.fold import FoldingTask
 from meshproxy.meter.health import BackendHealth
+from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.node import ProxyNode
 from meshproxy.store import Store, StoreUnavailable
 
@@ -31,9 +32,8 @@ class NodeStatus:
         node = self.proxy_node
         if node is not None:
             found += [node.meter.health, node.sync_health]
-            recovery = getattr(node.meter, "recovery_health", None)  # Redis meters only
-            if isinstance(recovery, BackendHealth):
-                found.append(recovery)
+            if isinstance(node.meter, RedisMeter):  # the store, for journals Redis lost
+                found.append(node.meter.recovery_health)
             if node.notices is not None:
                 found.append(node.notices.health)
         if self.folding is not None:
