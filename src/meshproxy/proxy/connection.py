@@ -266,8 +266,7 @@ class ClientConnection(asyncio.Protocol):
         self._charge_received()
         request = exchange.request
         assert request is not None
-        timeout = request.options.timeout or listener.services.behaviour.upstream_timeout
-        exchange.deadline = self.loop.time() + timeout
+        exchange.arm(request.options.timeout or listener.services.behaviour.upstream_timeout)
         addresses = listener.services.resolver.cached(request.target.host)
         if addresses is None:
             self.loop.create_task(self._resolve(exchange))
@@ -630,7 +629,8 @@ class ClientConnection(asyncio.Protocol):
     # ---- periodic checks (the node's sweep) --------------------------------------------------
 
     def check(self, now: float) -> None:
-        """Enforce quotas and account changes on open connections, and the timeouts."""
+        """Enforce quotas and account changes on open connections, and the idle, header
+        and body timeouts (within one `quota_check_interval`)."""
         behaviour = self.listener.services.behaviour
         account = self.account
         if account is not None and self.directory.refusal(account, self.listener.name):
@@ -649,10 +649,8 @@ class ClientConnection(asyncio.Protocol):
             if self.idle_since is not None and now - self.idle_since > limit:
                 self.close()
             return
-        exchange = self.active
-        if exchange.overdue(now):
-            self.answer(exchange, errors.response_timeout())
-        elif not exchange.request_complete and not self.paused:
+        exchange = self.active  # its response timeout is its own timer (`Exchange.arm`)
+        if not exchange.request_complete and not self.paused:
             if now - self.last_active > behaviour.header_timeout:
                 self.abort()  # a request body that stopped coming
             elif _body_too_slow(exchange, self.reading_clock(now), behaviour):

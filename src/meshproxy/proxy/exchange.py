@@ -10,7 +10,7 @@ connection.
 
 from __future__ import annotations
 
-import math
+import asyncio
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,6 @@ class Exchange:
         "chunk_parser",
         "client_keep",
         "conn",
-        "deadline",
         "egress",
         "error",
         "head",
@@ -65,6 +64,7 @@ class Exchange:
         "response_started",
         "retried",
         "reusable",
+        "timer",
         "upstream",
     )
 
@@ -100,9 +100,8 @@ class Exchange:
         self.response_started = False
         self.replay: bytes | None = None
         self.retried = False
-        # Loop time by which the response must have started; the node's sweep checks it
-        # (`ClientConnection.check`), so no timer is armed and cancelled per request.
-        self.deadline = math.inf
+        # Fires the response timeout (`arm`); cancelled once the response has started.
+        self.timer: asyncio.TimerHandle | None = None
         self.last_seen = 0.0  # loop time of the last upstream bytes
         # Without a body the message is complete with its head.
         request = self.request
@@ -163,6 +162,7 @@ class Exchange:
             if buffer[9:10] != b"1" or interim(buffer[: buffer.find(b"\r\n")]) is None:
                 break
             self.response_started = True  # 100 Continue and friends go through as they are
+            self._disarm()
             self.conn.send(buffer[: end + 4])
             buffer = buffer[end + 4 :]
             if not buffer:
@@ -184,6 +184,10 @@ class Exchange:
             self.conn.answer(self, parsed)
             return
         self.response_started = True
+        timer = self.timer  # inline: this runs for every response
+        if timer is not None:
+            self.timer = None
+            timer.cancel()
         self.reusable = parsed.upstream_reusable
         self.client_keep = parsed.client_keep
         self.response_framing = framing = parsed.framing
@@ -278,19 +282,29 @@ class Exchange:
                 upstream.close()
         self.conn.finished(self, keep=self.client_keep and self.request_complete)
 
-    # ---- deadline and teardown ---------------------------------------------------------
+    # ---- response timeout and teardown -----------------------------------------------
 
-    def overdue(self, now: float) -> bool:
-        """No response started by the deadline (checked by the sweep, so up to one
-        `quota_check_interval` late)."""
-        return (
-            now >= self.deadline
-            and (self.phase is Phase.ADMITTING or self.phase is Phase.WAITING)
-            and not self.response_started
-        )
+    def arm(self, seconds: float) -> None:
+        """Answer 504 if no response has started within `seconds` (from admission: the
+        connect and the request's sending count too)."""
+        self.timer = self.conn.loop.call_later(seconds, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if not self.response_started and (
+            self.phase is Phase.ADMITTING or self.phase is Phase.WAITING
+        ):
+            self.conn.answer(self, errors.response_timeout())
+
+    def _disarm(self) -> None:
+        timer = self.timer
+        if timer is not None:
+            self.timer = None
+            timer.cancel()
 
     def discard(self) -> None:
         """The exchange is over without a complete response: drop the upstream."""
+        self._disarm()
         self.phase = Phase.DONE
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
