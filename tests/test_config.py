@@ -81,6 +81,7 @@ egress = [{address = "127.0.0.2", country = "us"}, {address = "127.0.0.3"}]
         ("unknown_key = 1", "unknown_key"),
         ("[api]\ntls_cert = '/x.pem'", "tls_cert and tls_key"),
         ("[proxy]\nallow_destinations = ['10.0.0.0/33']", "proxy.allow_destinations"),
+        ("[proxy]\nmax_verifications_in_flight = 0", "proxy.max_verifications_in_flight"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, text: str, message: str) -> None:

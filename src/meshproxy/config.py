@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from meshproxy import geoip
 from meshproxy.domain.bans import BanPolicy
+from meshproxy.domain.passwords import MAX_VERIFICATIONS_IN_FLIGHT
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -130,6 +131,9 @@ class ProxyBehaviour(_Section):
     quota_check_interval: float = Field(default=1.0, gt=0, le=2)
     add_forwarded_headers: bool = False
     realm: str = "meshproxy"
+    # Argon2 checks of credentials not seen before, queued or running, per node process;
+    # a request needing one more is answered 503 + Retry-After without checking.
+    max_verifications_in_flight: int = Field(default=MAX_VERIFICATIONS_IN_FLIGHT, ge=1, le=1024)
 
     @field_validator("allow_destinations")
     @classmethod

@@ -16,6 +16,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
+# Default cap on a proxy node's argon2 checks queued or running (`[proxy]
+# max_verifications_in_flight`): a new client waits behind at most 8 checks, a flood holds
+# at most 8 x 64 MiB of argon2 memory, and a burst of new clients still gets 8 at once.
+MAX_VERIFICATIONS_IN_FLIGHT = 8
+
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)

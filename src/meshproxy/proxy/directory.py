@@ -17,14 +17,19 @@ import math
 import secrets
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import Limits, Usage, check_quota
-from meshproxy.domain.passwords import VerifiedCredentials, decoy_hash
+from meshproxy.domain.passwords import (
+    MAX_VERIFICATIONS_IN_FLIGHT,
+    VerifiedCredentials,
+    decoy_hash,
+)
+from meshproxy.domain.verifications import SharedVerification, VerificationSlots
 from meshproxy.proxy import errors
 from meshproxy.proxy.errors import ProxyError
 
@@ -103,6 +108,8 @@ class CredentialCheck:
     client_ip: str
     # Keyed digest of the raw header value, remembered once it verifies (b"": never).
     authorization_digest: bytes = b""
+    # The verification it waits for (shared with the same header's other requests).
+    shared: SharedVerification | None = field(default=None, compare=False)
 
 
 def parse_basic(value: bytes) -> tuple[str, str] | None:
@@ -121,7 +128,10 @@ def parse_basic(value: bytes) -> tuple[str, str] | None:
 
 class AccountDirectory:
     def __init__(
-        self, ban_policy: BanPolicy, credentials: VerifiedCredentials | None = None
+        self,
+        ban_policy: BanPolicy,
+        credentials: VerifiedCredentials | None = None,
+        max_verifying: int = MAX_VERIFICATIONS_IN_FLIGHT,
     ) -> None:
         self.by_username: dict[str, AccountState] = {}
         self.by_id: dict[int, AccountState] = {}
@@ -148,6 +158,9 @@ class AccountDirectory:
         self._authorized: dict[bytes, tuple[AccountState, str]] = {}
         # Keyed once; each digest copies this state (cheaper than keying every call).
         self._digest_base = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
+        # Argon2 checks under way (queued or running), by (header digest, hash): taken on
+        # the event loop in `authenticate`, freed by `verify` in its executor thread.
+        self.verifications = VerificationSlots(max_verifying)
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -311,20 +324,43 @@ class AccountDirectory:
             if account is None or not account.password_hash:
                 # Verified against a decoy (and so refused in `verified`) in the same time a
                 # wrong password takes: the answer's timing does not tell who exists.
-                return CredentialCheck(username, password, decoy_hash(), client_ip)
+                decoy = CredentialCheck(username, password, decoy_hash(), client_ip)
+                return self._check(decoy, digest, now)
             if self.credentials.known(username, password, account.password_hash):
                 self._success(client_ip)
                 self._remember(digest, account, account.password_hash)
                 return account
-            return CredentialCheck(username, password, account.password_hash, client_ip, digest)
+            check = CredentialCheck(username, password, account.password_hash, client_ip, digest)
+            return self._check(check, digest, now)
         account = self._ip_accounts.get(client_ip) or self._resolved_accounts.get(client_ip)
         if account is None:
             return errors.auth_required()
         return account
 
+    def _check(
+        self, check: CredentialCheck, header_digest: bytes, now: float
+    ) -> CredentialCheck | ProxyError:
+        """`check`, sharing the verification of this header under way or a new one if
+        fewer than `max_verifying` are under way; else a refusal at once.
+
+        Bounds the argon2 work a flood of new or wrong credentials (from any number of IPs)
+        can queue on this node: the wait of a new client's first check, the executor queue
+        (shared with DNS lookups by default) and argon2's memory (64 MiB per running check).
+        Remembered credentials never get here. The refusal says nothing about the
+        credentials (503, not 407) and counts no failure: they were not checked."""
+        shared = self.verifications.take((header_digest, check.password_hash), now)
+        if shared is None:
+            return errors.verifications_busy()
+        return replace(check, shared=shared)
+
     def verify(self, check: CredentialCheck) -> bool:
-        """The slow part (argon2); thread-safe, run it in an executor."""
-        return self.credentials.check(check.username, check.password, check.password_hash)
+        """The slow part (argon2); thread-safe, run it in an executor, once per check that
+        `authenticate` handed out (the first of a shared verification runs argon2 and frees
+        its place; the others wait for its answer)."""
+        def run() -> bool:
+            return self.credentials.check(check.username, check.password, check.password_hash)
+
+        return run() if check.shared is None else self.verifications.run(check.shared, run)
 
     def verified(self, check: CredentialCheck, ok: bool, now: float) -> AccountState | ProxyError:
         """Finish `authenticate` once `verify` has answered."""

@@ -34,6 +34,7 @@ class ProxyError:
     proxy_status: str  # RFC 9209 error type: "http_request_denied"
     close: bool = False  # the connection cannot be kept after this answer
     challenge: bool = False  # add Proxy-Authenticate
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
 
 def _printable(text: str) -> str:
@@ -61,6 +62,8 @@ def render(
     ]
     if error.challenge:
         lines.append(f'Proxy-Authenticate: Basic realm="{_printable(realm)}"')
+    if error.retry_after is not None:
+        lines.append(f"Retry-After: {error.retry_after}")
     if close or error.close:
         lines.append("Connection: close")
     head = "\r\n".join(lines).encode("ascii") + b"\r\n" + extra_headers + b"\r\n"
@@ -155,3 +158,12 @@ def bad_response(why: str) -> ProxyError:
 
 def unavailable(why: str) -> ProxyError:
     return ProxyError(503, why, "proxy_internal_error", close=True)
+
+
+def verifications_busy() -> ProxyError:
+    """Credentials not checked (too many checks under way): no challenge, nothing said about
+    them, and the connection stays for the retry."""
+    return ProxyError(
+        503, "too many new credentials being verified; retry shortly", "proxy_internal_error",
+        retry_after=1,
+    )

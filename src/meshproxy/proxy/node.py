@@ -55,7 +55,9 @@ class ProxyNode:
         self.settings = settings
         self._reuse_port = reuse_port  # several worker processes listen on the same ports
         self.store = store
-        self.directory = AccountDirectory(settings.ban.policy())
+        self.directory = AccountDirectory(
+            settings.ban.policy(), max_verifying=settings.proxy.max_verifications_in_flight
+        )
         # One thread for every store call: sync, flush and ban reports never overlap.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="meshproxy-store")
         self._store_lock = asyncio.Lock()
