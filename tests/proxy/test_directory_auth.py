@@ -125,6 +125,7 @@ def test_a_flood_of_new_credentials_is_refused_beyond_the_cap_without_checking()
     assert_busy(d.authenticate("10.1.0.8", basic("nobody", "x"), T))
     assert_busy(d.authenticate("10.1.0.7", basic("bob", PASSWORD), T))  # new, and right
     assert d.auth_failures == 0 and not d.bans.is_banned("10.1.0.9", T + 10)
+    assert d.verifications_refused == 12 and len(d.verifications) == 2  # for metrics
     # Remembered credentials are never affected, from any address.
     for ip in ("10.0.0.1", "10.1.0.9", "10.2.0.1"):
         assert d.authenticate(ip, good, T) is d.by_username["alice"]

@@ -52,6 +52,8 @@ def test_metrics_count_requests_bytes_and_failures_by_proxy(env: Env, admin: str
     assert metric(text, 'meshproxy_proxy_requests_total{proxy="world"}') == 1
     assert metric(text, 'meshproxy_proxy_bytes_total{proxy="open"}') == moved
     assert metric(text, "meshproxy_auth_failures_total") == 1
+    assert metric(text, "meshproxy_auth_verifications") == 0  # every check finished
+    assert metric(text, "meshproxy_auth_verifications_refused_total") == 0
     assert metric(text, 'meshproxy_proxy_active_connections{proxy="private"}') == 0
     assert metric(text, "meshproxy_accounts_loaded") == 1
     assert 'meshproxy_backend_up{backend="the store (usage)"} 1.0' in text

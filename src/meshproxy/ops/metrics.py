@@ -51,6 +51,16 @@ class NodeCollector:
                 "Proxy authentication failures on this node.",
                 value=node.directory.auth_failures,
             )
+            yield GaugeMetricFamily(
+                "meshproxy_auth_verifications",
+                "Password checks (argon2) of new credentials under way or queued.",
+                value=len(node.directory.verifications),
+            )
+            yield CounterMetricFamily(
+                "meshproxy_auth_verifications_refused",
+                "Requests refused 503 because too many password checks were under way.",
+                value=node.directory.verifications_refused,
+            )
             bans = node.directory.bans
             now = time.time()
             yield GaugeMetricFamily(

@@ -144,6 +144,7 @@ class AccountDirectory:
         # connections: the node sets `sweeping` around those), authentication failures.
         self.requests: defaultdict[str, int] = defaultdict(int)
         self.auth_failures = 0
+        self.verifications_refused = 0  # requests refused 503: too many checks under way
         self.sweeping = False
         self._ip_accounts: dict[str, AccountState] = {}
         self._hostname_addresses: dict[str, tuple[str, ...]] = {}
@@ -350,6 +351,7 @@ class AccountDirectory:
         credentials (503, not 407) and counts no failure: they were not checked."""
         shared = self.verifications.take((header_digest, check.password_hash), now)
         if shared is None:
+            self.verifications_refused += 1
             return errors.verifications_busy()
         return replace(check, shared=shared)
 
