@@ -266,7 +266,10 @@ class ClientConnection(asyncio.Protocol):
         self._charge_received()
         request = exchange.request
         assert request is not None
-        exchange.arm(request.options.timeout or listener.services.behaviour.upstream_timeout)
+        behaviour = listener.services.behaviour
+        exchange.arm(
+            request.options.timeout or behaviour.upstream_timeout, behaviour.quota_check_interval
+        )
         addresses = listener.services.resolver.cached(request.target.host)
         if addresses is None:
             self.loop.create_task(self._resolve(exchange))
@@ -630,7 +633,8 @@ class ClientConnection(asyncio.Protocol):
 
     def check(self, now: float) -> None:
         """Enforce quotas and account changes on open connections, and the idle, header
-        and body timeouts (within one `quota_check_interval`)."""
+        and body timeouts (within one `quota_check_interval`); arm the timers of response
+        deadlines near enough (`Exchange.watch`)."""
         behaviour = self.listener.services.behaviour
         account = self.account
         if account is not None and self.directory.refusal(account, self.listener.name):
@@ -649,7 +653,8 @@ class ClientConnection(asyncio.Protocol):
             if self.idle_since is not None and now - self.idle_since > limit:
                 self.close()
             return
-        exchange = self.active  # its response timeout is its own timer (`Exchange.arm`)
+        exchange = self.active
+        exchange.watch(now, behaviour.quota_check_interval)  # the response timeout's timer
         if not exchange.request_complete and not self.paused:
             if now - self.last_active > behaviour.header_timeout:
                 self.abort()  # a request body that stopped coming
