@@ -2,7 +2,8 @@
 
 Pure request/response logic lives in small sans-I/O modules (`errors`, `target`,
 `request`, `response`, `options`, `egress`, `policy`, `directory`); sockets live at the
-edge (`connection`, `upstream`, `tunnel`, `node`).
+edge (`connection` — one client, `exchange` — one request through an upstream,
+`upstream`, `splice`, `tunnel`, `node`).
 """
 
 from meshproxy.proxy.node import ProxyNode
