@@ -41,6 +41,21 @@ def test_failures_on_two_nodes_add_up_to_one_ban_seen_by_both(nodes: list[Shared
     assert second.unban("10.0.0.1") and first.ban_until("10.0.0.1", T0 + 10) is None
 
 
+def test_a_ban_outlives_a_redis_restarted_empty(
+    nodes: list[SharedStore], redis_url: str, redis_prefix: str
+) -> None:
+    first, second = nodes
+    for i in range(3):
+        until = first.record_auth_failure("10.0.0.9", T0 + i, POLICY)
+    assert until == T0 + 2 + 3600
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*client.scan_iter(match=f"{redis_prefix}*"))  # Redis comes back empty
+    client.close()
+    assert second.ban_until("10.0.0.9", T0 + 10) == until
+    assert second.active_bans(T0 + 10) == {"10.0.0.9": until}
+    assert first.unban("10.0.0.9") and second.ban_until("10.0.0.9", T0 + 10) is None
+
+
 def test_a_success_resets_and_old_failures_leave_the_window(nodes: list[SharedStore]) -> None:
     first, second = nodes
     first.record_auth_failure("10.0.0.3", T0, POLICY)

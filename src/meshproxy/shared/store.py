@@ -1,7 +1,8 @@
 """The Store with the ban in Redis and every commit announced on the change channel.
 
 While Redis is unreachable the ban falls back to the store's own tables (and is logged);
-bans are read from both, so one decided during an outage still holds afterwards.
+bans are read from both, so one decided during an outage still holds afterwards. A ban
+decided in Redis is written to the store too, so it outlives a Redis restarted empty.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from meshproxy.shared.bans import RedisBans
 from meshproxy.shared.connect import sync_client
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.store.engine import make_engine
+from meshproxy.store.errors import Conflict
 from meshproxy.store.store import ChangeRecord
 
 log = logging.getLogger("meshproxy.shared")
@@ -84,10 +86,10 @@ class SharedStore(Store):
         )
         if until is not None:
             self._publish([notify.Note("ban", ip, until)])  # adopted at once by every node
-            try:  # and in the change feed, for a node that missed the announcement
-                self.note_change("ban", ip)
-            except StoreUnavailable:
-                log.warning("ban of %s not written to the change feed (store down)", ip)
+            try:  # and in the store: it outlives Redis, and reaches nodes that missed it
+                super().record_ban(ip, until)
+            except (StoreUnavailable, Conflict):
+                log.warning("ban of %s not written to the store (down, or written meanwhile)", ip)
         return until
 
     def record_auth_success(self, ip: str) -> None:

@@ -907,13 +907,22 @@ class Store:
                 return None
             until = now + policy.ban_seconds
             session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
-            existing = session.get(m.Ban, ip)
-            if existing is None:
-                session.add(m.Ban(ip=ip, until=until))
-            else:
-                existing.until = max(existing.until, until)
-            self._note(session, "ban", ip)
+            self._ban(session, ip, until)
             return until
+
+    def record_ban(self, ip: str, until: float) -> None:
+        """A ban decided elsewhere (the shared ban in Redis), kept here too: it outlives a
+        Redis that restarts empty, and its change row tells nodes that missed it."""
+        with self._session() as session:
+            self._ban(session, ip, until)
+
+    def _ban(self, session: Session, ip: str, until: float) -> None:
+        existing = session.get(m.Ban, ip)
+        if existing is None:
+            session.add(m.Ban(ip=ip, until=until))
+        else:
+            existing.until = max(existing.until, until)
+        self._note(session, "ban", ip)
 
     def record_auth_success(self, ip: str) -> None:
         with self._session() as session:
@@ -953,11 +962,6 @@ class Store:
             select(m.Account.username).where(m.Account.parent_id == account.id)
         ):
             self._note(session, "account", name)
-
-    def note_change(self, kind: str, subject: str) -> None:
-        """A change row on its own (a ban decided outside the store)."""
-        with self._session() as session:
-            self._note(session, kind, subject)
 
     def latest_change_id(self) -> int:
         with self._session() as session:
