@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -46,19 +45,25 @@ log = logging.getLogger("meshproxy.meter")
 
 MAX_JOURNAL = 10_000  # flushes kept until folded (about 3 h at one a second)
 
-# The generation, made (ARGV[a new one]) if Redis has none: it was never used, or it
-# restarted empty. Starts the scripts below; KEYS[generation] as given.
+# The generation, made if Redis has none (it was never used, or it restarted empty):
+# Redis's own clock (one clock for every node: a later generation sorts after an earlier
+# one, which the store relies on) and a random suffix from the node (ARGV[suffix]).
+# Starts the scripts below; KEYS[generation] as given.
 GENERATION = """
+local function new_generation()
+  local now = redis.call('TIME')
+  return string.format('%010d%06d-%s', tonumber(now[1]), tonumber(now[2]), ARGV[{suffix}])
+end
 local gen = redis.call('GET', KEYS[{key}])
 if not gen then
-  gen = ARGV[{new}]
+  gen = new_generation()
   redis.call('SET', KEYS[{key}], gen)
 end
 """
 
-# KEYS: generation. ARGV: a new generation, the cumulative hash's key prefix, account
+# KEYS: generation. ARGV: a generation suffix, the cumulative hash's key prefix, account
 # ids (none: just the generation). Returns {generation, counter...}.
-READ_SCRIPT = GENERATION.format(key=1, new=1) + """
+READ_SCRIPT = GENERATION.format(key=1, suffix=1) + """
 local out = {gen}
 for i = 3, #ARGV do
   table.insert(out, tonumber(redis.call('HGET', ARGV[2] .. gen, ARGV[i]) or '0'))
@@ -68,18 +73,18 @@ return out
 
 # KEYS: this meter's day hash, days set, this meter's marker, generation.
 # ARGV: days-set member, sequence, last acknowledged sequence, the meter's generation
-# ('' for a new meter), a new generation, cumulative hash key prefix, n, then n (field,
+# ('' for a new meter), a generation suffix, cumulative hash key prefix, n, then n (field,
 # bytes) pairs for the day hash, then (account, bytes) pairs for the cumulative hash.
 # Returns {'ok', generation, folded through, cumulative...}, {'lost', generation} (Redis
 # lost flushes this meter had acknowledged) or {'moved', generation} (the generation
 # changed: this meter's flushes stay where they are; the node goes on under a new id).
-FLUSH_SCRIPT = GENERATION.format(key=4, new=5) + """
+FLUSH_SCRIPT = GENERATION.format(key=4, suffix=5) + """
 local seq = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
 if last < tonumber(ARGV[3]) then
   if gen == ARGV[4] then
     redis.call('EXPIRE', ARGV[6] .. gen, 86400)  -- the old counters: read no more
-    gen = ARGV[5]
+    gen = new_generation()
     redis.call('SET', KEYS[4], gen)
   end
   return {'lost', gen}
@@ -124,9 +129,9 @@ def per_account(deltas: Sequence[UsageDelta]) -> dict[int, int]:
     return totals
 
 
-def new_generation() -> str:
-    """Sortable by when it was made (the store only ever moves to a newer one)."""
-    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+def generation_suffix() -> str:
+    """Sets apart generations two nodes make in the same microsecond."""
+    return uuid.uuid4().hex[:8]
 
 
 class RedisMeter:
@@ -211,7 +216,7 @@ class RedisMeter:
         try:
             reply = await self._read_script(
                 keys=[self._keys.generation],
-                args=[new_generation(), self._keys.cumulative_prefix, *ids],
+                args=[generation_suffix(), self._keys.cumulative_prefix, *ids],
             )
         except RedisError as error:
             self.health.failed(error, "reading shared counters")
@@ -267,7 +272,7 @@ class RedisMeter:
             sequence,
             self._acknowledged,
             self._meter_generation,
-            new_generation(),
+            generation_suffix(),
             self._keys.cumulative_prefix,
             len(deltas),
         ]
@@ -373,6 +378,10 @@ class RedisMeter:
     async def stop(self, attempts: int = 5) -> None:
         """Flush a last time, then put in the store everything not known folded there."""
         await self._schedule.stop(attempts)
+        if self._store is None:  # a meter made without one (benchmarks): Redis keeps it
+            if self._batch is not None or self._buffer:
+                log.error("usage not written at stop: %s", self.pending_totals())
+            return
         async with self._lock:
             self._recovery += self._journal_batches()
             self._journal = {}
