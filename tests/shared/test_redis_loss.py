@@ -272,3 +272,26 @@ def test_journal_waits_in_memory_while_the_store_is_down_too(
         assert rig.recorded() == (4120, 4120) == (rig.counted, rig.counted)
 
     run_rig(db, redis_url, redis_prefix, body)
+
+
+def test_counters_of_an_earlier_version_are_folded_once(
+    db: Store, redis_url: str, redis_prefix: str
+) -> None:
+    """Day hashes and pending batches in the format before meters (nodes of an earlier
+    version, during an upgrade) are folded, each claim once, beside the new ones."""
+
+    async def body(rig: Rig) -> None:
+        base = rig.keys.base
+        field = f"{rig.sub}:{rig.parent}"
+        rig.sync.hset(f"{base}day:{DAY}", field, 70)
+        rig.sync.sadd(rig.keys.days, str(DAY))
+        left = f"{base}batch:{DAY}:0123abcd"  # claimed by an old folder that died
+        rig.sync.hset(left, field, 800)
+        rig.sync.sadd(rig.keys.pending, left)
+        await rig.count(4000)
+        outcome = rig.fold()
+        assert outcome.folded == 3 and outcome.skipped == 0
+        assert rig.recorded() == (4870, 4870)
+        assert rig.fold().folded == 0 and rig.recorded() == (4870, 4870)
+
+    run_rig(db, redis_url, redis_prefix, body)

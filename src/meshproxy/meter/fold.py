@@ -129,10 +129,10 @@ class UsageFolder:
             else:
                 account_id, parent_id = parse_field(text)
                 deltas.append(UsageDelta(account_id, parent_id, int(value)))
-        return FoldBatch(
+        return FoldBatch(  # a legacy batch (no marks) is flush 1 of its own meter
             meter_id,
-            int(marks["#first"]),
-            int(marks["#last"]),
+            int(marks.get("#first", 1)),
+            int(marks.get("#last", 1)),
             day,
             tuple(deltas),
             marks.get("#gen"),

@@ -58,8 +58,11 @@ class UsageKeys:
         return f"{self.base}node:{node_id}"
 
     def batch_source(self, batch_key: str) -> tuple[date, str]:
-        """The day and meter id of a batch key `<batch_prefix><day>:<meter>:<claim id>`."""
-        day, meter, _ = batch_key.removeprefix(self.batch_prefix).split(":", 2)
+        """The day and meter id of a batch key `<batch_prefix><day>:<meter>:<claim id>`.
+        A batch of the format before meters (`<day>:<claim id>`, written by nodes of an
+        earlier version) is its own meter, `legacy-<claim id>`: folded once per claim."""
+        day, *rest = batch_key.removeprefix(self.batch_prefix).split(":")
+        meter = rest[0] if len(rest) == 2 else f"legacy-{rest[0]}"
         return date.fromisoformat(day), meter
 
 
