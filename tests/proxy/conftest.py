@@ -216,6 +216,12 @@ class RawOrigin:
                     reply = b"got %d" % len(body)
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply),
                                                                                        reply))
+                elif path == b"/late-continue":  # a 100 Continue after 0.4 s, then nothing
+                    await asyncio.sleep(0.4)
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    await writer.drain()
+                    await asyncio.sleep(30)
+                    break
                 elif path == b"/hang":
                     await asyncio.sleep(30)
                     break

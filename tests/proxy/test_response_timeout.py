@@ -1,10 +1,13 @@
-"""The response timeout (504) fires at its deadline, each request on its own clock.
+"""The response timeout (504) fires at its deadline, each request on its own clock, which
+starts when the request is complete (an upload may take longer) and again after an interim
+head (the final head gets a full timeout of its own).
 
 The node's sweep runs every 2 s here (`quota_check_interval`, its largest value): a
 deadline within two sweeps gets its timer when the request is admitted, a later one from
 the sweep before it is due; either way the 504 comes at the deadline, not at a sweep.
-Origins: the raw origin's /hang accepts the request and never answers; aiohttp's
-/slow/{seconds} answers after that many seconds.
+Origins: the raw origin's /hang accepts the request and never answers, its /late-continue
+sends 100 Continue after 0.4 s and then nothing; aiohttp's /slow/{seconds} answers after
+that many seconds, its /upload as soon as it has read the whole body.
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ from __future__ import annotations
 import gc
 import http.client
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import requests
 
 from meshproxy.proxy.exchange import Exchange
 
 from .clients import basic, curl
-from .conftest import Env
+from .conftest import Env, echo_json
 
 TIMEOUT = 0.5
 SWEEP = 2.0
@@ -98,3 +103,95 @@ def test_answered_exchanges_leave_no_timer_behind(start_env: Callable[..., Env])
     assert not env.node.services.connections
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, Exchange)]
+
+
+PIECE, PIECES = b"u" * 4096, 15  # one piece every 0.1 s: 1.5 s of upload, 40 kB/s
+
+
+def _slowly() -> Iterator[bytes]:
+    for _ in range(PIECES):
+        time.sleep(0.1)
+        yield PIECE
+
+
+def test_an_upload_longer_than_the_timeout_is_not_cut_then_the_next_request_is_timed(
+    start_env: Callable[..., Env],
+) -> None:
+    """A 1.5 s upload under a 0.5 s response timeout: the origin answers as soon as it has
+    the body, so the answer comes. On the same connection the next request, to an origin
+    that never answers, gets its 504 0.5 s after it was sent."""
+    env = _env(start_env, upstream_timeout=TIMEOUT)
+    host, port = env.address()
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    auth = {"Proxy-Authorization": basic()}
+    try:
+        started = time.monotonic()
+        connection.request(
+            "POST", env.origins.url("/upload"), body=_slowly(),
+            headers={**auth, "Content-Length": str(len(PIECE) * PIECES)},
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        assert echo_json(response.read()) == {"received": len(PIECE) * PIECES, "chunked": False}
+        assert time.monotonic() - started >= 1.5  # the upload did outlast the timeout
+        sock = connection.sock
+        started = time.monotonic()
+        connection.request("GET", env.origins.raw_url("/hang"), headers=auth)
+        assert connection.sock is sock  # the same client connection
+        response = connection.getresponse()
+        elapsed = time.monotonic() - started
+        assert response.status == 504
+        response.read()
+    finally:
+        connection.close()
+    assert TIMEOUT <= elapsed <= TIMEOUT + LATE, elapsed
+
+
+def test_a_chunked_upload_longer_than_the_timeout_is_not_cut(
+    start_env: Callable[..., Env],
+) -> None:
+    env = _env(start_env, upstream_timeout=TIMEOUT)
+    proxy = env.proxy_url()
+    response = requests.post(
+        env.origins.url("/upload"), data=_slowly(), proxies={"http": proxy}, timeout=10
+    )
+    assert response.status_code == 200
+    assert response.json() == {"received": len(PIECE) * PIECES, "chunked": True}
+
+
+def test_an_origin_silent_after_100_continue_gets_504_a_full_timeout_after_it(
+    start_env: Callable[..., Env],
+) -> None:
+    """The 100 comes 0.4 s after the request, then nothing: the client gets the 100 and,
+    0.5 s later, a final 504 on the same response stream (not a hang, not a cut)."""
+    env = _env(start_env, upstream_timeout=TIMEOUT)
+    result = curl(
+        "-i", "-w", "\n%{time_total}", "-x", env.proxy_url(), "--data-binary", "x" * 100,
+        env.origins.raw_url("/late-continue"), timeout=10,
+    )
+    assert result.returncode == 0, result.stderr
+    interim, _, rest = result.stdout.partition(b"\r\n\r\n")
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    final, _, rest = rest.partition(b"\r\n\r\n")
+    assert final.startswith(b"HTTP/1.1 504 ")
+    assert b"timed out" in final
+    elapsed = float(rest.rsplit(b"\n", 1)[1])
+    assert 0.4 + TIMEOUT <= elapsed <= 0.4 + TIMEOUT + LATE, elapsed
+
+
+def test_an_origin_that_stops_taking_the_body_gets_504(
+    start_env: Callable[..., Env], tmp_path: Path
+) -> None:
+    """/hang reads the head and nothing more: once every buffer on the way is full the
+    proxy stops reading the client, and the response timeout counts from then (checked by
+    the sweep, here every 0.25 s)."""
+    env = start_env(upstream_timeout=TIMEOUT, quota_check_interval=0.25)
+    env.account("alice")
+    env.sync()
+    body = tmp_path / "body"
+    body.write_bytes(b"b" * (64 << 20))  # more than the socket buffers on the way hold
+    result = curl(
+        "-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", env.proxy_url(),
+        "-H", "Expect:", "--data-binary", f"@{body}", env.origins.raw_url("/hang"), timeout=20,
+    )
+    assert result.stdout == b"504", (result.stdout, result.stderr)

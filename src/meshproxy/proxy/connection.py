@@ -213,7 +213,8 @@ class ClientConnection(asyncio.Protocol):
         chunked = request is not None and request.body is Body.CHUNKED
         if chunked and exchange.phase is not Phase.DONE:
             exchange.send_body(b"0\r\n\r\n")
-        exchange.request_complete = True
+        if not exchange.request_complete:
+            exchange.body_complete()  # the response timeout counts from here
         if exchange.phase is Phase.DONE and exchange is self.active:
             # Answered before the body was read (an error or an early response).
             self.finished(exchange, keep=exchange.client_keep)
@@ -655,11 +656,21 @@ class ClientConnection(asyncio.Protocol):
             return
         exchange = self.active
         exchange.watch(now, behaviour.quota_check_interval)  # the response timeout's timer
-        if not exchange.request_complete and not self.paused:
-            if now - self.last_active > behaviour.header_timeout:
-                self.abort()  # a request body that stopped coming
-            elif _body_too_slow(exchange, self.reading_clock(now), behaviour):
-                self.reply_and_close(errors.request_timeout())  # or a trickle (slowloris)
+        if not exchange.request_complete:
+            if not self.paused:
+                if now - self.last_active > behaviour.header_timeout:
+                    self.abort()  # a request body that stopped coming
+                elif _body_too_slow(exchange, self.reading_clock(now), behaviour):
+                    self.reply_and_close(errors.request_timeout())  # or a trickle (slowloris)
+            elif (
+                exchange.timeout
+                and self.paused_since is not None
+                and now - self.paused_since > exchange.timeout
+            ):
+                # Not reading the client for longer than the response timeout: an origin
+                # (or a connect) that stopped taking the body. The response deadline starts
+                # only when the body is complete, so this rule stands in for it meanwhile.
+                self.answer(exchange, errors.response_timeout())
         elif (
             exchange.phase is Phase.BODY
             and now - exchange.last_seen > behaviour.upstream_timeout

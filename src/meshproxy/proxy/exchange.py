@@ -33,7 +33,7 @@ REPLAY_LIMIT = 64 * 1024  # a request this small can be resent when a pooled con
 
 class Phase(IntEnum):
     ADMITTING = 0
-    WAITING = 1  # request sent (or being sent), no response head yet
+    WAITING = 1  # request sent (or being sent), no final response head yet
     BODY = 2
     DONE = 3
 
@@ -56,6 +56,7 @@ class Exchange:
         "error",
         "head",
         "head_buffer",
+        "interim_sent",
         "last_seen",
         "phase",
         "remaining",
@@ -66,6 +67,7 @@ class Exchange:
         "response_started",
         "retried",
         "reusable",
+        "timeout",
         "timer",
         "upstream",
     )
@@ -99,12 +101,15 @@ class Exchange:
         self.chunk_done = False
         self.reusable = False
         self.client_keep = False
-        self.response_started = False
+        self.response_started = False  # bytes of the final response went to the client
+        self.interim_sent = False  # a 1xx head went to the client (a final one may follow)
         self.replay: bytes | None = None
         self.retried = False
         # Loop time by which the response must have started, and the timer that answers
         # 504 then: armed only near the deadline (`arm`, `watch`), not for every request.
+        # The clock starts when the request is complete (and again after an interim head).
         self.deadline = math.inf
+        self.timeout = 0.0  # its seconds, from admission on
         self.timer: asyncio.TimerHandle | None = None
         self.last_seen = 0.0  # loop time of the last upstream bytes
         # Without a body the message is complete with its head.
@@ -165,10 +170,10 @@ class Exchange:
             # "HTTP/1.x 1xx": only then can it be an interim head (the rest fail `interim`).
             if buffer[9:10] != b"1" or interim(buffer[: buffer.find(b"\r\n")]) is None:
                 break
-            self.response_started = True  # 100 Continue and friends go through as they are
-            if self.timer is not None:
-                self._disarm()
+            self.interim_sent = True  # 100 Continue and friends go through as they are
             self.conn.send(buffer[: end + 4])
+            if self.request_complete:
+                self._start_clock()  # the final head gets a full timeout of its own
             buffer = buffer[end + 4 :]
             if not buffer:
                 self.head_buffer = b""
@@ -266,11 +271,10 @@ class Exchange:
             else:
                 self.conn.abort()  # truncated: the client must see the connection end
         elif self.phase is Phase.WAITING:
-            if self.replay is not None and not self.response_started and not self.retried:
+            # Nothing of the final response went out yet: a 502 is still a valid answer.
+            if self.replay is not None and not self.interim_sent and not self.retried:
                 self.retried = True
                 self.conn.retry(self, self.replay)
-            elif self.response_started:
-                self.conn.abort()
             else:
                 self.conn.answer(self, errors.upstream_closed())
 
@@ -291,13 +295,33 @@ class Exchange:
     # ~32 (docs/benchmarks.md), so the node's sweep, which sees every open exchange once a
     # `quota_check_interval`, arms the timer only for a deadline the next sweep might see
     # too late (within two intervals): the 504 still comes at the deadline.
+    #
+    # The deadline counts from the end of the request, not from admission: an upload may
+    # take longer than the timeout (the sweep's body rules watch it meanwhile), and the
+    # final head after a 1xx gets a full timeout again.
 
     def arm(self, seconds: float, sweep_interval: float) -> None:
-        """Answer 504 unless the response starts within `seconds` (from admission: the
-        connect and the sending count too)."""
+        """Answer 504 unless the response starts within `seconds` of the end of the
+        request (now, for a request already complete: the connect counts too)."""
+        self.timeout = seconds
+        if self.request_complete:
+            loop = self.conn.loop
+            self.deadline = deadline = loop.time() + seconds
+            if seconds < 2 * sweep_interval:
+                self.timer = loop.call_at(deadline, self._timed_out)
+
+    def body_complete(self) -> None:
+        """The last of the request body has arrived: the response deadline starts now."""
+        self.request_complete = True
+        if self.timeout and self._awaiting_response():
+            self._start_clock()
+
+    def _start_clock(self) -> None:
+        if self.timer is not None:
+            self._disarm()
         loop = self.conn.loop
-        self.deadline = deadline = loop.time() + seconds
-        if seconds < 2 * sweep_interval:
+        self.deadline = deadline = loop.time() + self.timeout
+        if self.timeout < 2 * self.conn.listener.services.behaviour.quota_check_interval:
             self.timer = loop.call_at(deadline, self._timed_out)
 
     def watch(self, now: float, sweep_interval: float) -> None:
