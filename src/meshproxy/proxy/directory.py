@@ -343,7 +343,7 @@ class AccountDirectory:
 
         Bounds the argon2 work a flood of new or wrong credentials (from any number of IPs)
         can queue on this node: the wait of a new client's first check, the executor queue
-        (shared with DNS lookups by default) and argon2's memory (64 MiB per running check).
+        and argon2's memory (64 MiB per running check).
         Remembered credentials never get here. The refusal says nothing about the
         credentials (503, not 407) and counts no failure: they were not checked."""
         shared = self.verifications.take((header_key, check.password_hash), now)

@@ -31,6 +31,7 @@ from meshproxy.proxy.resolver import Resolver, resolve_names
 from meshproxy.proxy.services import Listener, NodeServices
 from meshproxy.proxy.sync import DirectorySync
 from meshproxy.proxy.upstream import UpstreamPool
+from meshproxy.proxy.verifying import verification_executor
 from meshproxy.shared import async_client, notify
 from meshproxy.store import Store
 
@@ -60,6 +61,10 @@ class ProxyNode:
         )
         # One thread for every store call: sync, flush and ban reports never overlap.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="meshproxy-store")
+        # Argon2 checks on threads of lower priority than the event loop (verifying.py).
+        self._verify_executor = verification_executor(
+            settings.proxy.max_verifications_in_flight
+        )
         self._store_lock = asyncio.Lock()
         # With Redis: usage counted in shared counters, changes announced on a channel.
         self._redis = async_client(settings.redis_url) if settings.redis_url else None
@@ -141,6 +146,7 @@ class ProxyNode:
             policy=DestinationPolicy(behaviour.allow_destinations),
             upstreams=UpstreamPool(),
             resolver=Resolver(loop),
+            verify_executor=self._verify_executor,
         )
         self._services = services
         try:
@@ -279,3 +285,5 @@ class ProxyNode:
         if self._redis is not None:
             await self._redis.aclose()
         self._store_executor.shutdown(wait=True)
+        # Queued checks are dropped (their connections are gone); a running one ends alone.
+        self._verify_executor.shutdown(wait=False, cancel_futures=True)

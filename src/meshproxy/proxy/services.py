@@ -28,7 +28,9 @@ class NodeServices:
     policy: DestinationPolicy
     upstreams: UpstreamPool
     resolver: Resolver
-    verify_executor: Executor | None = None  # argon2 checks of credentials not seen before
+    # Argon2 checks of credentials not seen before (the node's niced threads; None: the
+    # loop's default executor).
+    verify_executor: Executor | None = None
     connections: set[ClientConnection] = field(default_factory=set)
 
 
