@@ -1,5 +1,7 @@
 """The local cluster (bench/cluster.py): 2 API nodes and 3 proxy nodes as real processes
-over the local PostgreSQL and Redis, driven for one sub-account through every proxy node.
+over the local PostgreSQL and Redis, driven for one sub-account through every proxy node;
+and the same tests side by side on a single `meshproxy serve` node (the tests' "node 0,
+1, 2" are then all that one node).
 
 Checks: usage summed exactly across nodes; a monthly limit enforced globally (overshoot
 bounded by what the nodes move in one flush interval + 2 s); a deactivation through one
@@ -24,10 +26,14 @@ from meshproxy.domain.units import GB
 from meshproxy.shared import open_store
 from meshproxy.store import Store
 
+SHAPES = {"2 API + 3 proxy nodes": {}, "one serve node": {"apis": 0, "proxies": 0, "serving": 1}}
 
-@pytest.fixture(scope="module")
-def cluster(missing_service: Callable[[str, Exception], None]) -> Iterator[Cluster]:
-    running = Cluster()
+
+@pytest.fixture(scope="module", params=list(SHAPES))
+def cluster(
+    request: pytest.FixtureRequest, missing_service: Callable[[str, Exception], None]
+) -> Iterator[Cluster]:
+    running = Cluster(**SHAPES[request.param])
     try:
         running.start()
     except Exception as error:  # PostgreSQL or Redis missing
@@ -50,6 +56,7 @@ def api(cluster: Cluster) -> Iterator[list[httpx.Client]]:
     created = clients[0].post("/api/sub/create/",
                               data={"username": SUB, "password": SUB_PASSWORD})
     assert created.status_code == 200, created.text
+    cluster.wait_for_accounts(2)  # the parent and the sub-account, on every proxy node
     yield clients
     for client in clients:
         client.close()
