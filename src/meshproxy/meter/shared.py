@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from meshproxy.domain.accounts import UsageDelta
-from meshproxy.domain.folds import FoldBatch, FoldOutcome
+from meshproxy.domain.folds import FoldBatch
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys, decoded, field
 from meshproxy.meter.local import UsageBuffer, _today
@@ -351,10 +351,10 @@ class RedisMeter:
                 self.meter_id,
             )
 
-    async def _recover(self) -> FoldOutcome | None:
+    async def _recover(self) -> None:
         """Write journals Redis lost into the store (which skips what it already has)."""
         if not self._recovery or self._store is None:
-            return None
+            return
         batches = list(self._recovery)
         try:
             outcome = await asyncio.to_thread(
@@ -362,7 +362,7 @@ class RedisMeter:
             )
         except Exception as error:
             self.recovery_health.failed(error, f"writing {len(batches)} recovered flushes")
-            return None
+            return
         self.recovery_health.ok()
         del self._recovery[: len(batches)]
         log.warning(
@@ -371,7 +371,6 @@ class RedisMeter:
             outcome.nbytes,
             outcome.skipped,
         )
-        return outcome
 
     # ---- stopping -----------------------------------------------------------------------
 
