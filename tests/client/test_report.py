@@ -52,3 +52,10 @@ def test_csv_and_totals() -> None:
     }
     assert totals(rows) == {"sub_accounts": 3, "monthly_gb": 14.0, "total_gb": 20.0,
                             "over_limit": 1}
+
+
+def test_csv_cells_spreadsheets_would_run_are_quoted() -> None:
+    accounts = [SubAccount(name, True, 1.0, 0, 1.0, 0) for name in ("+pm", "-pm", "@pm", "pm")]
+    parsed = list(csv.DictReader(io.StringIO(to_csv(usage_rows(accounts, "username")))))
+    assert sorted(row["username"] for row in parsed) == ["'+pm", "'-pm", "'@pm", "pm"]
+    assert {row["monthly_gb"] for row in parsed} == {"1.0"}  # numbers as they are

@@ -85,9 +85,17 @@ def to_csv(rows: Iterable[UsageRow]) -> str:
     return out.getvalue()
 
 
+# A text cell a spreadsheet would read as a formula gets a leading quote (CSV injection;
+# usernames may start with + - @). The dashboard's export does the same (web/spreadsheet.py;
+# the client imports nothing server-side).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return str(value)
