@@ -22,8 +22,10 @@ class GatedCredentials(VerifiedCredentials):
         super().__init__()
         self.gate = threading.Event()
         self.started = threading.Semaphore(0)
+        self.checked: list[str] = []  # usernames, one per argon2 check (append is atomic)
 
     def check(self, username: str, password: str, password_hash: str | None) -> bool:
+        self.checked.append(username)
         self.started.release()
         assert self.gate.wait(30)
         return super().check(username, password, password_hash)
@@ -71,12 +73,15 @@ def test_a_flood_of_new_credentials_gets_503_and_cached_clients_are_served(
         for _ in range(3):
             reply = requests.get(url, proxies={"http": env.proxy_url()}, timeout=10)
             assert reply.status_code == 200
+        directory = env.node.directory
+        assert len(directory.verifications) == 1  # the held check, the twin's too
+        assert directory.verifications_refused == 7  # the flood and bob, not the twin
         gated.gate.set()
         assert read_reply(held).status == 407
         assert read_reply(twin).status == 407
         request(bob, basic("bob"))  # the retry, on the same connection
         assert read_reply(bob).status == 200
-    directory = env.node.directory
+    assert gated.checked == ["alice", "bob"]  # one argon2 check for the held and the twin
     assert directory.auth_failures == 2  # the two checked; the refused counted nothing
     assert not any(directory.bans.is_banned(f"127.0.9.{i}", 0) for i in range(1, 52))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from meshproxy.proxy.verifying import THREAD_PREFIX
 
 from .clients import curl
@@ -24,6 +26,8 @@ def test_credentials_are_checked_on_threads_of_lower_priority_than_the_loop(env:
     loop_thread = env.thread.thread.native_id
     assert loop_thread is not None
     loop_niceness = os.getpriority(os.PRIO_PROCESS, loop_thread)
+    if loop_niceness >= 19:
+        pytest.skip("the tests already run at the lowest priority: none lower to take")
     for thread in checkers:
         assert thread.native_id is not None
         assert os.getpriority(os.PRIO_PROCESS, thread.native_id) > loop_niceness
