@@ -81,6 +81,7 @@ class ProxyNode:
         self.bytes_by_proxy: dict[str, CountingMeter] = {}  # for metrics
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._refreshing: asyncio.Task[None] | None = None  # the sweep's read of Redis
         self._services: NodeServices | None = None
         self._wake = asyncio.Event()
         self.notices: ChangeNotices | None = None
@@ -241,8 +242,16 @@ class ProxyNode:
             for i in (a.id, a.parent_id)
             if i is not None
         }
-        if watched:
-            await self.meter.refresh_shared(watched)
+        refreshing = self._refreshing
+        if watched and (refreshing is None or refreshing.done()):
+            refreshing = self._refreshing = services.loop.create_task(
+                self._refresh_shared(watched)
+            )
+        if refreshing is not None and not refreshing.done():
+            # Bounded: `Exchange.watch` counts on the next sweep's checks within an interval,
+            # and a hung Redis would hold them (and a 504 timer) for seconds. A read not back
+            # by then is left to finish (a later sweep applies it), never started twice.
+            await asyncio.wait([refreshing], timeout=services.behaviour.quota_check_interval / 2)
         self._sync.apply_shared()
         now = services.loop.time()
         self.directory.sweeping = True
@@ -253,6 +262,12 @@ class ProxyNode:
             self.directory.sweeping = False
         services.upstreams.sweep()
         self.directory.prune(time.time())
+
+    async def _refresh_shared(self, account_ids: set[int]) -> None:
+        try:
+            await self.meter.refresh_shared(account_ids)
+        except Exception:
+            log.exception("reading the shared usage counters failed")
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop accepting, let open exchanges finish (up to `drain_timeout`), flush usage."""
@@ -275,6 +290,10 @@ class ProxyNode:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refreshing
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
