@@ -197,6 +197,8 @@ class ClientConnection(asyncio.Protocol):
         exchange = self.parsing
         if exchange is None or exchange.phase is Phase.DONE:
             return
+        if exchange.continue_clock:
+            exchange.stop_continue_clock()
         exchange.body_received += len(body)
         request = exchange.request
         if request is not None and request.body is Body.CHUNKED:
@@ -656,7 +658,7 @@ class ClientConnection(asyncio.Protocol):
             return
         exchange = self.active
         exchange.watch(now, behaviour.quota_check_interval)  # the response timeout's timer
-        if not exchange.request_complete:
+        if not exchange.request_complete and not exchange.continue_clock:
             if not self.paused:
                 if now - self.last_active > behaviour.header_timeout:
                     self.abort()  # a request body that stopped coming

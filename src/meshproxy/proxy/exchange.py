@@ -51,6 +51,7 @@ class Exchange:
         "chunk_parser",
         "client_keep",
         "conn",
+        "continue_clock",
         "deadline",
         "egress",
         "error",
@@ -111,6 +112,9 @@ class Exchange:
         self.deadline = math.inf
         self.timeout = 0.0  # its seconds, from admission on
         self.timer: asyncio.TimerHandle | None = None
+        # The clock runs before the request is complete: it expects 100 Continue and the
+        # client waits for it (no body yet), so the origin's silence is the origin's.
+        self.continue_clock = False
         self.last_seen = 0.0  # loop time of the last upstream bytes
         # Without a body the message is complete with its head.
         request = self.request
@@ -145,6 +149,15 @@ class Exchange:
         self.replay = data if replayable else None
         self.phase = Phase.WAITING
         upstream.write(data)
+        if (
+            self.request.expects_continue
+            and not self.request_complete
+            and not self.body_received
+            and not self.interim_sent
+            and self.timeout
+        ):
+            self.continue_clock = True
+            self._start_clock()  # until the 100 or the body comes
 
     # ---- response -------------------------------------------------------------------------
 
@@ -174,6 +187,8 @@ class Exchange:
             self.conn.send(buffer[: end + 4])
             if self.request_complete:
                 self._start_clock()  # the final head gets a full timeout of its own
+            elif self.continue_clock:
+                self.stop_continue_clock()  # the body comes next, under the body rules
             buffer = buffer[end + 4 :]
             if not buffer:
                 self.head_buffer = b""
@@ -313,8 +328,16 @@ class Exchange:
     def body_complete(self) -> None:
         """The last of the request body has arrived: the response deadline starts now."""
         self.request_complete = True
+        self.continue_clock = False
         if self.timeout and self._awaiting_response():
             self._start_clock()
+
+    def stop_continue_clock(self) -> None:
+        """The body is coming after all: its end starts the clock again."""
+        self.continue_clock = False
+        self.deadline = math.inf
+        if self.timer is not None:
+            self._disarm()
 
     def _start_clock(self) -> None:
         if self.timer is not None:
