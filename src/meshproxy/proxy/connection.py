@@ -233,10 +233,14 @@ class ClientConnection(asyncio.Protocol):
         self.account = None
         result = self.directory.authenticate(self.client_ip, request.authorization, time.time())
         if isinstance(result, CredentialCheck):
+            try:
+                future = self.loop.run_in_executor(
+                    self.listener.services.verify_executor, self.directory.verify, result
+                )
+            except RuntimeError:  # the executor is shut down: the node is stopping
+                self.abort()
+                return
             self.pause(Pause.VERIFY)
-            future = self.loop.run_in_executor(
-                self.listener.services.verify_executor, self.directory.verify, result
-            )
             future.add_done_callback(partial(self._verified, exchange, result))
             return
         self._authenticated(exchange, result)
@@ -246,6 +250,9 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         self.resume(Pause.VERIFY)
         if self.closed or exchange is not self.active:
+            return
+        if future.cancelled():  # dropped from the queue by the node's stop
+            self.abort()
             return
         try:
             ok = future.result()
