@@ -90,7 +90,6 @@ class Exchange:
         # The minimum-rate rule for the request body runs on the client's clock only.
         self.body_started = conn.reading_clock(conn.loop.time())
         self.body_received = 0
-        self.request_complete = False
         self.upstream: UpstreamConnection | None = None
         self.egress: EgressChoice | None = None
         self.addresses: tuple[str, int] | None = None
@@ -139,6 +138,7 @@ class Exchange:
         assert self.request is not None
         self.upstream = upstream
         upstream.exchange = self
+        self.head_buffer = b""  # a retry: not the part of a head the last upstream sent
         data = self.request.upstream_head
         if self.body:
             data = b"".join([data, *self.body])
