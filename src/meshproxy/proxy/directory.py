@@ -15,7 +15,7 @@ import binascii
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from meshproxy.domain.accounts import AccountView
@@ -153,7 +153,8 @@ class AccountDirectory:
         # no HMAC. A fingerprint, not the value: a memory dump of the node holds no
         # passwords. The fingerprint is Python's own `hash` of the bytes: SipHash keyed by
         # the interpreter's random per-process seed (64 bits: a forged match would take
-        # ~2^63 requests), about 25 ns where a keyed BLAKE2b cost 300 ns and 6 % of the
+        # ~2^47 tries against 100,000 remembered entries, each miss an argon2 check and a
+        # failure toward a ban), about 25 ns where a keyed BLAKE2b cost 300 ns and 6 % of the
         # small-request throughput. An entry misses once the password changes or the
         # account is removed (a re-created account is a new state). Never keyed by client
         # IP: the credentials themselves are the key.
@@ -322,35 +323,44 @@ class AccountDirectory:
             if account is None or not account.password_hash:
                 # Verified against a decoy (and so refused in `verified`) in the same time a
                 # wrong password takes: the answer's timing does not tell who exists.
-                decoy = CredentialCheck(username, password, decoy_hash(), client_ip)
-                return self._check(decoy, key, now)
+                return self._check(username, password, decoy_hash(), client_ip, key, now,
+                                   remember=False)
             if self.credentials.known(username, password, account.password_hash):
                 self._success(client_ip)
                 self._remember(key, account, account.password_hash)
                 return account
-            check = CredentialCheck(username, password, account.password_hash, client_ip, key)
-            return self._check(check, key, now)
+            return self._check(username, password, account.password_hash, client_ip, key, now,
+                               remember=True)
         account = self._ip_accounts.get(client_ip) or self._resolved_accounts.get(client_ip)
         if account is None:
             return errors.auth_required()
         return account
 
     def _check(
-        self, check: CredentialCheck, header_key: int, now: float
+        self,
+        username: str,
+        password: str,
+        password_hash: str,
+        client_ip: str,
+        header_key: int,
+        now: float,
+        *,
+        remember: bool,
     ) -> CredentialCheck | ProxyError:
-        """`check`, sharing the verification of this header under way or a new one if
-        fewer than `max_verifying` are under way; else a refusal at once.
+        """A check of these credentials, sharing the verification of this header under way
+        or a new one if fewer than `max_verifying` are under way; else a refusal at once.
 
         Bounds the argon2 work a flood of new or wrong credentials (from any number of IPs)
         can queue on this node: the wait of a new client's first check, the executor queue
         and argon2's memory (64 MiB per running check).
         Remembered credentials never get here. The refusal says nothing about the
         credentials (503, not 407) and counts no failure: they were not checked."""
-        shared = self.verifications.take((header_key, check.password_hash), now)
+        shared = self.verifications.take((header_key, password_hash), now)
         if shared is None:
             self.verifications_refused += 1
             return errors.verifications_busy()
-        return replace(check, shared=shared)
+        remembered = header_key if remember else None
+        return CredentialCheck(username, password, password_hash, client_ip, remembered, shared)
 
     def verify(self, check: CredentialCheck) -> bool:
         """The slow part (argon2); thread-safe, run it in an executor, once per check that
