@@ -28,11 +28,19 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, current + NICENESS))
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, which container CPU sets
+    narrow), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def verification_executor(cap: int) -> ThreadPoolExecutor:
     """At most one thread per core, and never more than `cap` (the checks allowed in
     flight): argon2 is CPU-bound, so more threads than cores would add memory (up to
     64 MiB per running check), not speed."""
-    threads = max(1, min(cap, os.cpu_count() or 1))
+    threads = max(1, min(cap, _usable_cores()))
     return ThreadPoolExecutor(
         threads, thread_name_prefix=THREAD_PREFIX, initializer=_lower_priority
     )
