@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from meshproxy.config import ProxyConfig, Settings
+from meshproxy.domain.passwords import decoy_hash
 from meshproxy.meter import LocalMeter, Meter
 from meshproxy.meter.counting import CountingMeter
 from meshproxy.meter.health import BackendHealth
@@ -138,6 +139,9 @@ class ProxyNode:
         loop = asyncio.get_running_loop()
         behaviour = self.settings.proxy
         await self._sync.load_all()
+        # The decoy hash unknown usernames are checked against takes an argon2 hash (about
+        # 0.1 s) once per process: here, off the loop, not in the first such request.
+        await loop.run_in_executor(None, decoy_hash)
         await self._resolve_hostnames(self.directory.hostnames())
         services = NodeServices(
             loop=loop,
