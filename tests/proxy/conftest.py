@@ -186,9 +186,19 @@ class RawOrigin:
 
     port: int = 0
     requests: list[bytes] = field(default_factory=list)
+    # Handlers under way (/hang and /late-continue wait 30 s): cancelled at the end.
+    handlers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def close(self) -> None:
+        for task in list(self.handlers):
+            task.cancel()
+        await asyncio.gather(*self.handlers, return_exceptions=True)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         served = 0
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -232,6 +242,7 @@ class RawOrigin:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.handlers.discard(task)
             writer.close()
 
 
@@ -258,7 +269,9 @@ def origin_thread() -> Iterator[LoopThread]:
 
 
 @pytest.fixture(scope="session")
-def origins(origin_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Origins:
+def origins(
+    origin_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Origins]:
     cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
@@ -277,7 +290,8 @@ def origins(origin_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory)
         raw.port = server.sockets[0].getsockname()[1]
         return Origins(ports[0], ports[1], ports[2], raw, cert)
 
-    return origin_thread.run(start())
+    yield origin_thread.run(start())
+    origin_thread.run(raw.close())
 
 
 # ---- the node -----------------------------------------------------------------------------
