@@ -320,10 +320,7 @@ class Exchange:
         request (now, for a request already complete: the connect counts too)."""
         self.timeout = seconds
         if self.request_complete:
-            loop = self.conn.loop
-            self.deadline = deadline = loop.time() + seconds
-            if seconds < 2 * sweep_interval:
-                self.timer = loop.call_at(deadline, self._timed_out)
+            self._start_clock(sweep_interval)
 
     def body_complete(self) -> None:
         """The last of the request body has arrived: the response deadline starts now."""
@@ -339,12 +336,16 @@ class Exchange:
         if self.timer is not None:
             self._disarm()
 
-    def _start_clock(self) -> None:
+    def _start_clock(self, sweep_interval: float | None = None) -> None:
+        """The deadline from now; a timer only if the sweep (every `sweep_interval`) might
+        see it too late."""
         if self.timer is not None:
             self._disarm()
+        if sweep_interval is None:
+            sweep_interval = self.conn.listener.services.behaviour.quota_check_interval
         loop = self.conn.loop
         self.deadline = deadline = loop.time() + self.timeout
-        if self.timeout < 2 * self.conn.listener.services.behaviour.quota_check_interval:
+        if self.timeout < 2 * sweep_interval:
             self.timer = loop.call_at(deadline, self._timed_out)
 
     def watch(self, now: float, sweep_interval: float) -> None:
