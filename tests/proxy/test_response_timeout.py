@@ -12,19 +12,24 @@ that many seconds, its /upload as soon as it has read the whole body.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import http.client
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from meshproxy.config import Settings
+from meshproxy.meter import LocalMeter
 from meshproxy.proxy.exchange import Exchange
+from meshproxy.proxy.node import ProxyNode
+from meshproxy.store import Store
 
 from .clients import basic, connect, curl, read_reply
-from .conftest import Env, echo_json
+from .conftest import Env, LoopThread, Origins, echo_json, proxy_settings
 
 TIMEOUT = 0.5
 SWEEP = 2.0
@@ -230,3 +235,47 @@ def test_an_origin_that_stops_taking_the_body_gets_504(
         "-H", "Expect:", "--data-binary", f"@{body}", env.origins.raw_url("/hang"), timeout=20,
     )
     assert result.stdout == b"504", (result.stdout, result.stderr)
+
+
+class HungSharedCounters(LocalMeter):
+    """Usage goes to the store as usual; once `hung`, a read of the shared counters never
+    answers (a hung Redis)."""
+
+    hung = False
+
+    async def refresh_shared(self, account_ids: Collection[int]) -> None:
+        if self.hung:
+            await asyncio.Event().wait()
+
+
+def test_a_hung_shared_counter_read_does_not_delay_the_504(
+    make_settings: Callable[..., Settings], store: Store, proxy_thread: LoopThread,
+    origins: Origins,
+) -> None:
+    """The sweep reads the shared counters of limited accounts with open connections
+    before checking the connections; a read that hangs must not hold back the checks
+    (which arm the timer of a deadline two sweeps away)."""
+    timeout = 2 * SWEEP + 0.5
+    settings = proxy_settings(make_settings, quota_check_interval=SWEEP,
+                              upstream_timeout=timeout)
+    meter = HungSharedCounters(store)
+    node = ProxyNode(settings, store, meter=meter)
+    proxy_thread.run(node.start())
+    try:
+        env = Env(node, store, proxy_thread, origins)
+        env.account("alice", monthly_limit_gb=1)  # limited: the sweep reads its counters
+        env.sync()
+        warm = requests.get(env.origins.url("/echo"), proxies={"http": env.proxy_url()},
+                            timeout=10)
+        assert warm.status_code == 200
+        meter.hung = True
+        result = curl(
+            "-i", "-w", "\n%{time_total}", "-x", env.proxy_url(), env.origins.raw_url("/hang"),
+            timeout=15,
+        )
+        assert result.returncode == 0, result.stderr
+        head, _, rest = result.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 504 ")
+        assert _at(timeout, float(rest.rsplit(b"\n", 1)[1]))
+    finally:
+        proxy_thread.run(node.stop(1.0))
