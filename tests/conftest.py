@@ -31,6 +31,16 @@ def service_missing(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for the browser tests (web.live.CHROMIUM); missing: as a service."""
+    from web.live import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        service_missing(CHROMIUM, FileNotFoundError("apt-get install chromium"))
+    return CHROMIUM
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fast_hashing() -> Iterator[None]:
     """argon2id at minimal cost for the whole suite: the same code paths, without

@@ -8,11 +8,9 @@ numbers) refuse them with 400; searches treat them as literal text."""
 from __future__ import annotations
 
 import base64
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +20,7 @@ from api.harness import Parent, Running, StartServer, fresh_source, unique
 from meshproxy.config import Settings
 from meshproxy.store import Store
 from web.helpers import PARENT_PASSWORD, Clock, make_app
-from web.live import CHROMIUM, CHROMIUM_ARGS, LiveServer
+from web.live import CHROMIUM_ARGS, LiveServer
 
 from .dashboard import Dash, dashboard_settings, seed_tenants
 
@@ -190,16 +188,6 @@ def test_search_strings_are_literal(dash: Dash) -> None:
 
 
 # ---- in a real browser ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.mark.browser

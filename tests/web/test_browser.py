@@ -6,7 +6,6 @@ Without /usr/bin/chromium these tests skip on a developer machine and fail in CI
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -22,21 +21,11 @@ from meshproxy.store import Store
 from meshproxy.web import dashboard_routes
 
 from .helpers import PARENT_PASSWORD, SUB_PASSWORD, Clock, make_parent, make_sub
-from .live import CHROMIUM, CHROMIUM_ARGS, LiveServer
+from .live import CHROMIUM_ARGS, LiveServer
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
