@@ -20,6 +20,7 @@ from bench.local import free_port
 from hypothesis import HealthCheck, settings
 
 from api.conftest import server_loop, start_server  # a real API server (tests/api)
+from api.harness import Running, StartServer
 from proxy.conftest import (  # the shared fixtures of the data-plane tests
     Env,
     Origins,
@@ -32,6 +33,14 @@ from proxy.conftest import (  # the shared fixtures of the data-plane tests
 
 __all__ = ["Env", "Origins", "env", "origin_thread", "origins", "proxy_thread", "server_loop",
            "start_env", "start_server"]
+
+@pytest.fixture(scope="module")
+def api(start_server: StartServer) -> Iterator[Running]:
+    """A real API server of the module's own (its own store)."""
+    running = start_server()
+    yield running
+    running.close_clients()
+
 
 # The suite's profile is derandomized: the same 300 examples every run, so a red CI means a
 # change in the code, never a lucky draw. The long profile explores at random.

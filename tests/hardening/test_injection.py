@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import httpx
@@ -46,13 +46,6 @@ EMAILS = [
 ]
 ROW = re.compile(r'<th scope="row"><a href="/dashboard/sub-accounts/[^"]+/">([^<]+)</a>')
 LIVE_TAGS = ("<script>alert", "<svg onload", "<svg/onload", "<b onclick")
-
-
-@pytest.fixture(scope="module")
-def api(start_server: StartServer) -> Iterator[Running]:
-    running = start_server()
-    yield running
-    running.close_clients()
 
 
 @pytest.fixture(scope="module")

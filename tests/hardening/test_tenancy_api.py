@@ -6,12 +6,10 @@ accounts, IPs, hostnames and proxies are exactly as before."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from api.harness import Running, StartServer, fresh_source, unique
+from api.harness import Running, fresh_source, unique
 from meshproxy.api.endpoints import ENDPOINTS, Endpoint
 
 from .tenancy import Tenants, populate, snapshot
@@ -21,13 +19,6 @@ ALL = pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.path for e in ENDPOI
 # Values that would change something if the target were wrongly accepted.
 CHANGES = {"first_name": "pwned", "last_name": "pwned", "email": "pwned@example.com",
            "password": "pwned", "monthly_limit": "1", "total_limit": "1"}
-
-
-@pytest.fixture(scope="module")
-def api(start_server: StartServer) -> Iterator[Running]:
-    running = start_server()
-    yield running
-    running.close_clients()
 
 
 @pytest.fixture(scope="module")
