@@ -31,7 +31,7 @@ from meshproxy.domain.passwords import hash_password
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
-from meshproxy.proxy.directory import AccountDirectory
+from meshproxy.proxy.core.directory import AccountDirectory
 from meshproxy.shared import async_client
 from meshproxy.store import Store
 from meshproxy.store import models as m

@@ -18,8 +18,8 @@ from urllib.parse import quote, unquote
 import pytest
 import requests
 
-from meshproxy.proxy import connection as connection_module
-from meshproxy.proxy.resolver import Resolver
+from meshproxy.proxy.server import connection as connection_module
+from meshproxy.proxy.server.resolver import Resolver
 from proxy.clients import basic
 
 from .conftest import Env

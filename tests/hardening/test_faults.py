@@ -25,7 +25,7 @@ from bench.hardening import Origins as LoadOrigins
 
 from meshproxy.config import Settings
 from meshproxy.domain.passwords import hash_password
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
 from proxy.conftest import LoopThread, proxy_settings
 

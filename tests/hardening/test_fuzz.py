@@ -27,11 +27,11 @@ from hypothesis import strategies as st
 
 from meshproxy.api.auth import parse_basic as api_parse_basic
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.proxy import connection as connection_module
-from meshproxy.proxy.directory import AccountDirectory, CredentialCheck, parse_basic
-from meshproxy.proxy.errors import ProxyError
-from meshproxy.proxy.request import Body, PreparedRequest, RequestHead, prepare_request
-from meshproxy.proxy.resolver import Resolver
+from meshproxy.proxy.core.directory import AccountDirectory, CredentialCheck, parse_basic
+from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
+from meshproxy.proxy.server import connection as connection_module
+from meshproxy.proxy.server.resolver import Resolver
 from proxy.clients import basic
 
 from .conftest import Env

@@ -22,7 +22,7 @@ from bench.hardening import (
 )
 from bench.hardening import Origins as LoadOrigins
 
-from meshproxy.proxy.upstream import MAX_IDLE_PER_KEY
+from meshproxy.proxy.server.upstream import MAX_IDLE_PER_KEY
 
 MIB = 1024  # in kB, the unit of /proc/<pid>/status
 

@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 from meshproxy.config import Settings
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.passwords import hash_password
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
 
 T = TypeVar("T")

@@ -11,8 +11,8 @@ from meshproxy.domain.bans import BanPolicy
 from meshproxy.domain.limits import Limits
 from meshproxy.domain.passwords import hash_password
 from meshproxy.domain.units import GB
-from meshproxy.proxy.directory import AccountDirectory, AccountState, CredentialCheck
-from meshproxy.proxy.errors import ProxyError
+from meshproxy.proxy.core.directory import AccountDirectory, AccountState, CredentialCheck
+from meshproxy.proxy.core.errors import ProxyError
 
 NOW = datetime(2026, 3, 15, 12, tzinfo=UTC)
 T = NOW.timestamp()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from meshproxy.proxy.egress import Egress, EgressChoice, EgressPool
-from meshproxy.proxy.errors import ProxyError
-from meshproxy.proxy.options import NO_OPTIONS, RequestOptions
-from meshproxy.proxy.policy import DestinationPolicy
+from meshproxy.proxy.core.egress import Egress, EgressChoice, EgressPool
+from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions
+from meshproxy.proxy.core.policy import DestinationPolicy
 
 POOL = [Egress(f"10.0.0.{i}", "US" if i < 5 else "DE") for i in range(1, 9)]
 

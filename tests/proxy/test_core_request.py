@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from meshproxy.proxy.errors import ProxyError, render
-from meshproxy.proxy.options import OptionError, RequestOptions, parse_options
-from meshproxy.proxy.request import Body, PreparedRequest, RequestHead, prepare_request
-from meshproxy.proxy.target import TargetError, parse_absolute, parse_authority
+from meshproxy.proxy.core.errors import ProxyError, render
+from meshproxy.proxy.core.options import OptionError, RequestOptions, parse_options
+from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
+from meshproxy.proxy.core.target import TargetError, parse_absolute, parse_authority
 
 
 def head(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshproxy.proxy.errors import ProxyError
-from meshproxy.proxy.response import Framing, ResponseHead, interim, parse_response_head
+from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.response import Framing, ResponseHead, interim, parse_response_head
 
 ADDED = b"X-ProxyMesh-IP: 127.0.0.9\r\n"
 

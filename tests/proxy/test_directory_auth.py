@@ -9,8 +9,8 @@ from dataclasses import replace
 from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.domain.passwords import VerifiedCredentials, hash_password
-from meshproxy.proxy.directory import AccountDirectory, AccountState, CredentialCheck
-from meshproxy.proxy.errors import ProxyError, render
+from meshproxy.proxy.core.directory import AccountDirectory, AccountState, CredentialCheck
+from meshproxy.proxy.core.errors import ProxyError, render
 
 from .test_core_directory import NOW, T, authenticate, basic, directory, record, view
 

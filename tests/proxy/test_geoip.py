@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from meshproxy.config import Settings
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
 
 from .conftest import Env, LoopThread, Origins

@@ -24,8 +24,8 @@ import requests
 
 from meshproxy.config import Settings
 from meshproxy.meter import LocalMeter
-from meshproxy.proxy.exchange import Exchange
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.exchange import Exchange
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
 
 from .clients import basic, connect, curl, read_reply

@@ -17,7 +17,7 @@ from meshproxy.domain.passwords import hash_password
 from meshproxy.domain.units import GB
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.shared import SharedStore, open_store
 
 from .clients import basic, connect, is_closed, read_reply

@@ -14,8 +14,8 @@ from typing import TypeVar
 import pytest
 import uvloop
 
-from meshproxy.proxy import splice
-from meshproxy.proxy.splice import SpliceTunnel
+from meshproxy.proxy.server import splice
+from meshproxy.proxy.server.splice import SpliceTunnel
 
 from .clients import basic, connect, read_reply
 from .conftest import Env

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from meshproxy.proxy.verifying import THREAD_PREFIX
+from meshproxy.proxy.server.verifying import THREAD_PREFIX
 
 from .clients import curl
 from .conftest import Env

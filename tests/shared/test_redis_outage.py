@@ -27,7 +27,7 @@ from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.shared import SharedStore, open_store
 from proxy.clients import curl
 from proxy.conftest import (  # the data-plane fixtures: real origins, the node's loop thread

@@ -13,7 +13,7 @@ from meshproxy.api.tls import ensure_certificate
 from meshproxy.config import Settings
 from meshproxy.control import operator
 from meshproxy.domain.proxies import proxy_address
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 
 CREDENTIALS_FILE = "first-run-credentials.txt"
 

@@ -35,8 +35,8 @@ from meshproxy.meter.keys import UsageKeys
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.routes import health_routes
 from meshproxy.ops.status import NodeStatus
-from meshproxy.proxy.fdlimit import raise_fd_limit
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.fdlimit import raise_fd_limit
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.shared import open_store, sync_client
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.web import dashboard_routes

@@ -16,7 +16,7 @@ Live usage across nodes: the script answers each account's cumulative counter (b
 ever counted by any node in this Redis generation). The store keeps, per account, how
 many of those it folded (`folded_bytes`), so a node's live figure is
     loaded usage + (cumulative - folded at load) + this node's bytes not in either,
-exact without reading the store again (see proxy/directory.py `apply_shared`). The
+exact without reading the store again (see proxy/core/directory.py `apply_shared`). The
 generation changes when Redis lost data; counters restart in a new hash, the store's
 `folded_bytes` restart with its first fold, and nodes reload their directory.
 """

@@ -15,7 +15,7 @@ from typing import Any
 from meshproxy.meter.fold import FoldingTask
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.shared import RedisMeter
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store, StoreUnavailable
 
 

@@ -1,11 +1,19 @@
 """The data plane: authenticated forward proxies with egress rotation, metering and quotas.
 
-Pure request/response logic lives in small sans-I/O modules (`errors`, `target`,
-`request`, `response`, `options`, `egress`, `policy`, `directory`); sockets live at the
-edge (`connection` — one client, `exchange` — one request through an upstream,
-`upstream`, `splice`, `tunnel`, `node`).
+Two subpackages, one rule between them:
+
+- `core/` — the sans-I/O rules: parsing and preparing requests (`request`, `target`,
+  `options`), response framing (`response`), the proxy's own answers (`errors`), egress
+  choice (`egress`), destination policy (`policy`) and the account directory
+  (`directory`). It imports no asyncio and no socket, and is tested without either.
+- `server/` — the asyncio side that drives it: one client connection (`connection`), one
+  request through an upstream (`exchange`), the upstream pool (`upstream`), CONNECT relays
+  (`splice`, `tunnel`), name resolution (`resolver`), the directory's feed from the store
+  (`sync`, `notices`) and the node that owns the listeners (`node`).
+
+`server` imports `core`; `core` never imports `server`.
 """
 
-from meshproxy.proxy.node import ProxyNode
+from meshproxy.proxy.server.node import ProxyNode
 
 __all__ = ["ProxyNode"]

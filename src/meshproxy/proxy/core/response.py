@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from meshproxy.proxy import errors
-from meshproxy.proxy.errors import ProxyError
+from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.errors import ProxyError
 
 MAX_HEAD = 64 * 1024
 _STATUS_RE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?")

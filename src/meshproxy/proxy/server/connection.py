@@ -21,15 +21,16 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from meshproxy.proxy import errors, splice
-from meshproxy.proxy.directory import AccountState, CredentialCheck
-from meshproxy.proxy.egress import EgressChoice
-from meshproxy.proxy.errors import ProxyError, render
-from meshproxy.proxy.exchange import Exchange, Phase
-from meshproxy.proxy.request import Body, RequestHead
-from meshproxy.proxy.splice import SpliceTunnel
-from meshproxy.proxy.tunnel import TransportTunnel, TunnelEnd
-from meshproxy.proxy.upstream import (
+from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.directory import AccountState, CredentialCheck
+from meshproxy.proxy.core.egress import EgressChoice
+from meshproxy.proxy.core.errors import ProxyError, render
+from meshproxy.proxy.core.request import Body, RequestHead
+from meshproxy.proxy.server import splice
+from meshproxy.proxy.server.exchange import Exchange, Phase
+from meshproxy.proxy.server.splice import SpliceTunnel
+from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
+from meshproxy.proxy.server.upstream import (
     HIGH_WATER,
     PoolKey,
     UpstreamConnection,
@@ -39,7 +40,7 @@ from meshproxy.proxy.upstream import (
 
 if TYPE_CHECKING:
     from meshproxy.config import ProxyBehaviour
-    from meshproxy.proxy.services import Listener
+    from meshproxy.proxy.server.services import Listener
 
 log = logging.getLogger("meshproxy.proxy")
 

@@ -13,9 +13,9 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meshproxy.proxy import errors
-from meshproxy.proxy.errors import ProxyError
-from meshproxy.proxy.options import RequestOptions
+from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.options import RequestOptions
 
 
 @dataclass(frozen=True, slots=True)

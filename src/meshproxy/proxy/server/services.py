@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 from meshproxy.config import ProxyBehaviour
 from meshproxy.meter import Meter
-from meshproxy.proxy.directory import AccountDirectory
-from meshproxy.proxy.egress import EgressPool
-from meshproxy.proxy.policy import DestinationPolicy
-from meshproxy.proxy.resolver import Resolver
-from meshproxy.proxy.upstream import UpstreamPool
+from meshproxy.proxy.core.directory import AccountDirectory
+from meshproxy.proxy.core.egress import EgressPool
+from meshproxy.proxy.core.policy import DestinationPolicy
+from meshproxy.proxy.server.resolver import Resolver
+from meshproxy.proxy.server.upstream import UpstreamPool
 
 if TYPE_CHECKING:
-    from meshproxy.proxy.connection import ClientConnection
+    from meshproxy.proxy.server.connection import ClientConnection
 
 
 @dataclass(eq=False)

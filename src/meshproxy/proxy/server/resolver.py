@@ -7,7 +7,7 @@ import math
 import socket
 import time
 
-from meshproxy.proxy.target import is_ip_literal
+from meshproxy.proxy.core.target import is_ip_literal
 
 CACHE_SECONDS = 30.0
 CACHE_MAX = 10_000

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from meshproxy.proxy import errors
-from meshproxy.proxy.errors import ProxyError
-from meshproxy.proxy.request import Body, PreparedRequest, RequestHead, prepare_request
-from meshproxy.proxy.response import MAX_HEAD, Framing, interim, parse_response_head
+from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
+from meshproxy.proxy.core.response import MAX_HEAD, Framing, interim, parse_response_head
 
 if TYPE_CHECKING:
-    from meshproxy.proxy.connection import ClientConnection
-    from meshproxy.proxy.egress import EgressChoice
-    from meshproxy.proxy.upstream import UpstreamConnection
+    from meshproxy.proxy.core.egress import EgressChoice
+    from meshproxy.proxy.server.connection import ClientConnection
+    from meshproxy.proxy.server.upstream import UpstreamConnection
 
 MAX_BUFFERED_BODY = 256 * 1024
 REPLAY_LIMIT = 64 * 1024  # a request this small can be resent when a pooled connection was stale

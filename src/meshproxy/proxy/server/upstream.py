@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from meshproxy.proxy.exchange import Exchange
+    from meshproxy.proxy.server.exchange import Exchange
 
 HIGH_WATER = 256 * 1024
 # Enough for a burst of concurrent requests to one origin from one egress: a lower cap

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.meter import Meter
 from meshproxy.meter.health import BackendHealth
-from meshproxy.proxy.directory import AccountDirectory
+from meshproxy.proxy.core.directory import AccountDirectory
 from meshproxy.store import Store, StoreUnavailable
 
 T = TypeVar("T")

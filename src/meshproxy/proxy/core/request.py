@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from meshproxy.proxy import errors
-from meshproxy.proxy.errors import ProxyError
-from meshproxy.proxy.options import NO_OPTIONS, OptionError, RequestOptions, parse_options
-from meshproxy.proxy.target import Target, TargetError, parse_absolute, parse_authority
+from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.options import NO_OPTIONS, OptionError, RequestOptions, parse_options
+from meshproxy.proxy.core.target import Target, TargetError, parse_absolute, parse_authority
 
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _HOP_BY_HOP = frozenset(

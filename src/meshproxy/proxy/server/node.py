@@ -23,16 +23,16 @@ from meshproxy.meter.counting import CountingMeter
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
-from meshproxy.proxy.connection import ClientConnection
-from meshproxy.proxy.directory import AccountDirectory
-from meshproxy.proxy.egress import Egress, EgressPool
-from meshproxy.proxy.notices import ChangeNotices
-from meshproxy.proxy.policy import DestinationPolicy
-from meshproxy.proxy.resolver import Resolver, resolve_names
-from meshproxy.proxy.services import Listener, NodeServices
-from meshproxy.proxy.sync import DirectorySync
-from meshproxy.proxy.upstream import UpstreamPool
-from meshproxy.proxy.verifying import verification_executor
+from meshproxy.proxy.core.directory import AccountDirectory
+from meshproxy.proxy.core.egress import Egress, EgressPool
+from meshproxy.proxy.core.policy import DestinationPolicy
+from meshproxy.proxy.server.connection import ClientConnection
+from meshproxy.proxy.server.notices import ChangeNotices
+from meshproxy.proxy.server.resolver import Resolver, resolve_names
+from meshproxy.proxy.server.services import Listener, NodeServices
+from meshproxy.proxy.server.sync import DirectorySync
+from meshproxy.proxy.server.upstream import UpstreamPool
+from meshproxy.proxy.server.verifying import verification_executor
 from meshproxy.shared import async_client, notify
 from meshproxy.store import Store
 

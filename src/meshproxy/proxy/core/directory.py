@@ -28,8 +28,8 @@ from meshproxy.domain.passwords import (
     decoy_hash,
 )
 from meshproxy.domain.verifications import SharedVerification, VerificationSlots
-from meshproxy.proxy import errors
-from meshproxy.proxy.errors import ProxyError
+from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.errors import ProxyError
 
 MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization fingerprints (oldest dropped first)
 

@@ -1,0 +1,1 @@
+"""The proxy's sans-I/O rules: pure functions and state, no asyncio, no sockets."""

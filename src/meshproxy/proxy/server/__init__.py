@@ -1,0 +1,1 @@
+"""The asyncio side of the proxy: protocols, listeners, the upstream pool and splice(2)."""
