@@ -3,12 +3,18 @@ serving from memory, says so in /readyz and /metrics, and loses no usage."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import socket
+import struct
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
@@ -87,3 +93,115 @@ def test_a_store_outage_is_ridden_out_and_no_usage_is_lost(env: Env, admin: str)
     assert close_to(moved, total), (moved, total)  # every byte from the outage
     text = httpx.get(f"{admin}/metrics").text
     assert 'meshproxy_backend_up{backend="the store (usage)"} 1.0' in text
+
+
+def exchange(admin_url: str, data: bytes, *, close_write: bool = True) -> bytes:
+    """Send raw bytes to the admin listener; everything it answers before closing."""
+    host, port = admin_url.removeprefix("http://").rsplit(":", 1)
+    received = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+            if close_write:
+                sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while piece := sock.recv(65536):
+                received += piece
+    return received
+
+
+def still_answers(admin_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    assert httpx.get(f"{admin_url}/healthz").json()["alive"] is True
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not failures, [r.getMessage() for r in failures]
+
+
+@pytest.mark.parametrize(
+    ("data", "answer"),
+    [
+        (b"", b""),  # a load balancer's TCP check: connect, close; nothing to answer
+        (b"garbage\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"GET /healthz", b"HTTP/1.1 400 Bad Request\r\n"),  # closed mid-head
+        (b"GET /healthz HTTP/1.1\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"GET  /healthz HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"GET healthz HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"GET /healthz SPDY/3\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"GET /h\xffz HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"BREW /healthz HTTP/1.1\r\n\r\n", b"HTTP/1.1 405 Method Not Allowed\r\n"),
+        (b"GET /healthz HTTP/1.0\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+    ],
+)
+def test_the_admin_listener_answers_any_bytes_or_closes_cleanly(
+    admin: str, caplog: pytest.LogCaptureFixture, data: bytes, answer: bytes
+) -> None:
+    received = exchange(admin, data)
+    assert received.startswith(answer) and (answer or received == b""), received[:200]
+    still_answers(admin, caplog)
+
+
+def test_a_head_request_gets_the_headers_only(admin: str) -> None:
+    received = exchange(admin, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: 0" not in head
+    assert body == b""
+
+
+def test_a_connection_reset_before_the_request_is_no_error(
+    admin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = admin.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.sendall(b"GET /metr")
+    sock.close()  # RST
+    still_answers(admin, caplog)
+
+
+ADMIN_REQUESTS = [
+    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /readyz?verbose=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: probe\r\n\r\n",
+    b"HEAD /metrics HTTP/1.0\r\n\r\n",
+]
+ADMIN_TOKENS = [b"\r\n", b"\r", b"\n", b" ", b"\t", b"\x00", b"\xff", b"\r\n\r\n", b"?", b"/",
+                b"HTTP/1.1", b"GET ", b"%", b"\xc3\xa9"]
+
+
+@st.composite
+def mutated_admin_requests(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(ADMIN_REQUESTS)))
+    for _ in range(draw(st.integers(0, 6))):
+        at = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["insert", "delete", "replace", "token", "cut"]))
+        if action == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=4))
+        elif action == "delete":
+            del data[at : at + draw(st.integers(1, 8))]
+        elif action == "replace" and at < len(data):
+            data[at] = draw(st.integers(0, 255))
+        elif action == "cut":
+            del data[at:]
+        else:
+            data[at:at] = draw(st.sampled_from(ADMIN_TOKENS))
+    return bytes(data)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.one_of(mutated_admin_requests(), st.binary(max_size=300)))
+def test_fuzzed_requests_get_a_status_line_or_a_clean_close(
+    admin: str, caplog: pytest.LogCaptureFixture, data: bytes
+) -> None:
+    received = exchange(admin, data)
+    assert received == b"" or re.match(rb"HTTP/1\.1 [2-5]\d\d ", received), received[:200]
+    if received == b"":
+        assert data == b""  # only a connection that sent nothing goes unanswered
+    status = int(received[9:12]) if received else 0
+    assert status != 500, received
+    still_answers(admin, caplog)

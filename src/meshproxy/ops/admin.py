@@ -2,6 +2,10 @@
 
 A deliberately small HTTP/1.1 server on asyncio streams (one request per connection,
 bounded head size and time), so a proxy-only node needs no web framework for it.
+Whatever arrives, the connection gets a status line or a clean close: a connection closed
+before its first byte (a load balancer's TCP check) is closed without an answer; anything
+that is not `METHOD /path HTTP/1.x` followed by a blank line gets 400; a failure while
+answering is logged and answered 500.
 """
 
 from __future__ import annotations
@@ -45,29 +49,35 @@ class AdminServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            answer = await self._read_and_answer(reader)
+            if answer is not None:
+                writer.write(answer)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        except Exception:  # one bad connection never reaches the loop's handler
+            log.exception("admin listener: answering a request failed")
+        finally:
+            writer.close()
+
+    async def _read_and_answer(self, reader: asyncio.StreamReader) -> bytes | None:
+        """The whole response to one connection, or None for a connection closed before
+        it sent a byte (a load balancer's TCP health check): nothing to answer."""
+        try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
             method, path = _request_line(head)
+        except asyncio.IncompleteReadError as error:
+            if not error.partial:
+                return None
+            return _response(400, "text/plain", b"bad request\n")
+        except (asyncio.LimitOverrunError, TimeoutError, ValueError):
+            return _response(400, "text/plain", b"bad request\n")
+        try:
             status, content_type, body = await self._answer(method, path)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
-            status, content_type, body = 400, "text/plain", b"bad request\n"
-        except ConnectionError:
-            writer.close()
-            return
-        reason = {
-            200: "OK",
-            400: "Bad Request",
-            404: "Not Found",
-            405: "Method Not Allowed",
-            503: "Service Unavailable",
-        }[status]
-        writer.write(
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + (body if method != "HEAD" else b"")
-        )
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        writer.close()
+        except Exception:  # said as a 500, and logged
+            log.exception("admin listener: %s %s failed", method, path)
+            status, content_type, body = 500, "text/plain", b"internal error\n"
+        return _response(status, content_type, body if method != "HEAD" else b"", len(body))
 
     async def _answer(self, method: str, path: str) -> tuple[int, str, bytes]:
         if method not in ("GET", "HEAD"):
@@ -83,10 +93,34 @@ class AdminServer:
         return 404, "text/plain", b"not found\n"
 
 
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
 def _request_line(head: bytes) -> tuple[str, str]:
+    """(method, path) of an `METHOD /path HTTP/1.x` line; ValueError for anything else
+    (non-ASCII bytes included: UnicodeDecodeError is a ValueError)."""
     line = head.split(b"\r\n", 1)[0].decode("ascii")
-    method, path, _version = line.split(" ")
+    method, path, version = line.split(" ")
+    if not method.isalpha() or not path.startswith("/") or not version.startswith("HTTP/1."):
+        raise ValueError(f"not a request line: {line!r}")
     return method, path
+
+
+def _response(status: int, content_type: str, body: bytes, length: int | None = None) -> bytes:
+    """A complete response that closes the connection; `length` for HEAD (no body sent)."""
+    size = len(body) if length is None else length
+    return (
+        f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
 
 
 def _json(data: dict[str, Any]) -> bytes:
