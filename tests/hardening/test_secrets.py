@@ -31,7 +31,7 @@ SECRET_NAME = re.compile(r"csrf|token|digest|signature|secret|password|(^|_)key$
 # Comparisons of secret-looking names that compare no secret (each says why).
 NOT_SECRETS = {
     ("web/pages/subaccounts.py", "key == sort"): "a sort column's name",
-    ("proxy/request.py", "tokens != [b'chunked']"): "Transfer-Encoding tokens",
+    ("proxy/core/request.py", "tokens != [b'chunked']"): "Transfer-Encoding tokens",
 }
 # Comparisons of two stored hashes: is the hash verified the one still stored (no input).
 STORED_HASHES = re.compile(r"^\w+\.password_hash == \w+(\.password_hash)?$")
