@@ -7,6 +7,8 @@ import itertools
 import httpx
 import pytest
 
+from meshproxy.domain.forms import NOT_UTF8
+
 from .harness import Parent, Running, fresh_source, unique
 
 _octets = itertools.count(1)
@@ -139,8 +141,23 @@ def test_username_must_be_an_own_sub_account(
     response = call(unique("pm_ghost"))
     assert response.status_code == 404
     assert "error" in response.json()
-    response = call("bad name!")
-    assert response.status_code == 400 and "username" in response.json()
+    # A name no account can have names no account: the spec's 404, as for a ghost.
+    for impossible in ("bad name!", "x" * 31):
+        response = call(impossible)
+        assert response.status_code == 404
+        assert response.json() == {"error": "Sub-account not found."}
+    # Bytes that are not UTF-8 are a form error on the field that carries them.
+    if method == "GET":
+        response = client.get(f"{path}?username=%FF%FEpm")  # GET ones take no other field
+    else:
+        body = "&".join(f"{key}={value}" for key, value in data.items())
+        response = client.post(
+            path,
+            content=f"{body}&username=%FF%FEpm".encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 400
+    assert response.json() == {"username": [NOT_UTF8]}
 
 
 def test_hostname_add_list_delete(client: httpx.Client) -> None:

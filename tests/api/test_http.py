@@ -12,6 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from meshproxy.api.endpoints import ENDPOINTS, Endpoint
+from meshproxy.domain.forms import NOT_UTF8
 from meshproxy.store import Store
 from meshproxy.store.engine import make_engine
 
@@ -199,14 +200,17 @@ def test_a_json_body_is_a_form_error(client: httpx.Client) -> None:
     assert list(response.json()) == ["__all__"]
 
 
-def test_malformed_form_encoding_is_400(client: httpx.Client) -> None:
+@pytest.mark.parametrize(
+    "body", [b"username=%ff%fepm", b"username=\xff\xfepm", b"email=a%40b.c&username=%FF%FEpm"]
+)
+def test_a_value_that_is_not_utf8_is_400_on_its_field(client: httpx.Client, body: bytes) -> None:
     response = client.post(
         "/api/sub/create/",
-        content=b"username=%ff%fe",
+        content=body,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 400
-    assert list(response.json()) == ["__all__"]
+    assert response.json() == {"username": [NOT_UTF8]}
 
 
 def test_oversized_body_is_413_json(client: httpx.Client) -> None:

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.forms import NOT_UTF8
 from meshproxy.domain.passwords import verify_password
 from meshproxy.domain.units import GB
 
@@ -264,6 +265,25 @@ def test_get_403_and_404(api: Running, client: httpx.Client, parent: Parent) -> 
     assert "error" in response.json()
 
 
+@pytest.mark.parametrize("impossible", ["x" * 31, "pm_a b", "pm_a!", "pm_a/b", "pm_ä", " pm_a"])
+def test_get_a_name_no_account_can_have_is_404(client: httpx.Client, impossible: str) -> None:
+    response = client.get("/api/sub/get/", params={"username": impossible})
+    assert response.status_code == 404
+    assert response.json() == {"error": "Sub-account not found."}
+
+
+def test_get_a_username_that_is_not_utf8_is_400_on_the_field(client: httpx.Client) -> None:
+    response = client.get("/api/sub/get/?username=%FF%FEpm")
+    assert response.status_code == 400
+    assert response.json() == {"username": [NOT_UTF8]}
+
+
+def test_create_still_validates_the_new_username(client: httpx.Client) -> None:
+    for bad in ("x" * 31, "pm_a b"):
+        response = client.post("/api/sub/create/", data={"username": bad})
+        assert response.status_code == 400 and list(response.json()) == ["username"]
+
+
 def test_edit_changes_only_what_is_given(
     api: Running, client: httpx.Client, parent: Parent
 ) -> None:
@@ -363,7 +383,11 @@ def test_deactivate_and_activate(api: Running, client: httpx.Client, parent: Par
 @pytest.mark.parametrize("path", ["/api/sub/deactivate/", "/api/sub/activate/", "/api/sub/delete/"])
 def test_username_endpoints_errors(api: Running, client: httpx.Client, path: str) -> None:
     assert client.post(path, data={}).json() == {"username": REQUIRED}
-    assert client.post(path, data={"username": "x" * 31}).status_code == 400
+    # A name no account can have (too long, a disallowed character): the spec's 404.
+    for impossible in ("x" * 31, "pm_x y", "pm_é"):
+        response = client.post(path, data={"username": impossible})
+        assert response.status_code == 404
+        assert response.json() == {"error": "Sub-account not found."}
     other = api.parent()
     other_sub = other.create_sub(other.client(source=fresh_source()))
     assert client.post(path, data={"username": other_sub}).status_code == 403

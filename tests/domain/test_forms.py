@@ -26,15 +26,21 @@ def test_valid_usernames(username: str) -> None:
 
 
 def test_31_character_username_is_too_long() -> None:
-    form = UsernameForm({"username": "a" * 31})
+    form = SubAccountForm({"username": "a" * 31})
     assert form.errors == {"username": ["Ensure this value has at most 30 characters (it has 31)."]}
 
 
 @pytest.mark.parametrize("username", ["pm alice", "pm/alice", "pm:alice", "émile", "a\tb", "a#b"])
 def test_usernames_with_other_characters_are_refused(username: str) -> None:
-    form = UsernameForm({"username": username})
+    form = SubAccountForm({"username": username})
     assert "username" in form.errors
     assert form.errors["username"][0].startswith("Enter a valid username.")
+
+
+@pytest.mark.parametrize("username", ["a" * 31, "pm alice", "émile"])
+def test_a_name_no_account_can_have_is_left_to_the_lookup(username: str) -> None:
+    # It names no account: the operation's lookup answers 404, not a form error.
+    assert UsernameForm({"username": username}).cleaned == {"username": username}
 
 
 def test_password_limit_is_128_characters() -> None:

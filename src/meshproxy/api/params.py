@@ -2,6 +2,9 @@
 
 POST parameters are read from the body only, as the spec says (query strings end up in
 logs; a password must not). Repeated keys: the last one wins.
+
+Bytes that are not UTF-8 are kept as lone surrogates ("surrogateescape"): the form refuses
+them under the field's own name (domain/forms.py), like any other bad value.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _urlencoded(text: str) -> dict[str, str]:
+def _urlencoded(raw: bytes) -> dict[str, str]:
+    text = raw.decode("utf-8", "surrogateescape")
     try:
         return dict(
-            parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
+            parse_qsl(
+                text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="surrogateescape"
+            )
         )
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # more than MAX_FIELDS fields
         raise _malformed("Malformed form data.") from None
 
 
@@ -64,14 +70,10 @@ async def form_body(request: Request) -> dict[str, str]:
     body = await _body(request)
     if content_type not in ("", URLENCODED) and body:
         raise _malformed(f"Send parameters as {URLENCODED} or {MULTIPART}.")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _malformed("The form data is not valid UTF-8.") from None
-    return _urlencoded(text)
+    return _urlencoded(body)
 
 
 def query(request: Request) -> dict[str, str]:
-    data = _urlencoded(request.scope.get("query_string", b"").decode("latin-1"))
+    data = _urlencoded(request.scope.get("query_string", b""))
     data.update(request.path_params)
     return data

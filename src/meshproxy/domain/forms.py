@@ -3,6 +3,9 @@
 A form takes the raw string mapping of a request (query string or url-encoded body) and
 yields either `cleaned` values or `errors`: field name -> list of messages, which is
 exactly the JSON body of a 400 answer. Errors not tied to one field go under "__all__".
+
+Bytes that are not UTF-8 reach a form as lone surrogates (the parsers decode with
+"surrogateescape"), so such a value is refused here, under its own field's name.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from meshproxy.domain.addresses import normalise_ip
 
 NON_FIELD_ERRORS = "__all__"
 REQUIRED = "This field is required."
+NOT_UTF8 = "This value is not valid UTF-8 text."
 
 USERNAME_MAX = 30
 PASSWORD_MAX = 128
@@ -26,6 +30,8 @@ HOSTNAME_MAX = 253
 _USERNAME_RE = re.compile(r"[A-Za-z0-9.@+\-_]+")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 _LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# What "surrogateescape" makes of each byte that is not part of valid UTF-8.
+_ESCAPED_BYTE_RE = re.compile("[\udc80-\udcff]")
 
 
 class ValidationError(Exception):
@@ -48,6 +54,13 @@ def clean_username(value: str) -> str:
             "Enter a valid username. This value may contain only letters, numbers, "
             "and ./@/+/-/_ characters."
         )
+    return value
+
+
+def clean_account_name(value: str) -> str:
+    """The name of an account that should exist. A name no account can have (too long, a
+    character outside the username rules) is not a form error: it names no account, so the
+    lookup answers 404 "Sub-account not found." as the spec says."""
     return value
 
 
@@ -154,6 +167,9 @@ class Form:
             if "\x00" in raw:
                 self.add_error(name, "Null characters are not allowed.")
                 continue
+            if _ESCAPED_BYTE_RE.search(raw):
+                self.add_error(name, NOT_UTF8)
+                continue
             try:
                 self.cleaned[name] = spec.clean(raw)
             except ValidationError as error:
@@ -184,6 +200,16 @@ SUB_ACCOUNT_USERNAME = "the username of a sub-account"
 def _username(description: str, *, required: bool) -> Field:
     return Field(
         clean_username, required=required, description=description, schema=_USERNAME_SCHEMA
+    )
+
+
+def _account_name(description: str, *, required: bool) -> Field:
+    """A username that names an existing account: any other text is a 404, not a 400."""
+    return Field(
+        clean_account_name,
+        required=required,
+        description=f"{description}; a name no account has is a 404",
+        schema={"type": "string", "minLength": 1},
     )
 
 
@@ -226,14 +252,14 @@ class SubAccountForm(Form):
 
 
 class UsernameForm(Form):
-    fields = {"username": _username(SUB_ACCOUNT_USERNAME, required=True)}
+    fields = {"username": _account_name(SUB_ACCOUNT_USERNAME, required=True)}
 
 
 _OF_SUB_ACCOUNT = "a sub-account's username, to act on it instead of your own account"
 
 
 class OptionalUsernameForm(Form):
-    fields = {"username": _username(_OF_SUB_ACCOUNT, required=False)}
+    fields = {"username": _account_name(_OF_SUB_ACCOUNT, required=False)}
 
 
 class IpForm(Form):
@@ -244,7 +270,7 @@ class IpForm(Form):
             description="an IPv4 or IPv6 address (stored normalised)",
             schema={"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
         ),
-        "username": _username(_OF_SUB_ACCOUNT, required=False),
+        "username": _account_name(_OF_SUB_ACCOUNT, required=False),
     }
 
 
@@ -256,7 +282,7 @@ class HostnameForm(Form):
             description="a DNS hostname (stored lower-case, without a trailing dot)",
             schema=_string(HOSTNAME_MAX, format="hostname"),
         ),
-        "username": _username(_OF_SUB_ACCOUNT, required=False),
+        "username": _account_name(_OF_SUB_ACCOUNT, required=False),
     }
 
 
