@@ -116,6 +116,9 @@ class ProxyBehaviour(_Section):
     """How every proxy listener of this node behaves."""
 
     allow_destinations: list[str] = Field(default_factory=list)  # networks let through
+    # Non-public networks an authenticated hostname may resolve to (loopback, private...):
+    # refused by default, at add time and at each re-resolution (domain/addresses.py).
+    allow_hostname_networks: list[str] = Field(default_factory=list)
     upstream_timeout: float = Field(default=30.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     header_timeout: float = Field(default=30.0, gt=0)
@@ -135,7 +138,7 @@ class ProxyBehaviour(_Section):
     # a request needing one more is answered 503 + Retry-After without checking.
     max_verifications_in_flight: int = Field(default=MAX_VERIFICATIONS_IN_FLIGHT, ge=1, le=1024)
 
-    @field_validator("allow_destinations")
+    @field_validator("allow_destinations", "allow_hostname_networks")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(item, strict=False)) for item in value]

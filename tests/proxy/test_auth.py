@@ -108,12 +108,22 @@ def test_ip_authentication_and_credentials_win(env: Env) -> None:
     within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 407)
 
 
-def test_hostname_authentication(env: Env) -> None:
+def test_hostname_authentication(start_env: Callable[..., Env]) -> None:
+    env = start_env(allow_hostname_networks=["127.0.0.0/8", "::1/128"])  # localhost allowed
     carol = env.account("carol", password=None)
     env.store.add_hostname(carol, "localhost")  # resolves to 127.0.0.1 (and ::1)
     within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 200)
     env.store.delete_hostname(carol, "localhost")
     within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 407)
+
+
+def test_a_hostname_resolving_to_loopback_authenticates_nobody(env: Env) -> None:
+    """`localhost` on a sub-account must not make every client on the proxy host it."""
+    carol = env.account("carol", password=None)
+    env.store.add_hostname(carol, "localhost")
+    env.sync()  # loaded and resolved (127.0.0.1), then dropped: loopback is not allowed
+    assert "localhost" in env.node.directory.hostnames()
+    assert get(env, env.proxy_url(user=None)).status_code == 407
 
 
 def test_ban_after_four_failures_even_with_good_credentials(env: Env) -> None:

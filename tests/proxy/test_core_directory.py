@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from meshproxy.domain.accounts import AccountRecord, AccountView
 from meshproxy.domain.bans import BanPolicy
@@ -36,8 +37,10 @@ def basic(user: str, password: str) -> bytes:
     return b"Basic " + base64.b64encode(f"{user}:{password}".encode())
 
 
-def directory(*views: AccountView, pending: dict[int, int] | None = None) -> AccountDirectory:
-    d = AccountDirectory(BanPolicy(max_failures=3, window_seconds=60, ban_seconds=100))
+def directory(
+    *views: AccountView, pending: dict[int, int] | None = None, **options: Any
+) -> AccountDirectory:
+    d = AccountDirectory(BanPolicy(max_failures=3, window_seconds=60, ban_seconds=100), **options)
     d.load(views, NOW, pending or {})
     return d
 
@@ -104,6 +107,7 @@ def test_ip_and_hostname_authentication_and_credentials_win() -> None:
     d = directory(
         view(record(1, "alice")),
         view(record(2, "bob"), ips=("10.0.0.7",), hostnames=("bob.example",)),
+        hostname_networks=["10.0.0.0/8"],
     )
     assert authenticate(d, None, ip="10.0.0.7") is d.by_username["bob"]
     assert isinstance(authenticate(d, None, ip="10.0.0.8"), ProxyError)
@@ -179,7 +183,9 @@ def test_sub_usage_counts_for_the_parent() -> None:
 
 def test_ips_and_hostnames_follow_updates() -> None:
     rec = record(1, "alice")
-    d = directory(view(rec, ips=("10.0.0.5",), hostnames=("a.example",)))
+    d = directory(
+        view(rec, ips=("10.0.0.5",), hostnames=("a.example",)), hostname_networks=["10.0.0.0/8"]
+    )
     d.set_hostname_addresses({"a.example": ("10.0.0.6",)})
     assert authenticate(d, None, ip="10.0.0.6") is d.by_username["alice"]
     d.update({"alice"}, [view(rec)], NOW, {})

@@ -45,7 +45,10 @@ def test_add_my_current_ip_for_a_sub_account(
     sub = make_sub(store, parent, "pm_a")
     page = logged_in.get("/dashboard/sub-accounts/pm_a/").text
     # The button posts the address the server sees (TestClient's peer is "testclient").
-    assert 'name="ip" value="testclient"' in page and "Add my current IP (testclient)" in page
+    assert 'name="ip" value="testclient"' in page
+    # It says whose address it adds, and to whom (issue 12): the parent's own, to pm_a.
+    assert "Add my current IP (testclient) to pm_a" in page
+    assert "This is the address your browser connects from, not the sub-account" in page
     response = logged_in.post("/dashboard/sub-accounts/pm_a/ip/add/", {"ip": "192.0.2.5"})
     assert response.headers["location"] == "/dashboard/sub-accounts/pm_a/"
     assert store.list_ips(sub) == ["192.0.2.5"]

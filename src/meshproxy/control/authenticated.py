@@ -4,6 +4,7 @@ kinds share one implementation, parameterised by `_Kind`."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from meshproxy.config import Settings
 from meshproxy.control.common import Data, operation, target_account, validated
 from meshproxy.control.errors import FormInvalid
 from meshproxy.domain.accounts import AccountRecord
+from meshproxy.domain.addresses import hostname_address_refused, networks, normalise_ip
 from meshproxy.domain.forms import Form, HostnameForm, IpForm, OptionalUsernameForm
 from meshproxy.store import Store
 from meshproxy.store.errors import Conflict
@@ -51,12 +53,53 @@ _HOSTNAME = _Kind(
 )
 
 
+def resolve(hostname: str) -> tuple[str, ...]:
+    """The addresses `hostname` resolves to now (none: it does not resolve yet)."""
+    try:
+        infos = socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return ()
+    found = (normalise_ip(str(info[4][0])) for info in infos)
+    return tuple(dict.fromkeys(a for a in found if a is not None))
+
+
+def _vet_hostname(settings: Settings, store: Store, account: AccountRecord, hostname: str) -> None:
+    """Refuse a hostname that resolves to an address that must not authenticate: a
+    non-public one (unless `[proxy] allow_hostname_networks` allows it) or one another
+    account holds as an IP. The proxies apply the same rule at every re-resolution (and
+    also drop addresses two accounts' hostnames share); a name that does not resolve yet
+    is accepted and judged when it does."""
+    addresses = resolve(hostname)
+    allowed = networks(settings.proxy.allow_hostname_networks)
+    for address in addresses:
+        why = hostname_address_refused(address, allowed)
+        if why is not None:
+            raise FormInvalid.one(
+                "domain",
+                f"This hostname resolves to {address}, a {why} address, which cannot "
+                "authenticate clients.",
+            )
+    for address, holder in store.ip_holders(addresses).items():
+        if holder != account.id:
+            raise FormInvalid.one(
+                "domain",
+                f"This hostname resolves to {address}, an IP address another account "
+                "has authenticated.",
+            )
+
+
 def _add(
-    kind: _Kind, store: Store, caller: AccountRecord, data: Mapping[str, str]
+    kind: _Kind,
+    store: Store,
+    caller: AccountRecord,
+    data: Mapping[str, str],
+    vet: Callable[[Store, AccountRecord, str], None] | None = None,
 ) -> dict[str, str]:
     cleaned = validated(kind.form, data)
     account = target_account(store, caller, cleaned.get("username"))
     value = cleaned[kind.field]
+    if vet is not None:
+        vet(store, account, value)
     try:
         kind.add(store, account, value)
     except Conflict:  # held by this or any other account
@@ -103,7 +146,13 @@ def list_ips(
 def add_hostname(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, str]:
-    return _add(_HOSTNAME, store, caller, data)
+    return _add(
+        _HOSTNAME,
+        store,
+        caller,
+        data,
+        vet=lambda store, account, hostname: _vet_hostname(settings, store, account, hostname),
+    )
 
 
 @operation

@@ -710,6 +710,20 @@ class Store:
     def list_ips(self, account: AccountRecord) -> list[str]:
         return self._list_access(_IPS, account)
 
+    def ip_holders(self, ips: Collection[str]) -> dict[str, int]:
+        """The account id holding each of `ips` as an authenticated IP (absent: nobody)."""
+        if not ips:
+            return {}
+        with self._session() as session:
+            return {
+                ip: account_id
+                for ip, account_id in session.execute(
+                    select(m.AuthenticatedIp.ip, m.AuthenticatedIp.account_id).where(
+                        m.AuthenticatedIp.ip.in_(list(ips))
+                    )
+                )
+            }
+
     def add_hostname(self, account: AccountRecord, hostname: str) -> None:
         """Raises Conflict when any account already holds the hostname."""
         self._add_access(_HOSTNAMES, account, hostname)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from meshproxy.domain.accounts import AccountView
+from meshproxy.domain.addresses import hostname_address_refused, networks
 from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import Limits, Usage, check_quota
@@ -130,6 +131,7 @@ class AccountDirectory:
         ban_policy: BanPolicy,
         credentials: VerifiedCredentials | None = None,
         max_verifying: int = MAX_VERIFICATIONS_IN_FLIGHT,
+        hostname_networks: Iterable[str] = (),
     ) -> None:
         self.by_username: dict[str, AccountState] = {}
         self.by_id: dict[int, AccountState] = {}
@@ -147,6 +149,8 @@ class AccountDirectory:
         self._ip_accounts: dict[str, AccountState] = {}
         self._hostname_addresses: dict[str, tuple[str, ...]] = {}
         self._resolved_accounts: dict[str, AccountState] = {}
+        # Non-public networks a hostname may resolve to and still authenticate.
+        self._hostname_networks = networks(hostname_networks)
         self._recent_failures: dict[str, float] = {}
         # Proxy-Authorization values that verified, by fingerprint -> (account, the hash
         # they verified against): a repeat costs one hash and one dict lookup, no base64 and
@@ -292,8 +296,17 @@ class AccountDirectory:
         for name in [h for h in self._hostname_addresses if h not in held]:
             del self._hostname_addresses[name]
         owners = {h: s for s in self.by_username.values() for h in s.hostnames}
+        claims: defaultdict[str, set[int]] = defaultdict(set)
+        for name, ips in self._hostname_addresses.items():
+            for ip in ips:
+                if hostname_address_refused(ip, self._hostname_networks) is None:
+                    claims[ip].add(owners[name].id)
+        # One address means one account: an address another account holds as an IP, or
+        # that hostnames of two accounts resolve to, authenticates nobody by hostname.
         self._resolved_accounts = {
-            ip: owners[h] for h, ips in self._hostname_addresses.items() for ip in ips
+            ip: self.by_id[next(iter(ids))]
+            for ip, ids in claims.items()
+            if len(ids) == 1 and ip not in self._ip_accounts
         }
 
     # ---- decisions ------------------------------------------------------------------------

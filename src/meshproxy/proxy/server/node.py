@@ -58,7 +58,9 @@ class ProxyNode:
         self._reuse_port = reuse_port  # several worker processes listen on the same ports
         self.store = store
         self.directory = AccountDirectory(
-            settings.ban.policy(), max_verifying=settings.proxy.max_verifications_in_flight
+            settings.ban.policy(),
+            max_verifying=settings.proxy.max_verifications_in_flight,
+            hostname_networks=settings.proxy.allow_hostname_networks,
         )
         # One thread for every store call: sync, flush and ban reports never overlap.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="meshproxy-store")
