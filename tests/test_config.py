@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from meshproxy.config import ConfigError, load_settings
+from meshproxy.config import (
+    AdminConfig,
+    ApiConfig,
+    BanConfig,
+    ConfigError,
+    EgressAddress,
+    PlanConfig,
+    ProxyBehaviour,
+    ProxyConfig,
+    Settings,
+    SharedConfig,
+    load_settings,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -78,7 +92,22 @@ egress = [{address = "127.0.0.2", country = "us"}, {address = "127.0.0.3"}]
         ("[[proxies]]\nname = 'a'\negress = [{country = 'USA'}]", "two-letter"),
         ("[[proxies]]\nname = 'a'\n[[proxies]]\nname = 'a'", "declared twice"),
         ("default_plan = 'gold'", "default_plan 'gold'"),
-        ("unknown_key = 1", "unknown_key"),
+        ("unknown_key = 1", "unknown_key: unknown key"),
+        ("data_dri = 'x'", "data_dri: unknown key; did you mean data_dir?"),
+        ("[api]\ntls_crt = '/x.pem'", "api.tls_crt: unknown key; did you mean tls_cert?"),
+        (
+            "[[proxies]]\nname = 'a'\nlisten_prot = 1",
+            "proxies.0.listen_prot: unknown key; did you mean listen_port?",
+        ),
+        ("[[proxies]]\nname = 'a'\negress = [{adress = '127.0.0.2'}]", "did you mean address?"),
+        ("[api]\nhttps_port = 31280", "https_port and proxy 'open' both listen on 127.0.0.1:31280"),
+        ("[api]\nhttp_port = 8443", "https_port and api.http_port both listen on 127.0.0.1:8443"),
+        ("[admin]\nport = 8080", "api.http_port and admin.port both listen"),
+        (
+            "[[proxies]]\nname = 'a'\nport = 40000\nlisten = '0.0.0.0'\n"
+            "[[proxies]]\nname = 'b'\nport = 40000",
+            "proxy 'a' and proxy 'b' both listen on 0.0.0.0:40000",
+        ),
         ("[api]\ntls_cert = '/x.pem'", "tls_cert and tls_key"),
         ("[proxy]\nallow_destinations = ['10.0.0.0/33']", "proxy.allow_destinations"),
         ("[proxy]\nmax_verifications_in_flight = 0", "proxy.max_verifications_in_flight"),
@@ -99,8 +128,56 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 
 def test_bad_environment_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MESHPROXY_API__HTTPS_PORT", "many")
-    with pytest.raises(ConfigError, match=r"api\.https_port"):
+    with pytest.raises(ConfigError, match=r"api\.https_port \(from MESHPROXY_API__HTTPS_PORT\)"):
         load_settings()
+
+
+def test_a_value_from_the_file_does_not_blame_a_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESHPROXY_API__LISTEN", "127.0.0.1")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "[api]\nhttps_port = 70000"))
+    assert "api.https_port: " in str(info.value) and "MESHPROXY" not in str(info.value)
+
+
+def test_a_bad_key_in_a_json_variable_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHPROXY_API", '{"https_prt": 9443}')
+    with pytest.raises(ConfigError, match=r"api\.https_prt \(from MESHPROXY_API\): unknown key; "
+                       r"did you mean https_port\?"):
+        load_settings()
+
+
+def test_a_list_variable_not_given_as_json_says_how(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHPROXY_PROXY__ALLOW_DESTINATIONS", "127.0.0.0/8")
+    with pytest.raises(ConfigError, match="MESHPROXY_PROXY__ALLOW_DESTINATIONS: not valid JSON"):
+        load_settings()
+
+
+def test_list_variables_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHPROXY_PROXY__ALLOW_DESTINATIONS", '["127.0.0.0/8", "::1/128"]')
+    monkeypatch.setenv("MESHPROXY_API__TRUSTED_PROXIES", '["10.0.0.1"]')
+    settings = load_settings()
+    assert settings.proxy.allow_destinations == ["127.0.0.0/8", "::1/128"]
+    assert settings.api.trusted_proxies == ["10.0.0.1/32"]
+
+
+def test_proxies_without_plans_get_the_built_in_plan_on_them(tmp_path: Path) -> None:
+    text = "[[proxies]]\nname = 'us'\n[[proxies]]\nname = 'de'\nport = 31282"
+    settings = load_settings(write(tmp_path, text))
+    plan = settings.plan("default")
+    assert plan is not None and plan.default_proxies == ["us", "de"]
+
+
+def test_listeners_on_distinct_addresses_may_share_a_port(tmp_path: Path) -> None:
+    text = (
+        "[[proxies]]\nname = 'a'\nport = 40000\n"
+        "[[proxies]]\nname = 'b'\nport = 40000\nlisten = '127.0.0.2'"
+    )
+    assert [p.bind_port for p in load_settings(write(tmp_path, text)).proxies] == [40000, 40000]
+    # Port 0 (any free port, in tests) never collides.
+    zeros = "[api]\nhttps_port = 0\nhttp_port = 0\n[admin]\nport = 0"
+    assert load_settings(write(tmp_path, zeros)).api.https_port == 0
 
 
 def test_the_example_file_is_valid_and_matches_the_defaults(
@@ -109,3 +186,37 @@ def test_the_example_file_is_valid_and_matches_the_defaults(
     monkeypatch.chdir(tmp_path)
     example = Path(__file__).parent.parent / "meshproxy.example.toml"
     assert load_settings(example) == load_settings()
+
+
+def _keys_by_section(text: str) -> dict[str, set[str]]:
+    """Every `key =` of the example file, commented out or not (inline tables too), by the
+    section it appears under ("" for the top level)."""
+    found: dict[str, set[str]] = {"": set()}
+    section = ""
+    for line in text.splitlines():
+        header = re.match(r"^\[\[?([a-z_]+)\]\]?", line)
+        if header:
+            section = header.group(1)
+            found.setdefault(section, set())
+            continue
+        found[section] |= set(re.findall(r"([a-z_]+)\s*=", line.split("  #", 1)[0].lstrip("# ")))
+    return found
+
+
+def _fields(model: type[BaseModel]) -> set[str]:
+    return set(model.model_fields)
+
+
+def test_the_example_file_names_every_setting() -> None:
+    example = Path(__file__).parent.parent / "meshproxy.example.toml"
+    found = _keys_by_section(example.read_text(encoding="utf-8"))
+    sections: dict[str, type[BaseModel]] = {
+        "api": ApiConfig, "ban": BanConfig, "shared": SharedConfig, "admin": AdminConfig,
+        "proxy": ProxyBehaviour, "plans": PlanConfig, "proxies": ProxyConfig,
+    }
+    top = _fields(Settings) - set(sections)
+    missing = {"": top - found[""]}
+    for name, model in sections.items():
+        missing[name] = _fields(model) - found.get(name, set())
+    missing["proxies"] |= _fields(EgressAddress) - found["proxies"]  # egress = [{...}]
+    assert not any(missing.values()), missing

@@ -1,24 +1,37 @@
 """Settings: one TOML file plus MESHPROXY_* environment overrides, validated at start.
 
 Environment variables override the file; nested keys use a double underscore, e.g.
-MESHPROXY_DATABASE_URL, MESHPROXY_API__HTTPS_PORT, MESHPROXY_BAN__MAX_FAILURES.
+MESHPROXY_DATABASE_URL, MESHPROXY_API__HTTPS_PORT, MESHPROXY_BAN__MAX_FAILURES; a list or
+table value is given as JSON (MESHPROXY_PROXY__ALLOW_DESTINATIONS='["127.0.0.0/8"]').
+Errors name the key, and the variable when the value came from one; an unknown key is
+answered with the closest known one.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import json
+import os
 import tomllib
+import types
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from meshproxy import geoip
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.domain.passwords import MAX_VERIFICATIONS_IN_FLIGHT
 
 DEFAULT_DATA_DIR = Path("data")
+ENV_PREFIX = "MESHPROXY_"
 
 
 class ConfigError(Exception):
@@ -174,7 +187,7 @@ def _default_proxies() -> list[ProxyConfig]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MESHPROXY_", env_nested_delimiter="__", extra="forbid"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
     )
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -192,6 +205,9 @@ class Settings(BaseSettings):
     # A MaxMind-format .mmdb (GeoLite2-Country layout): at start, every egress address
     # without a `country` is tagged from it (see load_settings).
     geoip_database: Path | None = None
+    # On a store with no parent account, `meshproxy serve` / `api` create one ("parent")
+    # and print its credentials; off for an operator who provisions accounts by script.
+    first_parent: bool = True
 
     @classmethod
     def settings_customise_sources(
@@ -209,6 +225,10 @@ class Settings(BaseSettings):
     def _fill_and_check(self) -> Self:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'meshproxy.sqlite3'}"
+        if "plans" not in self.model_fields_set:
+            # The built-in plan authorizes the configured proxies, whichever they are.
+            every_proxy = [p.name for p in self.proxies]
+            self.plans = [PlanConfig(name="default", default_proxies=every_proxy)]
         for proxy in self.proxies:
             if not proxy.domain:
                 proxy.domain = f"{proxy.name}.{self.proxy_domain}"
@@ -222,7 +242,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"plan {plan.name!r} names unknown proxies: {', '.join(unknown)}")
         if self.default_plan not in {p.name for p in self.plans}:
             raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
+        _distinct_listeners(self._listeners())
         return self
+
+    def _listeners(self) -> list[tuple[str, str, int]]:
+        """(what, address, port) of every listener this configuration opens (port 0, any
+        free port, excluded; the admin port of worker 0 only)."""
+        found = [("api.https_port", self.api.listen, self.api.https_port)]
+        if self.api.tls and self.api.http_port is not None:
+            found.append(("api.http_port", self.api.listen, self.api.http_port))
+        if self.admin.enabled:
+            found.append(("admin.port", self.admin.listen, self.admin.port))
+        found += [(f"proxy {p.name!r}", p.listen, p.bind_port) for p in self.proxies]
+        return [item for item in found if item[2] != 0]
 
     def plan(self, name: str) -> PlanConfig | None:
         return next((p for p in self.plans if p.name == name), None)
@@ -254,11 +286,119 @@ def _unique(what: str, names: list[str]) -> None:
         seen.add(name)
 
 
+def _overlap(one: str, other: str) -> bool:
+    """Whether two listen addresses can collide on one port."""
+    if one == other or "" in (one, other) or "::" in (one, other):
+        return True
+    if "0.0.0.0" in (one, other):
+        return ":" not in one + other  # an IPv4 wildcard holds every IPv4 address
+    return False
+
+
+def _distinct_listeners(listeners: list[tuple[str, str, int]]) -> None:
+    for index, (what, host, port) in enumerate(listeners):
+        for other, other_host, other_port in listeners[:index]:
+            if port == other_port and _overlap(host, other_host):
+                raise ValueError(
+                    f"{other} and {what} both listen on {_url_host(other_host or '*')}:{port}"
+                )
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings model an error location points into (list indexes skipped)."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        inner = _inner_model(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_structured(annotation: Any) -> bool:
+    """A list or a table: given in the environment as JSON."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_structured(arg) for arg in get_args(annotation) if arg is not type(None))
+    return get_origin(annotation) in (list, dict) or _inner_model(annotation) is not None
+
+
+def _environment() -> dict[str, str]:
+    """MESHPROXY_* variables by their upper-case name (pydantic-settings ignores case)."""
+    return {k.upper(): k for k in os.environ if k.upper().startswith(ENV_PREFIX)}
+
+
+def _variable_for(loc: tuple[int | str, ...], environment: dict[str, str]) -> str | None:
+    """The environment variable a value at `loc` came from, if one did (the longest one
+    naming a prefix of the location: MESHPROXY_API__HTTPS_PORT, or MESHPROXY_API)."""
+    names = [part for part in loc if isinstance(part, str)]
+    for size in range(len(names), 0, -1):
+        if loc[:size] != tuple(names[:size]):  # an index inside: not one variable
+            continue
+        found = environment.get(ENV_PREFIX + "__".join(names[:size]).upper())
+        if found is not None:
+            return found
+    return None
+
+
+def _suggestion(loc: tuple[int | str, ...]) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def _format_errors(error: ValidationError) -> str:
     lines = []
+    environment = _environment()
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "config"
-        lines.append(f"  {where}: {item['msg']}")
+        loc = tuple(item["loc"])
+        where = ".".join(str(part) for part in loc) or "config"
+        variable = _variable_for(loc, environment) if loc else None
+        if variable is not None:
+            where += f" (from {variable})"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key" + _suggestion(loc)
+        lines.append(f"  {where}: {message}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _format_environment_error() -> str:
+    """pydantic-settings could not decode a variable (a list or table not given as JSON):
+    name each such variable and say how to write it."""
+    lines = []
+    for upper, name in sorted(_environment().items()):
+        path = upper.removeprefix(ENV_PREFIX).lower().split("__")
+        model = _model_at(tuple(path[:-1]))
+        field = None if model is None else model.model_fields.get(path[-1])
+        if field is None or not _is_structured(field.annotation):
+            continue
+        try:
+            json.loads(os.environ[name])
+        except ValueError as error:
+            lines.append(
+                f"  {name}: not valid JSON ({error}); a list or table is given as JSON, "
+                f"e.g. {ENV_PREFIX}PROXY__ALLOW_DESTINATIONS='[\"127.0.0.0/8\"]'"
+            )
+    if not lines:
+        lines.append("  a MESHPROXY_* variable could not be read")
     return "invalid configuration:\n" + "\n".join(lines)
 
 
@@ -277,6 +417,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**data)
     except ValidationError as error:
         raise ConfigError(_format_errors(error)) from None
+    except SettingsError:
+        raise ConfigError(_format_environment_error()) from None
     if settings.geoip_database is not None:
         _tag_countries(settings.proxies, settings.geoip_database)
     return settings
