@@ -66,12 +66,17 @@ def generate_self_signed(cert_path: Path, key_path: Path, names: list[str]) -> N
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # The key is readable by its owner only, from the moment it exists.
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as key_file:
-        key_file.write(key_bytes)
-    os.chmod(key_path, 0o600)
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    # The key is readable by its owner only, from the moment it exists; the certificate is
+    # public, but writable by its owner only. Exact modes, whatever the umask.
+    _write(key_path, key_bytes, 0o600)
+    _write(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), mode)  # an existing file keeps its mode through O_CREAT
+        handle.write(data)
 
 
 def _usable(cert_path: Path, key_path: Path, names: list[str]) -> bool:

@@ -1,8 +1,14 @@
 """Engines: SQLite gets WAL, foreign keys and a busy timeout; anything else is used as given.
-`lock_for_writing` starts a transaction that must hold the write lock before it reads."""
+`lock_for_writing` starts a transaction that must hold the write lock before it reads.
+
+A SQLite file this creates is readable by its owner only (0600, whatever the umask): it
+holds password hashes and API keys. SQLite gives its -wal and -shm files the database
+file's mode. An existing file keeps the mode it has (the operator's choice)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,7 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_owner_only(Path(parsed.database))
     engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -31,6 +37,15 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the database file (empty: a valid empty SQLite database) with mode 0600 if it
+    does not exist yet, so that SQLite never creates it with the umask's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.chmod(path, 0o600)  # the umask may have removed bits, never added; be exact
 
 
 def lock_for_writing(connection: Connection) -> None:
