@@ -62,6 +62,15 @@ def test_malformed_request_lines_get_400_and_close(env: Env, line: bytes) -> Non
     settle(env)
 
 
+@pytest.mark.parametrize("line", [b"GET http://127.0.0.1/\r\n", b"GET http://127.0.0.1/\n"])
+def test_a_bare_http09_line_is_answered_at_once(env: Env, line: bytes) -> None:
+    """An HTTP/0.9 request line has no head to wait for: 400 (or a close) at once, not
+    the 408 of a head that stopped coming (header_timeout, 30 s; the wait here is 10)."""
+    outcome = exchange(env.address(), line, timeout=10)
+    assert outcome.status in (400, None) and outcome.closed, outcome
+    settle(env)
+
+
 def test_absurd_host_headers_never_reach_the_origin(env: Env) -> None:
     """The origin sees the target's authority, whatever Host the client sent."""
     for host in (b"", b"evil.example", b"a" * 8000, b"127.0.0.1:1 , x", b"[::1]:99999"):

@@ -209,6 +209,26 @@ def test_ipv6_destination(env: Env) -> None:
     assert "IPv6" in open_pool_is_ipv4_only.headers["X-ProxyMesh-Error"]
 
 
+def test_ipv4_mapped_literals_are_ipv4_destinations(env: Env) -> None:
+    """`[::ffff:127.0.0.1]` names an IPv4 host: the IPv4-only pool routes it (policy and
+    egress family alike), for plain requests and tunnels; spelled out in hex too."""
+    for literal in ("::ffff:127.0.0.1", "::ffff:7f00:1"):
+        url = f"http://[{literal}]:{env.origins.http}/echo"
+        response = requests.get(url, proxies={"http": env.proxy_url("open")}, timeout=10)
+        assert response.status_code == 200, response.headers.get("X-ProxyMesh-Error")
+        assert response.json()["peer"] == response.headers["X-ProxyMesh-IP"] in EGRESS
+        with connect(env.address()) as sock:
+            target = f"[{literal}]:{env.origins.http}"
+            sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+                         f"Proxy-Authorization: {basic()}\r\n\r\n".encode())
+            established = read_reply(sock, head_only=True)
+            assert established.status == 200, established.raw_head
+            assert established.headers["x-proxymesh-ip"] in EGRESS
+            sock.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            inside = read_reply(sock)
+            assert echo_json(inside.body)["peer"] == established.headers["x-proxymesh-ip"]
+
+
 def test_pipelined_requests_are_each_parsed_and_authenticated(env: Env) -> None:
     url = env.origins.url("/echo")
     with connect(env.address()) as sock:

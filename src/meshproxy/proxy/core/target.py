@@ -49,6 +49,16 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def routed(address: str) -> str:
+    """The address to route to: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, from a
+    literal or a resolver) is the IPv4 host it maps, for policy and egress family alike."""
+    if address.startswith("::ffff:"):
+        mapped = ipaddress.IPv6Address(address).ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+    return address
+
+
 def _port(text: bytes) -> int:
     if not _PORT_RE.fullmatch(text):
         raise TargetError("invalid port")

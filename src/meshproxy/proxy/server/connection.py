@@ -26,6 +26,7 @@ from meshproxy.proxy.core.directory import AccountState, CredentialCheck
 from meshproxy.proxy.core.egress import EgressChoice
 from meshproxy.proxy.core.errors import ProxyError, render
 from meshproxy.proxy.core.request import Body, RequestHead
+from meshproxy.proxy.core.target import routed
 from meshproxy.proxy.server import splice
 from meshproxy.proxy.server.exchange import Exchange, Phase
 from meshproxy.proxy.server.splice import SpliceTunnel
@@ -117,6 +118,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as error:
             self._malformed(str(error))
             return
+        if self.head_started is not None and _http09(self.parser, self._url, data):
+            self._malformed("HTTP/0.9 request line")
+            return
         self._charge_received()
 
     def eof_received(self) -> bool:
@@ -152,6 +156,9 @@ class ClientConnection(asyncio.Protocol):
     # ---- httptools request callbacks --------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self.closed:
+            # RFC 9112 §9.6: nothing pipelined behind a decided close is processed.
+            raise ConnectionAbortedError("request after the connection closed")
         self._url = b""
         self._headers = []
         self._head_size = 0
@@ -305,7 +312,7 @@ class ClientConnection(asyncio.Protocol):
         services = self.listener.services
         request = exchange.request
         assert request is not None
-        permitted = [a for a in addresses if services.policy.permits(a)]
+        permitted = [routed(a) for a in addresses if services.policy.permits(a)]
         if not permitted:
             self.answer(exchange, errors.destination_refused(addresses[0]))
             return
@@ -610,9 +617,12 @@ class ClientConnection(asyncio.Protocol):
     def reply_and_close(self, error: ProxyError) -> None:
         if self.closed:
             return
+        active = self.active
+        if active is not None and active.upstream is not None:
+            self._charge_received()  # what it read went (in part) to an origin: it counts
         self.uncharged = 0
         self.account = None
-        if self.active is None or not self.active.response_started:
+        if active is None or not active.response_started:
             self.send(render(error, realm=self.listener.services.behaviour.realm, close=True))
         self.close()
 
@@ -699,6 +709,14 @@ def _body_too_slow(exchange: Exchange, clock: float, behaviour: ProxyBehaviour) 
     gets `body_timeout` seconds, one more for every `body_min_rate` bytes received."""
     allowed = behaviour.body_timeout + exchange.body_received / behaviour.body_min_rate
     return clock - exchange.body_started > allowed
+
+
+def _http09(parser: httptools.HttpRequestParser, url: bytes, data: bytes) -> bool:
+    """A head left incomplete by a read is an HTTP/0.9 request line (no version, no head
+    to follow: its client waits for a bare body) when llhttp took it for one (0.9 once
+    a header line starts), or when the line ended with no version after a URL."""
+    version = parser.get_http_version()
+    return version == "0.9" or (version == "0.0" and bool(url) and data.endswith(b"\n"))
 
 
 def _why(error: OSError, ip: str, port: int) -> str:
