@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable
 class SharedVerification:
     """One verification and the answer everyone who took it waits for."""
 
-    __slots__ = ("done", "key", "result", "started", "taken_at")
+    __slots__ = ("done", "found", "key", "result", "started", "taken_at")
 
     def __init__(self, key: Hashable, taken_at: float) -> None:
         self.key = key
@@ -26,6 +26,9 @@ class SharedVerification:
         self.started = False
         self.done = threading.Event()
         self.result = False
+        # What the verification learnt on the way, for every caller (the account as the
+        # store holds it, when a proxy read it through: proxy/core/readthrough.py).
+        self.found: object = None
 
 
 class VerificationSlots:

@@ -31,6 +31,7 @@ from meshproxy.domain.passwords import (
 from meshproxy.domain.verifications import SharedVerification, VerificationSlots
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.readthrough import StoreLookups
 
 MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization fingerprints (oldest dropped first)
 
@@ -109,6 +110,9 @@ class CredentialCheck:
     authorization_key: int | None = None
     # The verification it waits for (shared with the same header's other requests).
     shared: SharedVerification | None = field(default=None, compare=False)
+    # The directory held no password for the username (verified against a decoy, unless
+    # the store's read-through finds the account).
+    unknown: bool = False
 
 
 def parse_basic(value: bytes) -> tuple[str, str] | None:
@@ -166,6 +170,8 @@ class AccountDirectory:
         # Argon2 checks under way (queued or running), by (header fingerprint, hash): taken on
         # the event loop in `authenticate`, freed by `verify` in its executor thread.
         self.verifications = VerificationSlots(max_verifying)
+        # The store's read-through for credentials not known here yet (set by the node).
+        self.read_through: StoreLookups | None = None
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -185,6 +191,8 @@ class AccountDirectory:
             self._upsert(view, pending, shared or {})
         self._relink(all_accounts=True)
         self._reindex(now)
+        if self.read_through is not None:
+            self.read_through.forget(present)
 
     def update(
         self,
@@ -195,9 +203,10 @@ class AccountDirectory:
         shared: Mapping[int, int] | None = None,
     ) -> None:
         """Apply a reload of `usernames`; those missing from `views` were deleted."""
+        usernames = set(usernames)
         by_name = {v.account.username: v for v in views}
         new_parent = False
-        for name in set(usernames) | set(by_name):
+        for name in usernames | set(by_name):
             view = by_name.get(name)
             if view is None:
                 self._remove(name)
@@ -209,6 +218,8 @@ class AccountDirectory:
                 self._upsert(view, pending, shared or {})
         self._relink(all_accounts=new_parent, names=by_name)
         self._reindex(now)
+        if self.read_through is not None:
+            self.read_through.forget({*usernames, *by_name})
 
     def apply_shared(self, cumulative: Mapping[int, int], pending: Mapping[int, int]) -> None:
         """Adopt fresh shared counters (every node's bytes) for these account ids."""
@@ -337,13 +348,12 @@ class AccountDirectory:
                 # Verified against a decoy (and so refused in `verified`) in the same time a
                 # wrong password takes: the answer's timing does not tell who exists.
                 return self._check(username, password, decoy_hash(), client_ip, key, now,
-                                   remember=False)
+                                   unknown=True)
             if self.credentials.known(username, password, account.password_hash):
                 self._success(client_ip)
                 self._remember(key, account, account.password_hash)
                 return account
-            return self._check(username, password, account.password_hash, client_ip, key, now,
-                               remember=True)
+            return self._check(username, password, account.password_hash, client_ip, key, now)
         account = self._ip_accounts.get(client_ip) or self._resolved_accounts.get(client_ip)
         if account is None:
             return errors.auth_required()
@@ -358,7 +368,7 @@ class AccountDirectory:
         header_key: int,
         now: float,
         *,
-        remember: bool,
+        unknown: bool = False,
     ) -> CredentialCheck | ProxyError:
         """A check of these credentials, sharing the verification of this header under way
         or a new one if fewer than `max_verifying` are under way; else a refusal at once.
@@ -372,28 +382,75 @@ class AccountDirectory:
         if shared is None:
             self.verifications_refused += 1
             return errors.verifications_busy()
-        remembered = header_key if remember else None
-        return CredentialCheck(username, password, password_hash, client_ip, remembered, shared)
+        return CredentialCheck(
+            username, password, password_hash, client_ip, header_key, shared, unknown
+        )
 
     def verify(self, check: CredentialCheck) -> bool:
         """The slow part (argon2); thread-safe, run it in an executor, once per check that
         `authenticate` handed out (the first of a shared verification runs argon2 and frees
         its place; the others wait for its answer)."""
         def run() -> bool:
-            return self.credentials.check(check.username, check.password, check.password_hash)
+            return self._verify(check)
 
         return run() if check.shared is None else self.verifications.run(check.shared, run)
 
+    def _verify(self, check: CredentialCheck) -> bool:
+        """Against the hash the directory knows; failing that, against the store's (one
+        read-through lookup, see readthrough.py): an account created or a password changed
+        a moment ago works at once, before the change feed brings it."""
+        lookups = self.read_through
+        credentials = self.credentials
+        if check.unknown and lookups is not None:
+            view = lookups.fetch(check.username)
+            if view is not None and view.account.password_hash:
+                return self._verify_found(check, view)
+        if credentials.check(check.username, check.password, check.password_hash):
+            return not check.unknown  # a decoy never verifies an account
+        if lookups is None or check.unknown:
+            return False
+        view = lookups.fetch(check.username)
+        if view is None or view.account.password_hash in (None, check.password_hash):
+            return False
+        return self._verify_found(check, view)
+
+    def _verify_found(self, check: CredentialCheck, view: AccountView) -> bool:
+        if not self.credentials.check(check.username, check.password, view.account.password_hash):
+            return False
+        if check.shared is not None:
+            check.shared.found = view  # every caller of this verification adopts it
+        return True
+
     def verified(self, check: CredentialCheck, ok: bool, now: float) -> AccountState | ProxyError:
         """Finish `authenticate` once `verify` has answered."""
+        password_hash = check.password_hash
+        found = None if check.shared is None else check.shared.found
+        if ok and isinstance(found, AccountView) and found.account.password_hash:
+            self._adopt(found, check)
+            password_hash = found.account.password_hash
         account = self.by_username.get(check.username)
-        if ok and account is not None and account.password_hash == check.password_hash:
+        if ok and account is not None and account.password_hash == password_hash:
             self._success(check.client_ip)
             if check.authorization_key is not None:
-                self._remember(check.authorization_key, account, check.password_hash)
+                self._remember(check.authorization_key, account, password_hash)
             return account
         self._failure(check.client_ip, now)
         return errors.auth_required("invalid proxy credentials")
+
+    def _adopt(self, view: AccountView, check: CredentialCheck) -> None:
+        """Take the store's account (read through) ahead of the change feed, unless the
+        directory changed since the check began (then the feed's figure is newer). Only
+        the account and its password: its usage, IPs and hostnames come with the feed."""
+        record = view.account
+        state = self.by_username.get(record.username)
+        if state is not None and state.id == record.id:
+            known = None if check.unknown else check.password_hash
+            if state.password_hash == known:
+                state.password_hash = record.password_hash
+            return
+        if state is None or check.unknown:
+            self._upsert(view, {}, {})
+            self._relink(all_accounts=False, names=[record.username])
 
     def _remember(self, key: int, account: AccountState, password_hash: str) -> None:
         if len(self._authorized) >= MAX_AUTHORIZED:

@@ -26,6 +26,7 @@ from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountDirectory
 from meshproxy.proxy.core.egress import Egress, EgressPool
 from meshproxy.proxy.core.policy import DestinationPolicy
+from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.proxy.server.connection import ClientConnection
 from meshproxy.proxy.server.notices import ChangeNotices
 from meshproxy.proxy.server.resolver import Resolver, resolve_names
@@ -80,6 +81,7 @@ class ProxyNode:
             lock=self._store_lock,
             ban_policy=settings.ban.policy(),
         )
+        self.directory.read_through = StoreLookups(self._sync.read_through, time.monotonic)
         self.addresses: dict[str, tuple[str, int]] = {}
         self.bytes_by_proxy: dict[str, CountingMeter] = {}  # for metrics
         self._servers: list[asyncio.Server] = []

@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.meter import Meter
 from meshproxy.meter.health import BackendHealth
@@ -70,6 +71,13 @@ class DirectorySync:
         for ip, until in (await self._run(self._store.active_bans, time.time())).items():
             self._directory.bans.ban(ip, until)
         self._last_id = max(self._last_id, last_id)
+
+    def read_through(self, username: str) -> AccountView | None:
+        """The store's view of one account now, for a credential the directory does not
+        know yet (proxy/core/readthrough.py). Synchronous: called from a verification
+        thread, never the loop. An outage raises (the lookup is then not remembered)."""
+        views = self._store.account_views(datetime.now(UTC), [username], self._loaded_generation)
+        return next((v for v in views if v.account.username == username), None)
 
     def apply_shared(self) -> None:
         """Live usage from the shared counters the meter learnt of since the last call."""
