@@ -1,4 +1,5 @@
-"""`meshproxy api ...`: the ProxyMesh API from the shell, over `meshproxy.client`.
+"""`meshproxy client ...` (old spelling: `meshproxy api ...`): the ProxyMesh API from the
+shell, over `meshproxy.client`. Imports nothing of the server.
 
 Connection settings come from options, else the environment (MESHPROXY_API_URL,
 MESHPROXY_API_USER, MESHPROXY_API_PASSWORD, MESHPROXY_API_CA_FILE, MESHPROXY_API_INSECURE),
@@ -22,7 +23,7 @@ from typing import IO, Any, NoReturn
 
 import click
 
-from meshproxy.cli.options import config_option, settings_from, workers_option
+from meshproxy.cli.options import config_option, workers_option
 from meshproxy.cli.output import emit_json, emit_record, emit_rows
 from meshproxy.client import (
     ApiError,
@@ -181,65 +182,64 @@ class ApiGroup(AliasedGroup):
             _fail(error)
 
 
-@click.group(cls=ApiGroup, invoke_without_command=True)
-@config_option
-@workers_option
-@click.option("--api-url", "url", envvar="MESHPROXY_API_URL", help="Base URL of the API.")
-@click.option("--api-user", "user", envvar="MESHPROXY_API_USER", help="Parent account username.")
-@click.option(
-    "--api-password", "password", envvar="MESHPROXY_API_PASSWORD", help="Parent account password."
-)
-@click.option(
-    "--ca-file",
-    envvar="MESHPROXY_API_CA_FILE",
-    type=click.Path(exists=True, dir_okay=False),
-    help="CA certificate(s) to trust, e.g. meshproxy's generated data/tls/api-cert.pem.",
-)
-@click.option(
-    "--insecure", is_flag=True, envvar="MESHPROXY_API_INSECURE", help="Skip TLS verification."
-)
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds [30].")
-@click.option("--retries", type=click.IntRange(min=0), help="Retries of reads [2].")
-@click.option(
-    "--client-config",
-    "client_config",
-    envvar="MESHPROXY_API_CONFIG",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Client config TOML [~/.config/meshproxy/client.toml].",
-)
+def _connection_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """How to reach the API: options, else the environment, else the client config file."""
+    options = [
+        click.option("--api-url", "url", envvar="MESHPROXY_API_URL", help="Base URL of the API."),
+        click.option(
+            "--api-user", "user", envvar="MESHPROXY_API_USER", help="Parent account username."
+        ),
+        click.option(
+            "--api-password",
+            "password",
+            envvar="MESHPROXY_API_PASSWORD",
+            help="Parent account password.",
+        ),
+        click.option(
+            "--ca-file",
+            envvar="MESHPROXY_API_CA_FILE",
+            type=click.Path(exists=True, dir_okay=False),
+            help="CA certificate(s) to trust, e.g. meshproxy's generated data/tls/api-cert.pem.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            envvar="MESHPROXY_API_INSECURE",
+            help="Skip TLS verification.",
+        ),
+        click.option(
+            "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds [30]."
+        ),
+        click.option("--retries", type=click.IntRange(min=0), help="Retries of reads [2]."),
+        click.option(
+            "--client-config",
+            "client_config",
+            envvar="MESHPROXY_API_CONFIG",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Client config TOML [~/.config/meshproxy/client.toml].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group("client", cls=ApiGroup)
+@_connection_options
 @click.pass_context
-def api(
-    ctx: click.Context,
-    /,
-    config_path: Path | None,
-    workers: int,
-    client_config: Path | None,
-    **options: Any,
-) -> None:
-    """Run an API node, or call a ProxyMesh-compatible API as a parent account.
+def client_group(ctx: click.Context, /, client_config: Path | None, **options: Any) -> None:
+    """Call a ProxyMesh-compatible API as a parent account.
 
-    \b
-    meshproxy api [--config FILE] [--workers N]
-        with no subcommand: run an API node (the API and the dashboard, no proxies)
-        from the server configuration FILE, until SIGTERM/SIGINT.
-    meshproxy api [connection options] SUBCOMMAND ...
-        the API client: connection options or MESHPROXY_API_URL/USER/PASSWORD, or a
-        client config file (--client-config).
-
-    Client exit codes: 2 usage error, 3 API error, 4 network error.
+    Connection options, or MESHPROXY_API_URL/USER/PASSWORD, or a client config file
+    (--client-config). Exit codes: 2 usage error, 3 API error, 4 network error.
     """
-    if ctx.invoked_subcommand is None:
-        from meshproxy.cli.node import Role, run  # the server side, only when serving
-
-        run(settings_from(config_path), Role(api=True, proxies=False), workers)
-        return
     ctx.obj = ConnectionOptions(options, client_config)
 
 
 # --- sub-accounts -----------------------------------------------------------------------
 
 
-@api.group()
+@client_group.group()
 def sub() -> None:
     """Sub-accounts: create, edit, get, list, activate, deactivate, delete."""
 
@@ -343,7 +343,7 @@ def _authenticated_group(
 ) -> None:
     """list/add/delete commands for authenticated IPs or hostnames (the same shape)."""
     group = click.Group(name, help=f"Authenticated {what}s: list, add, delete.")
-    api.add_command(group)
+    client_group.add_command(group)
 
     @group.command("list", help=f"List authenticated {what}s.")
     @username_option
@@ -397,7 +397,7 @@ _authenticated_group(
 # --- proxies and geo --------------------------------------------------------------------
 
 
-@api.group()
+@client_group.group()
 def proxies() -> None:
     """Proxies your account may use: list, add, delete."""
 
@@ -433,7 +433,7 @@ def proxies_delete(proxy: str, as_json: bool) -> None:
     _done({"proxy": proxy, "deleted": True}, as_json)
 
 
-@api.command("geoips")
+@client_group.command("geoips")
 @click.argument("proxy", default="open")
 @json_option
 def geoips(proxy: str, as_json: bool) -> None:
@@ -447,7 +447,7 @@ def geoips(proxy: str, as_json: bool) -> None:
     emit_rows(rows, ["country", "ips"], as_json=False)
 
 
-@api.command("request")
+@client_group.command("request")
 @click.argument("method", type=click.Choice(["GET", "POST"], case_sensitive=False))
 @click.argument("path")
 @click.option("-f", "--field", "fields", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
@@ -532,7 +532,7 @@ def _table_cells(row: UsageRow) -> dict[str, Any]:
     }
 
 
-@api.command("usage-report")
+@client_group.command("usage-report")
 @click.argument("usernames", nargs=-1)
 @click.option(
     "--usernames-file",
@@ -582,3 +582,39 @@ def usage_report(
         emit_rows(cells, TABLE_COLUMNS, as_json=False, title=title)
     if unreadable:
         raise click.exceptions.Exit(EXIT_API)
+
+
+# --- the old spelling -------------------------------------------------------------------
+
+
+@click.group(cls=ApiGroup, invoke_without_command=True)
+@config_option
+@workers_option
+@_connection_options
+@click.pass_context
+def api(
+    ctx: click.Context,
+    /,
+    config_path: Path | None,
+    workers: int,
+    client_config: Path | None,
+    **options: Any,
+) -> None:
+    """Old spelling of `api-node` (no subcommand) and of `client` (a subcommand).
+
+    \b
+    meshproxy api [--config FILE] [--workers N]
+        the same as `meshproxy api-node`: run an API node (the API and the dashboard,
+        no proxies) until SIGTERM/SIGINT.
+    meshproxy api [connection options] SUBCOMMAND ...
+        the same as `meshproxy client ...`: the API client.
+    """
+    if ctx.invoked_subcommand is None:
+        from meshproxy.cli.api_node import run_api_node  # the server, only when serving
+
+        run_api_node(config_path, workers)
+        return
+    ctx.obj = ConnectionOptions(options, client_config)
+
+
+api.commands = client_group.commands  # one set of client commands under both names

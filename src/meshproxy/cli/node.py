@@ -18,29 +18,24 @@ import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from meshproxy.api.app import create_app
-from meshproxy.api.forwarding import Forwarding
-from meshproxy.api.server import ApiPorts, ApiServer
-from meshproxy.api.tls import ensure_certificate
-from meshproxy.cli.banner import banner
 from meshproxy.config import Settings
-from meshproxy.control import operator
 from meshproxy.meter import Meter
 from meshproxy.meter.fold import FoldingTask, UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.ops.admin import AdminServer
-from meshproxy.ops.routes import health_routes
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.fdlimit import raise_fd_limit
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.shared import open_store, sync_client
 from meshproxy.store import Store, StoreUnavailable
-from meshproxy.web import dashboard_routes
-from meshproxy.web.secret import load_or_create_secret
+
+if TYPE_CHECKING:  # the API side is imported only by nodes that serve it
+    from meshproxy.api.server import ApiPorts, ApiServer
+    from meshproxy.control import operator
 
 log = logging.getLogger("meshproxy")
 
@@ -104,6 +99,12 @@ async def run_node(
             await proxy_node.start()
         ports: ApiPorts | None = None
         if role.api:
+            from meshproxy.api.app import create_app
+            from meshproxy.api.forwarding import Forwarding
+            from meshproxy.api.server import ApiServer
+            from meshproxy.ops.routes import health_routes
+            from meshproxy.web import dashboard_routes
+
             dashboard = dashboard_routes(
                 settings, store, clients=Forwarding(settings.api.trusted_proxies)
             )
@@ -166,6 +167,8 @@ def _announcement(
             f"proxy {name} listening on {f'[{host}]' if ':' in host else host}:{port}"
             for name, (host, port) in proxy_node.addresses.items()
         )
+    from meshproxy.cli.banner import banner
+
     return banner(settings, ports, proxy_node, new_parent)
 
 
@@ -177,11 +180,18 @@ def run(settings: Settings, role: Role, workers: int = 1) -> None:
     if role.proxies:
         raise_fd_limit()  # before any fork: workers inherit it
     store = _open(settings)  # migrations, once
+    new_parent: operator.NewParent | None = None
     try:
-        new_parent = operator.seed_first_parent(settings, store) if role.api else None
+        if role.api:
+            from meshproxy.control import operator
+
+            new_parent = operator.seed_first_parent(settings, store)
     finally:
         store.close()  # nothing shared across the fork
     if role.api:
+        from meshproxy.api.tls import ensure_certificate
+        from meshproxy.web.secret import load_or_create_secret
+
         # Files every worker must share, made once before the fork: workers generating them
         # at the same time would pair one worker's key with another's certificate.
         if settings.api.tls:

@@ -1,14 +1,16 @@
-"""Options shared by the commands that read the server configuration."""
+"""Options shared by the commands that read the server configuration. The configuration
+(pydantic) is imported only when a command reads it, not to build `--help`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from meshproxy.config import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from meshproxy.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +37,8 @@ def workers_option(function: F) -> F:
 
 
 def settings_from(config_path: Path | None) -> Settings:
+    from meshproxy.config import ConfigError, load_settings
+
     try:
         return load_settings(config_path)
     except ConfigError as error:

@@ -1,14 +1,16 @@
-"""Printing results: a rich table or key/value panel for people, JSON for scripts."""
+"""Printing results: a rich table or key/value panel for people, JSON for scripts (rich is
+imported only to print a table)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def emit_json(data: Any) -> None:
@@ -19,6 +21,8 @@ def emit_record(record: Mapping[str, Any], *, as_json: bool) -> None:
     if as_json:
         emit_json(record)
         return
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
@@ -33,6 +37,8 @@ def emit_rows(
     if as_json:
         emit_json(list(rows))
         return
+    from rich.table import Table
+
     table = Table(title=title or None)
     for column in columns:
         table.add_column(column)
@@ -42,6 +48,8 @@ def emit_rows(
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     # Piped output keeps whole cells rather than truncating to 80 columns.
     console = Console()
     return console if console.is_terminal else Console(width=240)

@@ -1,0 +1,105 @@
+"""What each command imports: the API client loads no server code, a proxy node no API,
+dashboard or Alembic (on a migrated database). Asserted from the modules a real
+`meshproxy` process holds when it exits; the times these buy are in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench.local import free_port
+
+from meshproxy.store import Store
+
+# Runs the CLI like the `meshproxy` script and writes sys.modules to argv[1] at exit.
+PROBE = """
+import atexit, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+from meshproxy.cli import cli
+cli(sys.argv[1:], prog_name="meshproxy")
+"""
+SERVER = ("sqlalchemy", "starlette", "alembic", "jinja2", "uvicorn", "meshproxy.store",
+          "meshproxy.api", "meshproxy.web", "meshproxy.control", "meshproxy.proxy")
+NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "httpx",
+                       "meshproxy.api", "meshproxy.web", "meshproxy.control",
+                       "meshproxy.client", "meshproxy.cli.api_client", "meshproxy.cli.admin")
+
+
+def probe(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", PROBE, str(tmp_path / "modules.txt"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def modules(tmp_path: Path) -> set[str]:
+    return set((tmp_path / "modules.txt").read_text().split())
+
+
+def loaded(names: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in packages))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["api", "sub", "--help"],
+        ["client", "sub", "--help"],
+        ["api", "--help"],
+        # A real call (to a closed loopback port): the client's whole path, no server code.
+        ["client", "--api-url", "http://127.0.0.1:9", "--api-user", "u", "--api-password", "p",
+         "--retries", "0", "sub", "list"],
+    ],
+)
+def test_api_client_imports_no_server_code(tmp_path: Path, args: list[str]) -> None:
+    process = probe(tmp_path, *args)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode in (0, 4), (out, err)  # 4: the closed port's network error
+    assert loaded(modules(tmp_path), SERVER) == []
+
+
+def test_help_lists_every_command_and_its_old_spelling(tmp_path: Path) -> None:
+    process = probe(tmp_path, "--help")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    for name in ("admin", "api", "api-node", "client", "db", "proxy", "serve"):
+        assert f"  {name} " in out, out
+
+
+@pytest.mark.parametrize("name", ["api", "client"])
+def test_client_and_its_old_spelling_share_the_subcommands(tmp_path: Path, name: str) -> None:
+    process = probe(tmp_path, name, "--help")
+    out, _ = process.communicate(timeout=60)
+    for subcommand in ("sub", "ips", "hostnames", "proxies", "geoips", "usage-report"):
+        assert f"  {subcommand} " in out, out
+
+
+def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, sqlite_url: str) -> None:
+    Store.open(sqlite_url).close()  # migrated already: the node only checks the revision
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'database_url = "{sqlite_url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        'plans = [{ name = "default", default_proxies = ["edge"] }]\n'
+        "[admin]\nenabled = true\nlisten = \"127.0.0.1\"\nport = 0\n"
+        f'[[proxies]]\nname = "edge"\nlisten = "127.0.0.1"\nport = {free_port()}\n'
+    )
+    node = probe(tmp_path, "proxy", "--config", str(config))
+    try:
+        assert node.stdout is not None
+        line = node.stdout.readline()
+        assert "proxy edge listening on 127.0.0.1:" in line, line
+    finally:
+        node.send_signal(signal.SIGTERM)
+        _, err = node.communicate(timeout=60)
+    assert node.returncode == 0, err
+    names = modules(tmp_path)
+    assert "meshproxy.proxy.server.node" in names  # the probe saw a running node
+    assert loaded(names, NOT_IN_A_PROXY_NODE) == []
