@@ -248,6 +248,22 @@ def test_monthly_usage_is_the_parents_billing_period(
     assert body["total_bandwidth"] == 2.123456789
 
 
+def test_usage_is_written_in_fixed_notation(
+    api: Running, client: httpx.Client, parent: Parent
+) -> None:
+    username = parent.create_sub(client)
+    sub = api.store.get_account(username)
+    assert sub is not None
+    api.store.record_usage([UsageDelta(sub.id, parent.id, 2432)], _now(api).date())
+    for response in (
+        client.get("/api/sub/get/", params={"username": username}),
+        client.post("/api/sub/deactivate/", data={"username": username}),
+        client.get("/api/sub/list/"),
+    ):
+        assert '"monthly_bandwidth":0.000002432' in response.text, response.text
+        assert '"total_bandwidth":0.000002432' in response.text and "e-0" not in response.text
+
+
 def test_get_requires_username(client: httpx.Client) -> None:
     response = client.get("/api/sub/get/")
     assert response.status_code == 400

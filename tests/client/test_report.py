@@ -46,8 +46,9 @@ def test_csv_and_totals() -> None:
     rows = usage_rows(ACCOUNTS, "username")
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert parsed[0] == {
-        "username": "pm_a", "active": "true", "monthly_gb": "4.0", "monthly_limit_gb": "0",
-        "monthly_percent": "", "total_gb": "4.0", "total_limit_gb": "8",
+        "username": "pm_a", "active": "true", "monthly_gb": "4.000000000",
+        "monthly_limit_gb": "0", "monthly_percent": "", "total_gb": "4.000000000",
+        "total_limit_gb": "8",
         "total_percent": "50.0", "over_limit": "false",
     }
     assert totals(rows) == {"sub_accounts": 3, "monthly_gb": 14.0, "total_gb": 20.0,
@@ -58,4 +59,4 @@ def test_csv_cells_spreadsheets_would_run_are_quoted() -> None:
     accounts = [SubAccount(name, True, 1.0, 0, 1.0, 0) for name in ("+pm", "-pm", "@pm", "pm")]
     parsed = list(csv.DictReader(io.StringIO(to_csv(usage_rows(accounts, "username")))))
     assert sorted(row["username"] for row in parsed) == ["'+pm", "'-pm", "'@pm", "pm"]
-    assert {row["monthly_gb"] for row in parsed} == {"1.0"}  # numbers as they are
+    assert {row["monthly_gb"] for row in parsed} == {"1.000000000"}  # numbers unquoted

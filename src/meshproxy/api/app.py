@@ -25,6 +25,7 @@ from meshproxy.api.endpoints import ENDPOINTS, Endpoint
 from meshproxy.api.errors import EXCEPTION_HANDLERS
 from meshproxy.api.forwarding import Forwarding
 from meshproxy.api.https import HttpsTarget, RequireHttps
+from meshproxy.api.json_body import FixedJSONResponse
 from meshproxy.api.openapi import openapi_document
 from meshproxy.api.params import form_body, query
 from meshproxy.config import Settings
@@ -65,7 +66,7 @@ class _Api:
             )
             if result is None:
                 return Response(status_code=endpoint.success)
-            return JSONResponse(result, status_code=endpoint.success)
+            return FixedJSONResponse(result, status_code=endpoint.success)
 
         return handle
 

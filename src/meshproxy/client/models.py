@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshproxy.client.errors import UnexpectedBody
+from meshproxy.client.numbers import gigabytes
 
 OPTIONAL_TEXT = ("first_name", "last_name", "email")
 
 
 @dataclass(frozen=True)
 class SubAccount:
-    """The spec's sub-account details. Bandwidth in GB (10^9 bytes); a limit of 0 = none."""
+    """The spec's sub-account details. Bandwidth in GB (10^9 bytes; a float that prints in
+    fixed notation, `Gigabytes`); a limit of 0 = none."""
 
     username: str
     active: bool
@@ -24,6 +26,10 @@ class SubAccount:
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("monthly_bandwidth", "total_bandwidth"):  # however it was built
+            object.__setattr__(self, name, gigabytes(getattr(self, name)))
 
     @classmethod
     def from_json(cls, data: Any) -> SubAccount:
@@ -126,4 +132,4 @@ def _whole_gb(value: Any) -> int:
 
 
 def _remaining(used: float, limit: int) -> float | None:
-    return None if limit == 0 else limit - used
+    return None if limit == 0 else gigabytes(limit - used)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from meshproxy.client.models import SubAccount
+from meshproxy.client.numbers import gb_text, gigabytes
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,10 @@ class UsageRow:
         return cls(
             username=account.username,
             active=account.active,
-            monthly_gb=account.monthly_bandwidth,
+            monthly_gb=gigabytes(account.monthly_bandwidth),
             monthly_limit_gb=account.monthly_bandwidth_limit,
             monthly_percent=_percent(account.monthly_bandwidth, account.monthly_bandwidth_limit),
-            total_gb=account.total_bandwidth,
+            total_gb=gigabytes(account.total_bandwidth),
             total_limit_gb=account.total_bandwidth_limit,
             total_percent=_percent(account.total_bandwidth, account.total_bandwidth_limit),
             over_limit=account.over_limit,
@@ -43,6 +44,7 @@ class UsageRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRow))
+GB_COLUMNS = ("monthly_gb", "total_gb")
 
 
 def _percent(used: float, limit: int) -> float | None:
@@ -69,19 +71,20 @@ def totals(rows: Sequence[UsageRow]) -> dict[str, float | int]:
     """Sums for the bottom line of a bill: GB this period and overall, accounts counted."""
     return {
         "sub_accounts": len(rows),
-        "monthly_gb": sum(row.monthly_gb for row in rows),
-        "total_gb": sum(row.total_gb for row in rows),
+        "monthly_gb": gigabytes(sum(row.monthly_gb for row in rows)),
+        "total_gb": gigabytes(sum(row.total_gb for row in rows)),
         "over_limit": sum(1 for row in rows if row.over_limit),
     }
 
 
 def to_csv(rows: Iterable[UsageRow]) -> str:
-    """CSV with a header; no-limit percentages are empty cells, booleans true/false."""
+    """CSV with a header; GB in fixed notation (gb_text: 0.000000742, never 7.42e-07),
+    no-limit percentages as empty cells, booleans true/false."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow(_csv_cell(getattr(row, column)) for column in COLUMNS)
+        writer.writerow(_csv_cell(column, getattr(row, column)) for column in COLUMNS)
     return out.getvalue()
 
 
@@ -91,11 +94,13 @@ def to_csv(rows: Iterable[UsageRow]) -> str:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(value: Any) -> str:
+def _csv_cell(column: str, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if column in GB_COLUMNS:
+        return gb_text(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return str(value)

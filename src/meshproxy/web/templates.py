@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from meshproxy.web.units import human_bytes, limit_text, used_percent
+from meshproxy.web.units import exact_gb, human_bytes, limit_text, used_percent
 
 
 def _day(value: date | datetime) -> str:
@@ -22,6 +22,6 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(bytes=human_bytes, limit=limit_text, day=_day)
+    env.filters.update(bytes=human_bytes, exact_gb=exact_gb, limit=limit_text, day=_day)
     env.globals.update(used_percent=used_percent)
     return env

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from meshproxy.domain.billing import BillingPeriod, billing_period
 from meshproxy.domain.forms import NON_FIELD_ERRORS, REQUIRED
-from meshproxy.domain.units import bytes_to_gb
+from meshproxy.domain.units import bytes_to_gb, gb_text
 from meshproxy.web.context import Ctx
 from meshproxy.web.pages.common import FormErrors
 from meshproxy.web.spreadsheet import csv_text
@@ -83,7 +83,7 @@ def usage_csv(ctx: Ctx) -> Response:
     text = csv_text(
         CSV_HEADER,
         (
-            (username, day.isoformat(), nbytes, f"{bytes_to_gb(nbytes):.9f}")
+            (username, day.isoformat(), nbytes, gb_text(bytes_to_gb(nbytes)))
             for _, username, day, nbytes in rows
         ),
     )

@@ -1,0 +1,33 @@
+"""The API's JSON text: what json.dumps writes, except floats in fixed notation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshproxy.api.json_body import json_text
+
+SAMPLE = {
+    "username": "pm_ünï \"q\"",
+    "active": True,
+    "monthly_bandwidth": 2.432e-06,
+    "monthly_bandwidth_limit": 0,
+    "nested": [None, False, 1, 1.1760233940000002, ("t",), {"k": 7.42e-07}],
+}
+
+
+def test_floats_are_fixed_and_the_rest_is_json() -> None:
+    text = json_text(SAMPLE)
+    assert '"monthly_bandwidth":0.000002432' in text
+    assert "1.176023394," in text and '{"k":0.000000742}' in text and "e-" not in text
+    assert json.loads(text) == json.loads(
+        json.dumps(SAMPLE, ensure_ascii=False, separators=(",", ":"))
+    ) | {"nested": [None, False, 1, 1.176023394, ["t"], {"k": 7.42e-07}]}
+    assert '"pm_ünï \\"q\\""' in text  # UTF-8 kept, quotes escaped
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_floats_are_refused(bad: float) -> None:
+    with pytest.raises(ValueError):
+        json_text({"x": bad})
