@@ -7,6 +7,7 @@ import pytest
 from pydantic import BaseModel
 
 from meshproxy.config import (
+    AccessLogConfig,
     AdminConfig,
     ApiConfig,
     BanConfig,
@@ -213,6 +214,7 @@ def test_the_example_file_names_every_setting() -> None:
     sections: dict[str, type[BaseModel]] = {
         "api": ApiConfig, "ban": BanConfig, "shared": SharedConfig, "admin": AdminConfig,
         "proxy": ProxyBehaviour, "plans": PlanConfig, "proxies": ProxyConfig,
+        "access_log": AccessLogConfig,
     }
     top = _fields(Settings) - set(sections)
     missing = {"": top - found[""]}

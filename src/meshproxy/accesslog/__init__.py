@@ -1,0 +1,12 @@
+"""The access log: one line per proxy request and per tunnel, written off the request path.
+
+The data plane hands each finished request to `AccessLog.add` as one plain tuple (an
+`Entry` in field order, record.py); a writer thread formats batches (formats.py) and
+appends them to a file rotated by size, or to stdout (writer.py). `admin logs` reads
+the files back (search.py).
+"""
+
+from meshproxy.accesslog.record import Entry
+from meshproxy.accesslog.writer import AccessLog, open_access_log
+
+__all__ = ["AccessLog", "Entry", "open_access_log"]

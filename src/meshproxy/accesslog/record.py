@@ -1,0 +1,42 @@
+"""One access-log entry: what the data plane knows when a request or a tunnel ends.
+
+The data plane builds a plain tuple in `Entry`'s field order (no object, no formatting on
+the request path); the writer thread reads it as an `Entry`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# What the proxy did with the request (also Squid's result code, formats.py).
+RELAYED = "relayed"  # the origin's response went to the client whole
+TUNNEL = "tunnel"  # a CONNECT tunnel, from "200 Connection established" to its close
+ANSWERED = "answered"  # the proxy answered itself (status and X-ProxyMesh-Error reason)
+ABORTED = "aborted"  # the connection ended before the response did
+
+
+class Entry(NamedTuple):
+    time: float  # end, seconds since the epoch
+    proxy: str
+    account: str | None  # username; None before authentication
+    parent: str | None  # the parent's username, for a sub-account
+    client: str  # client IP
+    egress: str  # source IP of the upstream connection ("" when none was opened)
+    server: str  # destination IP connected to ("" when none)
+    method: bytes
+    host: str  # "" when the request could not be parsed
+    port: int
+    path: bytes  # origin-form path of a plain HTTP request (b"" for CONNECT); logged only
+    #              with `access_log.paths`
+    status: int  # status sent to the client (0: none)
+    bytes_in: int  # bytes read from the client
+    bytes_out: int  # bytes written to the client
+    duration: float  # seconds from the request head to the end
+    outcome: str  # RELAYED, TUNNEL, ANSWERED or ABORTED
+    error: str | None  # the proxy's own reason (X-ProxyMesh-Error) when it answered
+
+
+def target(entry: Entry) -> str:
+    """host:port, IPv6 hosts in brackets."""
+    host = entry.host
+    return f"[{host}]:{entry.port}" if ":" in host else f"{host}:{entry.port}"

@@ -1,0 +1,151 @@
+"""The bounded queue between the data plane and the disk, and the thread that drains it.
+
+`add` is the only call on the request path: one length check and one deque append (both
+atomic under the GIL, so no lock). Every `interval` the writer thread takes what is
+queued, formats it and writes it in one call per batch. When the queue is full (the disk
+is slow, or full and every write fails) new entries are dropped and counted: the proxy
+never waits for its log.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from meshproxy.accesslog.formats import FORMATS, Formatter
+from meshproxy.accesslog.record import Entry
+from meshproxy.accesslog.sink import RotatingFile, Sink, StreamSink, WriteFailed
+from meshproxy.config import Settings
+
+log = logging.getLogger("meshproxy.accesslog")
+
+WARN_INTERVAL = 60.0  # seconds between warnings about lines dropped
+
+
+class AccessLog:
+    def __init__(
+        self,
+        sink: Sink,
+        formatter: Formatter,
+        *,
+        capacity: int = 65_536,
+        interval: float = 0.25,
+        batch: int = 4096,
+    ) -> None:
+        self._sink = sink
+        self._format = formatter
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self.capacity = capacity
+        self.interval = interval
+        self.batch = batch
+        self.dropped_full = 0  # counted by the data plane's thread only
+        self.dropped_failed = 0  # counted by the writer thread only
+        self.written = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warned = 0.0
+        self._unwarned = 0
+
+    # ---- the request path -----------------------------------------------------------------
+
+    def add(self, entry: tuple[Any, ...]) -> None:
+        """Queue one entry (a tuple in `Entry`'s field order), or drop it if the queue is full."""
+        queue = self._queue
+        if len(queue) < self.capacity:
+            queue.append(entry)
+        else:
+            self.dropped_full += 1
+
+    # ---- the writer -------------------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Lines lost: the queue was full, or their write failed."""
+        return self.dropped_full + self.dropped_failed
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="meshproxy-access-log", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued and stop (a disk that hangs longer than `timeout` keeps the
+        daemon thread, not the caller)."""
+        self._stopping.set()
+        thread = self._thread
+        if thread is None:
+            self.write_pending()
+            self._sink.close()
+            return
+        thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            self.write_pending()
+        self.write_pending()
+        self._sink.close()
+
+    def write_pending(self) -> None:
+        """Format and write what is queued, a batch per write; a failed write drops its
+        batch (counted) and leaves the rest for the next round."""
+        queue = self._queue
+        while queue:
+            lines = []
+            for _ in range(min(len(queue), self.batch)):
+                raw = queue.popleft()
+                try:
+                    lines.append(self._format(Entry._make(raw)))
+                except Exception:
+                    log.exception("access-log entry %r could not be formatted", raw)
+                    self.dropped_failed += 1
+            if not lines:
+                continue
+            data = ("\n".join(lines) + "\n").encode("utf-8", "replace")
+            try:
+                self._sink.write(data)
+            except WriteFailed as failure:
+                kept = data[: failure.written].count(b"\n")
+                self.written += kept
+                self.dropped_failed += len(lines) - kept
+                self._warn(len(lines) - kept, failure)
+                return
+            self.written += len(lines)
+
+    def _warn(self, lost: int, failure: WriteFailed) -> None:
+        self._unwarned += lost
+        now = time.monotonic()
+        if now - self._warned >= WARN_INTERVAL:
+            log.warning("access log: %d lines dropped: %s", self._unwarned, failure.error)
+            self._warned, self._unwarned = now, 0
+
+
+def open_access_log(settings: Settings) -> AccessLog | None:
+    """The node's access log as configured (`[access_log]`), not started; None when off."""
+    config = settings.access_log
+    if not config.enabled:
+        return None
+    sink: Sink
+    if str(config.path) == "-":
+        sink = StreamSink(sys.stdout.buffer)
+    else:
+        sink = RotatingFile(
+            log_path(settings), max_bytes=config.max_bytes, backups=config.backups
+        )
+    node = config.node or socket.gethostname()
+    formatter = FORMATS[config.format](node, paths=config.paths)
+    return AccessLog(sink, formatter, capacity=config.queue, interval=config.interval)
+
+
+def log_path(settings: Settings) -> Path:
+    """The access log's file: `access_log.path`, relative to `data_dir` unless absolute."""
+    return settings.data_dir / settings.access_log.path

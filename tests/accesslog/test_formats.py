@@ -1,0 +1,99 @@
+"""The JSON and Squid lines of an entry: every field, no path unless asked, no secrets."""
+
+from __future__ import annotations
+
+import json
+
+from tests.accesslog.entries import entry
+
+from meshproxy.accesslog.formats import json_formatter, squid_formatter
+from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL, Entry
+from meshproxy.accesslog.search import parse_line
+
+
+def _json(**fields: object) -> dict[str, object]:
+    line = json_formatter("node-a", paths=False)(Entry._make(entry(**fields)))
+    assert "\n" not in line
+    result: dict[str, object] = json.loads(line)
+    return result
+
+
+def test_json_line_has_every_field() -> None:
+    assert _json() == {
+        "time": "2025-12-03T09:31:02.125Z",
+        "node": "node-a",
+        "proxy": "open",
+        "account": "alice",
+        "parent": None,
+        "client": "127.0.0.1",
+        "egress": "127.0.0.2",
+        "method": "GET",
+        "target": "example.test:80",
+        "status": 200,
+        "bytes_in": 100,
+        "bytes_out": 2000,
+        "duration_ms": 12.5,
+        "outcome": "relayed",
+        "error": None,
+        "server": "127.0.0.1",
+    }
+
+
+def test_json_path_only_when_asked() -> None:
+    plain = json_formatter("n", paths=False)(Entry._make(entry()))
+    assert "secret" not in plain and "token" not in plain
+    with_path = json.loads(json_formatter("n", paths=True)(Entry._make(entry())))
+    assert with_path["path"] == "/secret?token=abc"
+
+
+def test_json_answered_by_the_proxy_and_ipv6() -> None:
+    record = _json(
+        status=407, outcome=ANSWERED, error="proxy authentication required", account=None,
+        egress="", server="", host="::1", port=8080,
+    )
+    assert record["status"] == 407 and record["error"] == "proxy authentication required"
+    assert record["account"] is None and record["egress"] is None
+    assert record["target"] == "[::1]:8080"
+
+
+def test_json_escapes_what_a_client_sent() -> None:
+    record = _json(method=b"G\"E\nT", error='bad "option"\r\nX-Injected: 1')
+    assert record["method"] == 'G"E\nT' and record["error"] == 'bad "option"\r\nX-Injected: 1'
+
+
+def _squid(paths: bool = False, **fields: object) -> str:
+    return squid_formatter("node-a", paths=paths)(Entry._make(entry(**fields)))
+
+
+def test_squid_native_fields() -> None:
+    assert _squid() == (
+        "1764754262.125     12 127.0.0.1 TCP_MISS/200 2000 GET http://example.test:80"
+        " alice HIER_DIRECT/127.0.0.1 -"
+    )
+    assert _squid(paths=True).split()[6] == "http://example.test:80/secret?token=abc"
+
+
+def test_squid_result_codes() -> None:
+    tunnel = _squid(method=b"CONNECT", port=443, path=b"", outcome=TUNNEL)
+    assert tunnel.split()[3:7] == ["TCP_TUNNEL/200", "2000", "CONNECT", "example.test:443"]
+    denied = _squid(status=407, outcome=ANSWERED, account=None, server="")
+    assert denied.split()[3] == "TCP_DENIED/407" and denied.split()[7:9] == ["-", "HIER_NONE/-"]
+    assert _squid(status=502, outcome=ANSWERED).split()[3] == "NONE/502"
+    assert _squid(status=0, outcome=ABORTED).split()[3] == "TCP_MISS_ABORTED/000"
+
+
+def test_squid_fields_never_split() -> None:
+    line = _squid(account="a b", method=b"G T", host="", port=0)
+    assert len(line.split()) == 10
+    assert line.split()[5:8] == ["G%20T", "-", "a%20b"]
+
+
+def test_both_formats_read_back() -> None:
+    for formatter in (json_formatter, squid_formatter):
+        line = formatter("n", paths=False)(Entry._make(entry()))
+        record = parse_line(line)
+        assert record is not None
+        assert record["client"] == "127.0.0.1" and record["account"] == "alice"
+        assert record["status"] == 200 and record["bytes_out"] == 2000
+        assert record["target"] == "example.test:80" and record["outcome"] == "relayed"
+        assert record["_end"] == 1_764_754_262.125

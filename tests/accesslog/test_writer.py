@@ -1,0 +1,196 @@
+"""The writer: batches reach the file whole, rotation keeps `backups` files, a full queue
+or a failing disk drops lines (counted) without ever blocking or raising in `add`."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from tests.accesslog.entries import entry
+
+from meshproxy.accesslog import AccessLog
+from meshproxy.accesslog.formats import json_formatter
+from meshproxy.accesslog.record import Entry
+from meshproxy.accesslog.search import log_files
+from meshproxy.accesslog.sink import RotatingFile, WriteFailed
+
+FORMAT = json_formatter("n", paths=False)
+
+
+def _log(path: Path, **options: int) -> AccessLog:
+    sink = RotatingFile(
+        path, max_bytes=options.pop("max_bytes", 0), backups=options.pop("backups", 3)
+    )
+    return AccessLog(sink, FORMAT, **options)
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_lines_written_by_the_thread_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "access.log"  # the directory is created
+    log = _log(path, interval=0.01)
+    log.start()
+    for n in range(500):
+        log.add(entry(bytes_in=n))
+    log.stop()
+    assert [line["bytes_in"] for line in _lines(path)] == list(range(500))
+    assert log.written == 500 and log.dropped == 0 and log.queued == 0
+
+
+def test_rotation_by_size_keeps_backups(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    line_size = len(FORMAT(Entry._make(entry(bytes_in=1000)))) + 1
+    log = _log(path, max_bytes=10 * line_size, backups=2, batch=5)
+    for n in range(45):
+        log.add(entry(bytes_in=1000 + n))  # same width: every line is line_size bytes
+        if n % 5 == 4:
+            log.write_pending()
+    log.stop()
+    files = log_files(path)
+    assert [f.name for f in files] == ["access.log.2", "access.log.1", "access.log"]
+    numbers = [line["bytes_in"] for f in files for line in _lines(f)]
+    assert numbers == list(range(1020, 1045))  # the oldest 20 rotated away, none torn
+    assert all(f.stat().st_size <= 10 * line_size for f in files)
+
+
+def test_rotation_without_backups_starts_over(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    log = _log(path, max_bytes=1, backups=0)
+    for n in range(3):
+        log.add(entry(bytes_in=n))
+        log.write_pending()
+    log.stop()
+    assert [line["bytes_in"] for line in _lines(path)] == [2]
+    assert log_files(path) == [path]
+
+
+def test_a_file_moved_away_is_reopened(tmp_path: Path) -> None:
+    """logrotate's default (move, then the program writes a new file)."""
+    path = tmp_path / "access.log"
+    log = _log(path)
+    log.add(entry(bytes_in=1))
+    log.write_pending()
+    path.rename(tmp_path / "moved.log")
+    log.add(entry(bytes_in=2))
+    log.stop()
+    assert [line["bytes_in"] for line in _lines(tmp_path / "moved.log")] == [1]
+    assert [line["bytes_in"] for line in _lines(path)] == [2]
+
+
+def test_two_processes_share_one_file_and_its_rotation(tmp_path: Path) -> None:
+    """Workers of `--workers N` append to one file; whoever rotates, nothing is lost."""
+    path = tmp_path / "access.log"
+    line_size = len(FORMAT(Entry._make(entry(bytes_in=1000)))) + 1
+    logs = [_log(path, max_bytes=7 * line_size, backups=20, batch=3) for _ in range(2)]
+    for n in range(60):
+        log = logs[n % 2]
+        log.add(entry(bytes_in=1000 + n))
+        log.write_pending()
+    for log in logs:
+        log.stop()
+    numbers = sorted(line["bytes_in"] for f in log_files(path) for line in _lines(f))
+    assert numbers == list(range(1000, 1060))
+
+
+def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    log = _log(tmp_path / "access.log", capacity=10)
+    for n in range(25):
+        log.add(entry(bytes_in=n))
+    assert log.queued == 10 and log.dropped_full == 15 and log.dropped == 15
+    log.stop()
+    assert [line["bytes_in"] for line in _lines(tmp_path / "access.log")] == list(range(10))
+
+
+def test_slow_disk_never_blocks_add(tmp_path: Path) -> None:
+    """A write that hangs holds the writer thread only: `add` goes on, dropping past the
+    queue's capacity, and what was queued is written once the disk answers."""
+    release = threading.Event()
+    writing = threading.Event()
+    written: list[bytes] = []
+
+    class SlowSink:
+        def write(self, data: bytes) -> None:
+            writing.set()
+            assert release.wait(10)
+            written.append(data)
+
+        def close(self) -> None:
+            pass
+
+    log = AccessLog(SlowSink(), FORMAT, capacity=100, interval=0.01)
+    log.start()
+    log.add(entry(bytes_in=0))
+    assert writing.wait(10)  # the writer holds entry 0 in a hung write
+    for n in range(1, 1001):
+        log.add(entry(bytes_in=n))
+    assert log.queued == 100 and log.dropped_full == 900
+    release.set()
+    log.stop()
+    lines = [json.loads(line) for data in written for line in data.splitlines()]
+    assert [line["bytes_in"] for line in lines] == list(range(101))
+
+
+def test_disk_full_drops_and_counts(tmp_path: Path) -> None:
+    """/dev/full answers every write with ENOSPC, like a full file system."""
+    log = _log(Path("/dev/full"), max_bytes=1000)
+    for n in range(50):
+        log.add(entry(bytes_in=n))
+    log.write_pending()
+    log.add(entry())
+    log.stop()
+    assert log.dropped_failed == 51 and log.written == 0 and log.queued == 0
+
+
+def test_unwritable_path_drops_and_counts(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    log = _log(blocker / "access.log")
+    log.add(entry())
+    log.add(entry())
+    log.stop()
+    assert log.dropped_failed == 2
+
+
+def test_disk_that_frees_up_gets_lines_again(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    sink = RotatingFile(path, max_bytes=0, backups=0)
+    failing = True
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if failing:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    log = AccessLog(sink, FORMAT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "write", write)
+        log.add(entry(bytes_in=1))
+        log.write_pending()
+        failing = False
+        log.add(entry(bytes_in=2))
+        log.write_pending()
+    log.stop()
+    assert log.dropped_failed == 1
+    assert [line["bytes_in"] for line in _lines(path)] == [2]
+
+
+def test_partial_write_counts_the_lines_that_went_out(tmp_path: Path) -> None:
+    class HalfSink:
+        def write(self, data: bytes) -> None:
+            half = data.index(b"\n", len(data) // 2) + 1
+            raise WriteFailed(half, OSError(28, "No space left on device"))
+
+        def close(self) -> None:
+            pass
+
+    log = AccessLog(HalfSink(), FORMAT)
+    for n in range(10):
+        log.add(entry(bytes_in=n))
+    log.stop()
+    assert log.written + log.dropped_failed == 10 and 0 < log.written < 10
