@@ -16,7 +16,7 @@ import os
 import tomllib
 import types
 from pathlib import Path
-from typing import Any, Literal, Self, Union, get_args, get_origin
+from typing import Any, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -140,6 +140,9 @@ class ProxyBehaviour(_Section):
     body_timeout: float = Field(default=60.0, gt=0)
     body_min_rate: float = Field(default=500.0, gt=0)  # bytes per second
     idle_timeout: float = Field(default=120.0, gt=0)
+    # A client that takes none of the bytes written to it for this long is dropped (a slow
+    # reader that makes progress never is; nginx's send_timeout).
+    send_timeout: float = Field(default=60.0, gt=0)
     tunnel_idle_timeout: float = Field(default=900.0, gt=0)  # CONNECT tunnels with no traffic
     flush_interval: float = Field(default=1.0, gt=0, le=60)
     sync_interval: float = Field(default=0.25, gt=0, le=60)
@@ -174,20 +177,6 @@ class SharedConfig(_Section):
     fold: bool = True  # this node folds (any number may; each batch is folded once)
 
 
-class AccessLogConfig(_Section):
-    """One line per proxy request and tunnel (docs/operations.md), written by a thread."""
-
-    enabled: bool = True
-    path: Path = Path("access.log")  # relative to data_dir; "-": stdout
-    format: Literal["json", "squid"] = "json"
-    paths: bool = False  # also log plain HTTP requests' paths (query strings may hold secrets)
-    max_bytes: int = Field(default=100 * 1024 * 1024, ge=0)  # rotate past this size; 0: never
-    backups: int = Field(default=5, ge=0)  # rotated files kept: access.log.1 ... .<backups>
-    queue: int = Field(default=65_536, ge=1)  # lines waiting for the writer; more are dropped
-    interval: float = Field(default=0.25, gt=0, le=10)  # seconds between the writer's batches
-    node: str = ""  # the "node" field; default: the host name
-
-
 def _default_plans() -> list[PlanConfig]:
     return [PlanConfig(name="default", default_proxies=["open", "world"])]
 
@@ -209,9 +198,6 @@ class Settings(BaseSettings):
     redis_url: str = ""  # set: usage counters, bans and change notifications in Redis
     shared: SharedConfig = Field(default_factory=SharedConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
-    access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
-    # The node's own log (start, errors, warnings): DEBUG, INFO, WARNING or ERROR.
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     proxy_domain: str = "localhost"
     default_plan: str = "default"
     api: ApiConfig = Field(default_factory=ApiConfig)

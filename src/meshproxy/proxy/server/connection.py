@@ -81,6 +81,12 @@ class ClientConnection(asyncio.Protocol):
         self.paused_seconds = 0.0  # total time reading was paused (by us, not the client)
         self.closed = False
         self.draining = False
+        # The client's own pace: writes it has not taken (`send_timeout`), and whether the
+        # proxy has stopped reading the upstream until it drains (then the origin's
+        # silence is not the origin's: `upstream_timeout` waits).
+        self.writing_paused = False
+        self.unsent = 0  # bytes waiting in the write buffer at the last progress seen
+        self.unsent_since = 0.0  # loop time of that progress
         self.last_active = self.loop.time()
         self.idle_since: float | None = self.last_active
         self.head_started: float | None = None
@@ -140,6 +146,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.close()
 
     def pause_writing(self) -> None:
+        self.writing_paused = True
         exchange = self.active
         if exchange is not None and exchange.upstream is not None:
             transport = exchange.upstream.transport
@@ -147,8 +154,10 @@ class ClientConnection(asyncio.Protocol):
                 transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         exchange = self.active
         if exchange is not None and exchange.upstream is not None:
+            exchange.last_seen = self.loop.time()  # the origin's silence counts from here
             transport = exchange.upstream.transport
             if transport is not None:
                 transport.resume_reading()
@@ -635,7 +644,10 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.listener.services.connections.discard(self)
+        transport = self.transport
+        if transport is None or not transport.get_write_buffer_size():
+            # Otherwise the sweep still watches the flush (`send_timeout`) until it is lost.
+            self.listener.services.connections.discard(self)
         for exchange in (self.active, *self.queue):
             if exchange is not None:
                 exchange.discard()
@@ -657,6 +669,11 @@ class ClientConnection(asyncio.Protocol):
         and body timeouts (within one `quota_check_interval`); arm the timers of response
         deadlines near enough (`Exchange.watch`)."""
         behaviour = self.listener.services.behaviour
+        if self._stuck(now, behaviour.send_timeout):
+            self.abort()  # a client that takes nothing of what is written to it
+            return
+        if self.closed:
+            return  # flushing its last bytes: nothing else to watch
         account = self.account
         if account is not None and self.directory.refusal(account, self.listener.name):
             self.abort()
@@ -693,9 +710,22 @@ class ClientConnection(asyncio.Protocol):
                 self.answer(exchange, errors.response_timeout())
         elif (
             exchange.phase is Phase.BODY
+            and not self.writing_paused
             and now - exchange.last_seen > behaviour.upstream_timeout
         ):
-            self.abort()  # a response body that stopped coming
+            self.abort()  # a response body that stopped coming (while we were reading it)
+
+    def _stuck(self, now: float, send_timeout: float) -> bool:
+        """Bytes written to the client have waited `send_timeout` without the client
+        taking any of them (nginx's send_timeout: no progress at all, not a rate)."""
+        transport = self.transport
+        unsent = transport.get_write_buffer_size() if transport is not None else 0
+        if not unsent or unsent < self.unsent or not self.unsent:
+            self.unsent = unsent
+            self.unsent_since = now
+            return False
+        self.unsent = unsent
+        return now - self.unsent_since > send_timeout
 
     def drain(self) -> None:
         """Stop after the current exchange (graceful shutdown)."""
