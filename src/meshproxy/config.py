@@ -16,7 +16,7 @@ import os
 import tomllib
 import types
 from pathlib import Path
-from typing import Any, Self, Union, get_args, get_origin
+from typing import Any, Literal, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -177,6 +177,20 @@ class SharedConfig(_Section):
     fold: bool = True  # this node folds (any number may; each batch is folded once)
 
 
+class AccessLogConfig(_Section):
+    """One line per proxy request and tunnel (docs/operations.md), written by a thread."""
+
+    enabled: bool = True
+    path: Path = Path("access.log")  # relative to data_dir; "-": stdout
+    format: Literal["json", "squid"] = "json"
+    paths: bool = False  # also log plain HTTP requests' paths (query strings may hold secrets)
+    max_bytes: int = Field(default=100 * 1024 * 1024, ge=0)  # rotate past this size; 0: never
+    backups: int = Field(default=5, ge=0)  # rotated files kept: access.log.1 ... .<backups>
+    queue: int = Field(default=65_536, ge=1)  # lines waiting for the writer; more are dropped
+    interval: float = Field(default=0.25, gt=0, le=10)  # seconds between the writer's batches
+    node: str = ""  # the "node" field; default: the host name
+
+
 def _default_plans() -> list[PlanConfig]:
     return [PlanConfig(name="default", default_proxies=["open", "world"])]
 
@@ -198,6 +212,9 @@ class Settings(BaseSettings):
     redis_url: str = ""  # set: usage counters, bans and change notifications in Redis
     shared: SharedConfig = Field(default_factory=SharedConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
+    access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
+    # The node's own log (start, errors, warnings): DEBUG, INFO, WARNING or ERROR.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     proxy_domain: str = "localhost"
     default_plan: str = "default"
     api: ApiConfig = Field(default_factory=ApiConfig)
