@@ -129,11 +129,16 @@ def test_exit_codes(run: Run, environment: dict[str, str], unused_port: int) -> 
     assert wrong.returncode == 3 and "401" in wrong.stderr
 
 
-def test_tls_options(environment: dict[str, str], live_api: LiveApi, parent: str) -> None:
+def test_tls_options(
+    environment: dict[str, str], live_api: LiveApi, parent: str, unused_port: int
+) -> None:
     run = runner({**environment, "MESHPROXY_API_USER": parent, "MESHPROXY_API_PASSWORD": PASSWORD,
                   "MESHPROXY_API_URL": live_api.url})
     untrusted = run("--retries", "0", "ips", "list")
     assert untrusted.returncode == 4 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    assert "--ca-file data/tls/api-cert.pem" in untrusted.stderr  # what to do about it
+    refused = run("--api-url", f"https://127.0.0.1:{unused_port}", "--retries", "0", "ips", "list")
+    assert refused.returncode == 4 and "--ca-file" not in refused.stderr  # not a TLS matter
     assert as_json(run("--insecure", "ips", "list", "--json")) == {"ips": []}
     assert as_json(run("--ca-file", str(live_api.cert), "ips", "list", "--json")) == {"ips": []}
 
@@ -189,6 +194,8 @@ def test_usage_report(run: Run, live_api: LiveApi, tmp_path: Path) -> None:
 
     table = run("usage-report")
     assert table.returncode == 0 and "OVER" in table.stdout and "3 sub-accounts" in table.stdout
+    # GB as the API writes them (fixed, 9 decimals), in the rows and the sums.
+    assert "4.000000000" in table.stdout and "6.500000000 GB this period" in table.stdout
 
 
 def test_usage_report_without_the_list_extension(

@@ -14,6 +14,7 @@ from meshproxy.client import (
     ApiError,
     AsyncClient,
     AuthenticationFailed,
+    CertificateNotTrusted,
     Client,
     Forbidden,
     FormError,
@@ -223,8 +224,9 @@ def test_plain_http_is_302_to_https(connect: Any, live_api: LiveApi, parent: str
 
 
 def test_tls_verification(connect: Any, live_api: LiveApi, parent: str) -> None:
-    with pytest.raises(NetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+    with pytest.raises(CertificateNotTrusted, match="CERTIFICATE_VERIFY_FAILED"):
         connect(parent, verify=True, retry=RetryPolicy(retries=0)).proxies()
+    assert issubclass(CertificateNotTrusted, NetworkError)
     assert connect(parent, verify=False).list_ips() == []
     assert connect(parent, verify=str(live_api.cert)).list_ips() == []
 
@@ -234,8 +236,9 @@ def test_connection_refused_is_a_network_error_after_bounded_retries(
 ) -> None:
     client = connect(parent, url=f"https://127.0.0.1:{unused_port}",
                      retry=RetryPolicy(retries=2, backoff=0.01))
-    with pytest.raises(NetworkError):
+    with pytest.raises(NetworkError) as caught:
         client.proxies()
+    assert not isinstance(caught.value, CertificateNotTrusted)
 
 
 def test_results_equal_the_raw_http_answers(api: Any, live_api: LiveApi, parent: str) -> None:

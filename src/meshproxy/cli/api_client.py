@@ -28,6 +28,7 @@ from meshproxy.cli.output import emit_json, emit_record, emit_rows
 from meshproxy.client import (
     ApiError,
     AuthenticationFailed,
+    CertificateNotTrusted,
     Client,
     ClientError,
     FormError,
@@ -40,6 +41,7 @@ from meshproxy.client import (
     Verify,
 )
 from meshproxy.client.connection import DEFAULT_TIMEOUT
+from meshproxy.client.numbers import gb_text
 from meshproxy.client.report import SORTS, UsageRow, to_csv, totals, usage_rows
 
 EXIT_API = 3
@@ -157,6 +159,11 @@ def _fail(error: ClientError) -> NoReturn:
         lines.append("Check the API user and password (repeated failures ban your IP).")
     elif isinstance(error, PlanUnavailable) and error.retry_after is not None:
         lines.append(f"Try again in {error.retry_after:g} seconds.")
+    elif isinstance(error, CertificateNotTrusted):
+        lines.append(
+            "The server's certificate is not trusted. For meshproxy's self-signed one, give "
+            "its file: --ca-file data/tls/api-cert.pem (or MESHPROXY_API_CA_FILE)."
+        )
     click.echo("\n".join(lines), err=True)
     raise click.exceptions.Exit(EXIT_NETWORK if isinstance(error, NetworkError) else EXIT_API)
 
@@ -522,10 +529,10 @@ def _table_cells(row: UsageRow) -> dict[str, Any]:
     return {
         "username": row.username,
         "active": "yes" if row.active else "no",
-        "monthly GB": f"{row.monthly_gb:.3f}",
+        "monthly GB": gb_text(row.monthly_gb),
         "monthly limit": limit(row.monthly_limit_gb),
         "monthly %": percent(row.monthly_percent),
-        "total GB": f"{row.total_gb:.3f}",
+        "total GB": gb_text(row.total_gb),
         "total limit": limit(row.total_limit_gb),
         "total %": percent(row.total_percent),
         "over limit": "OVER" if row.over_limit else "",
@@ -575,8 +582,8 @@ def usage_report(
     else:
         sums = totals(rows)
         title = (
-            f"{sums['sub_accounts']} sub-accounts: {sums['monthly_gb']:.3f} GB this period, "
-            f"{sums['total_gb']:.3f} GB in all, {sums['over_limit']} over a limit"
+            f"{sums['sub_accounts']} sub-accounts: {gb_text(sums['monthly_gb'])} GB this period, "
+            f"{gb_text(sums['total_gb'])} GB in all, {sums['over_limit']} over a limit"
         )
         cells = [_table_cells(row) for row in rows]
         emit_rows(cells, TABLE_COLUMNS, as_json=False, title=title)

@@ -12,6 +12,7 @@ from meshproxy.client.connection import Verify
 from meshproxy.client.errors import (
     ApiError,
     AuthenticationFailed,
+    CertificateNotTrusted,
     ClientError,
     Forbidden,
     FormError,
@@ -34,6 +35,7 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "AuthenticationFailed",
+    "CertificateNotTrusted",
     "Client",
     "ClientError",
     "Forbidden",

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from meshproxy.client.errors import NetworkError
+from meshproxy.client.errors import CertificateNotTrusted, NetworkError
 from meshproxy.client.protocol import Reply
 
 # True: the system's CAs; False: no verification (testing only); a path: a CA bundle in PEM,
@@ -51,6 +51,18 @@ def reply_of(response: httpx.Response) -> Reply:
 
 
 def network_error(error: httpx.TransportError) -> NetworkError:
-    failure = NetworkError(f"{type(error).__name__}: {error}" if str(error) else repr(error))
+    kind = CertificateNotTrusted if _certificate_refused(error) else NetworkError
+    failure = kind(f"{type(error).__name__}: {error}" if str(error) else repr(error))
     failure.__cause__ = error
     return failure
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether TLS verification of the server's certificate is what failed (httpx wraps the
+    ssl error, sometimes twice)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(error)

@@ -18,6 +18,11 @@ class NetworkError(ClientError):
     """No HTTP answer: connection refused or reset, DNS, TLS handshake, timeout."""
 
 
+class CertificateNotTrusted(NetworkError):
+    """TLS verification failed: the server's certificate is not one the client trusts (for
+    meshproxy's self-signed one, give its file as the CA: `verify="data/tls/api-cert.pem"`)."""
+
+
 class UnexpectedBody(ClientError):
     """A success whose body does not have the shape the spec promises."""
 
