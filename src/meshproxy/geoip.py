@@ -2,7 +2,8 @@
 
 The GeoLite2-Country / GeoIP2-Country layout (City databases too): a record's
 `country.iso_code`, else its `registered_country.iso_code`. Read once at start by
-`config.load_settings` to tag egress IPs; nothing here is used per request.
+`config.load_settings` to tag egress IPs; nothing here is used per request. maxminddb
+(the `geoip` extra) is imported only when a database is configured.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import maxminddb
+from meshproxy.extras import missing
 
 
 class GeoIPError(Exception):
@@ -19,6 +20,11 @@ class GeoIPError(Exception):
 
 def countries(database: Path, addresses: Iterable[str]) -> dict[str, str]:
     """{address: "CC"} for each of `addresses` the database places in a country."""
+    problem = missing("geoip", "reading a GeoIP database")
+    if problem is not None:
+        raise GeoIPError(problem)
+    import maxminddb
+
     try:
         reader = maxminddb.open_database(str(database))
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as error:
@@ -55,6 +61,8 @@ def _country_code(record: object) -> str | None:
 
 
 def _reason(error: Exception) -> str:
+    import maxminddb
+
     if isinstance(error, OSError) and error.strerror:
         return error.strerror  # without the repeated (bytes) file name
     if isinstance(error, maxminddb.InvalidDatabaseError):

@@ -37,9 +37,15 @@ def workers_option(function: F) -> F:
 
 
 def settings_from(config_path: Path | None) -> Settings:
+    """The configuration, or a clean error: invalid, or a setting whose pip extra is missing."""
+    from meshproxy import extras
     from meshproxy.config import ConfigError, load_settings
 
     try:
-        return load_settings(config_path)
+        settings = load_settings(config_path)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    problems = extras.problems(settings)
+    if problems:
+        raise click.ClickException("\n".join(problems))
+    return settings

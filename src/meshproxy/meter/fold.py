@@ -23,15 +23,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-
-from redis import Redis
+from typing import TYPE_CHECKING, Any, cast
 
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldBatch, FoldOutcome
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys, decoded, parse_field
 from meshproxy.meter.sink import FoldSink
+
+if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that uses it
+    from redis import Redis
 
 log = logging.getLogger("meshproxy.meter.fold")
 

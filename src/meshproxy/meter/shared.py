@@ -28,10 +28,7 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldBatch
@@ -40,6 +37,9 @@ from meshproxy.meter.keys import UsageKeys, decoded, field
 from meshproxy.meter.local import UsageBuffer, _today
 from meshproxy.meter.schedule import FlushSchedule
 from meshproxy.meter.sink import FoldSink
+
+if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that uses it
+    from redis.asyncio import Redis
 
 log = logging.getLogger("meshproxy.meter")
 
@@ -213,6 +213,8 @@ class RedisMeter:
             await self._read(sorted(set(account_ids)))
 
     async def _read(self, ids: list[int]) -> None:
+        from redis.exceptions import RedisError
+
         try:
             reply = await self._read_script(
                 keys=[self._keys.generation],
@@ -286,6 +288,8 @@ class RedisMeter:
             self._keys.node(self.meter_id),
             self._keys.generation,
         ]
+        from redis.exceptions import RedisError
+
         try:
             reply = await self._flush_script(keys=keys, args=args)
         except RedisError as error:

@@ -7,33 +7,33 @@ again, confirmations only raise)."""
 
 from __future__ import annotations
 
-import redis
-import redis.asyncio
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # redis is the `redis` extra: imported only when a client is made
+    import redis
+    import redis.asyncio
 
 CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
 
 
-def _retry() -> redis.retry.Retry:
-    return redis.retry.Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
-
-
-def _async_retry() -> redis.asyncio.retry.Retry:
-    return redis.asyncio.retry.Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
-
-
 def sync_client(url: str) -> redis.Redis:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError
+
+    retry = redis.retry.Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
     return redis.Redis.from_url(
-        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT, retry=_retry()
+        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT, retry=retry
     )
 
 
 def async_client(url: str) -> redis.asyncio.Redis:
+    import redis.asyncio
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError
+
+    retry = redis.asyncio.retry.Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
     return redis.asyncio.Redis.from_url(
-        url,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        retry=_async_retry(),
+        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT, retry=retry
     )

@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING
 
 from meshproxy.meter.health import BackendHealth
 from meshproxy.shared import notify
+
+if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that uses it
+    from redis.asyncio import Redis
 
 log = logging.getLogger("meshproxy.proxy")
 
@@ -31,6 +32,8 @@ class ChangeNotices:
         self.health = BackendHealth("Redis (change notifications)")
 
     async def run(self) -> None:
+        from redis.exceptions import RedisError
+
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
