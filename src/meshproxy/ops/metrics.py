@@ -68,6 +68,13 @@ class NodeCollector:
                 "Client IPs banned (decided here or by any node).",
                 value=bans.active_count(now),
             )
+            if node.access_log is not None:
+                yield CounterMetricFamily(
+                    "meshproxy_access_log_dropped",
+                    "Access-log lines dropped: the queue was full (a slow disk) or their write "
+                    "failed (a full disk).",
+                    value=node.access_log.dropped,
+                )
             yield GaugeMetricFamily(
                 "meshproxy_accounts_loaded",
                 "Accounts in the proxy directory.",

@@ -27,7 +27,7 @@ from meshproxy.proxy.core.egress import EgressChoice
 from meshproxy.proxy.core.errors import ProxyError, render
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.core.target import routed
-from meshproxy.proxy.server import splice
+from meshproxy.proxy.server import access, splice
 from meshproxy.proxy.server.exchange import Exchange, Phase
 from meshproxy.proxy.server.splice import SpliceTunnel
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
@@ -65,6 +65,10 @@ class ClientConnection(asyncio.Protocol):
         self.loop = services.loop
         self.directory = services.directory
         self._meter_add = services.meter.add
+        self.access_log = services.access_log
+        # Bytes read and written, and at this connection's last access-log line (access.py).
+        self.received = self.sent = self.logged_received = self.logged_sent = 0
+        self.tunnelled: Exchange | None = None  # the CONNECT a tunnel runs for
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
@@ -109,6 +113,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
         self.uncharged += len(data)
+        self.received += len(data)
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
@@ -135,6 +140,8 @@ class ClientConnection(asyncio.Protocol):
         return self.active is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed and self.active is not None:
+            access.exchange_ended(self, self.active, complete=False)
         self.closed = True
         self.listener.services.connections.discard(self)
         for exchange in (self.active, *self.queue):
@@ -284,6 +291,7 @@ class ClientConnection(asyncio.Protocol):
             self.uncharged = 0
             self.answer(exchange, result)
             return
+        exchange.account = result
         refusal = self.directory.refusal(result, listener.name)
         if refusal is not None:
             self.uncharged = 0
@@ -431,6 +439,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _established(self, exchange: Exchange, local: str) -> bytes:
         assert exchange.egress is not None
+        exchange.local_ip, exchange.status = local, 200
         head = [b"HTTP/1.1 200 Connection established\r\nX-ProxyMesh-IP: ", local.encode()]
         if exchange.egress.not_found:
             head += (b"\r\nX-ProxyMesh-IP-Not-Found: ", exchange.egress.not_found.encode())
@@ -450,9 +459,11 @@ class ClientConnection(asyncio.Protocol):
         client.set_protocol(asyncio.Protocol())  # the transport's end is no longer ours
         client.close()  # closes uvloop's fd only (no shutdown): the duplicate stays open
         tunnel = SpliceTunnel(
-            self.loop, client_socket, upstream, self._charge_tunnel, self._close_tunnel
+            self.loop, client_socket, upstream, self._tunnel_in, self._close_tunnel,
+            self._tunnel_out,
         )
         self.tunnel = tunnel
+        self.tunnelled = self.active
         self.active = None
         self.paused = 0
         tunnel.start()
@@ -461,10 +472,10 @@ class ClientConnection(asyncio.Protocol):
         """The transport relay (tunnel.py): where splice is not available."""
         assert exchange.addresses is not None
         ip, port = exchange.addresses
-        client_end = TunnelEnd(self._charge_tunnel, self._close_tunnel)
+        client_end = TunnelEnd(self._tunnel_in, self._close_tunnel)
         try:
             transport, upstream_end = await self.loop.create_connection(
-                lambda: TunnelEnd(self._charge_tunnel, self._close_tunnel), sock=sock
+                lambda: TunnelEnd(self._tunnel_out, self._close_tunnel), sock=sock
             )
         except OSError as error:
             if head_sent:
@@ -484,6 +495,7 @@ class ClientConnection(asyncio.Protocol):
         client_end.attach(client_transport, upstream_end)
         upstream_end.attach(transport, client_end)
         self.tunnel = TransportTunnel(client_end, upstream_end)
+        self.tunnelled = exchange
         self.active = None
         if exchange.body:
             data = b"".join(exchange.body)
@@ -500,9 +512,20 @@ class ClientConnection(asyncio.Protocol):
             account.add_usage(nbytes)
             self._meter_add(account.id, account.parent_id, nbytes)
 
+    def _tunnel_in(self, nbytes: int) -> None:
+        self.received += nbytes
+        self._charge_tunnel(nbytes)
+
+    def _tunnel_out(self, nbytes: int) -> None:
+        self.sent += nbytes
+        self._charge_tunnel(nbytes)
+
     def _close_tunnel(self) -> None:
         if self.tunnel is not None:
             self.tunnel.close()
+        tunnelled, self.tunnelled = self.tunnelled, None
+        if tunnelled is not None:  # once, though both ends of a relay report their close
+            access.tunnel_ended(self, tunnelled)
         self.closed = True
         self.listener.services.connections.discard(self)
 
@@ -513,6 +536,7 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or self.closed:
             return
         transport.write(data)
+        self.sent += len(data)
         account = self.account
         if account is not None:
             nbytes = len(data)
@@ -571,10 +595,12 @@ class ClientConnection(asyncio.Protocol):
         """Reply with a refusal of the proxy's own; keep the connection when that is safe."""
         if exchange.phase is Phase.DONE and exchange is not self.active:
             return
+        exchange.error = error  # for the access log, as for a request refused at once
         if exchange.response_started:
             exchange.discard()
             self.abort()
             return
+        exchange.status = error.status
         exchange.discard()
         keep = (
             exchange.request_complete
@@ -597,6 +623,7 @@ class ClientConnection(asyncio.Protocol):
     def finished(self, exchange: Exchange, *, keep: bool) -> None:
         if exchange is not self.active:
             return
+        access.exchange_ended(self, exchange, complete=True)
         self.active = None
         self.resume(Pause.UPSTREAM)
         self.resume(Pause.BUFFER)
@@ -632,6 +659,8 @@ class ClientConnection(asyncio.Protocol):
         self.uncharged = 0
         self.account = None
         if active is None or not active.response_started:
+            if active is not None:
+                active.error, active.status = error, error.status
             self.send(render(error, realm=self.listener.services.behaviour.realm, close=True))
         self.close()
 
@@ -648,6 +677,8 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or not transport.get_write_buffer_size():
             # Otherwise the sweep still watches the flush (`send_timeout`) until it is lost.
             self.listener.services.connections.discard(self)
+        if self.active is not None:
+            access.exchange_ended(self, self.active, complete=False)
         for exchange in (self.active, *self.queue):
             if exchange is not None:
                 exchange.discard()

@@ -23,6 +23,7 @@ from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, pre
 from meshproxy.proxy.core.response import MAX_HEAD, Framing, interim, parse_response_head
 
 if TYPE_CHECKING:
+    from meshproxy.proxy.core.directory import AccountState
     from meshproxy.proxy.core.egress import EgressChoice
     from meshproxy.proxy.server.connection import ClientConnection
     from meshproxy.proxy.server.upstream import UpstreamConnection
@@ -42,6 +43,7 @@ class Exchange:
     """One request and its response."""
 
     __slots__ = (
+        "account",
         "addresses",
         "body",
         "body_received",
@@ -59,6 +61,7 @@ class Exchange:
         "head_buffer",
         "interim_sent",
         "last_seen",
+        "local_ip",
         "phase",
         "remaining",
         "replay",
@@ -68,6 +71,8 @@ class Exchange:
         "response_started",
         "retried",
         "reusable",
+        "started",
+        "status",
         "timeout",
         "timer",
         "upstream",
@@ -88,7 +93,12 @@ class Exchange:
         self.body: list[bytes] = []
         self.body_size = 0
         # The minimum-rate rule for the request body runs on the client's clock only.
-        self.body_started = conn.reading_clock(conn.loop.time())
+        self.started = now = conn.loop.time()
+        self.body_started = conn.reading_clock(now)
+        # For the access log (access.py): who, from which source IP, with what status.
+        self.account: AccountState | None = None
+        self.local_ip = ""
+        self.status = 0
         self.body_received = 0
         self.upstream: UpstreamConnection | None = None
         self.egress: EgressChoice | None = None
@@ -137,6 +147,7 @@ class Exchange:
         """Send the request over `upstream` (fresh or from the pool)."""
         assert self.request is not None
         self.upstream = upstream
+        self.local_ip = upstream.local_ip
         upstream.exchange = self
         self.head_buffer = b""  # a retry: not the part of a head the last upstream sent
         data = self.request.upstream_head
@@ -209,6 +220,7 @@ class Exchange:
             self.conn.answer(self, parsed)
             return
         self.response_started = True
+        self.status = parsed.status
         if self.timer is not None:
             self._disarm()
         self.reusable = parsed.upstream_reusable

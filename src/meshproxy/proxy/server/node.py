@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from meshproxy.accesslog import open_access_log
 from meshproxy.config import ProxyConfig, Settings
 from meshproxy.domain.passwords import decoy_hash
 from meshproxy.meter import LocalMeter, Meter
@@ -73,6 +74,7 @@ class ProxyNode:
         # With Redis: usage counted in shared counters, changes announced on a channel.
         self._redis = async_client(settings.redis_url) if settings.redis_url else None
         self.meter: Meter = meter or self._default_meter()
+        self.access_log = open_access_log(settings)  # its writer thread runs from start()
         self._sync = DirectorySync(
             store,
             self.directory,
@@ -147,6 +149,8 @@ class ProxyNode:
         # 0.1 s) once per process: here, off the loop, not in the first such request.
         await loop.run_in_executor(None, decoy_hash)
         await self._resolve_hostnames(self.directory.hostnames())
+        if self.access_log is not None:
+            self.access_log.start()
         services = NodeServices(
             loop=loop,
             behaviour=behaviour,
@@ -156,6 +160,7 @@ class ProxyNode:
             upstreams=UpstreamPool(),
             resolver=Resolver(loop),
             verify_executor=self._verify_executor,
+            access_log=self.access_log,
         )
         self._services = services
         try:
@@ -307,6 +312,8 @@ class ProxyNode:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         self._servers.clear()
         await self.meter.stop()
+        if self.access_log is not None:  # the lines of the connections ended above
+            await asyncio.get_running_loop().run_in_executor(None, self.access_log.stop)
         with contextlib.suppress(Exception):
             await self._sync.report_auth()  # last ban reports
         if self._redis is not None:

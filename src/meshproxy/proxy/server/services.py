@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from meshproxy.accesslog import AccessLog
 from meshproxy.config import ProxyBehaviour
 from meshproxy.meter import Meter
 from meshproxy.proxy.core.directory import AccountDirectory
@@ -31,6 +32,7 @@ class NodeServices:
     # Argon2 checks of credentials not seen before (the node's niced threads; None: the
     # loop's default executor).
     verify_executor: Executor | None = None
+    access_log: AccessLog | None = None  # None: off
     connections: set[ClientConnection] = field(default_factory=set)
 
 

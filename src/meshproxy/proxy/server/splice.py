@@ -153,7 +153,8 @@ def _new_pipe() -> tuple[int, int]:
 class SpliceTunnel:
     """Both directions between the client and upstream sockets (both non-blocking).
 
-    `count(n)`: told of every byte delivered, either way. `on_close()`: called once, when
+    `count(n)`: told of every byte delivered, either way (with `count_out`, only of those
+    to the upstream; `count_out` of those to the client). `on_close()`: called once, when
     both sides have ended or the tunnel was closed."""
 
     def __init__(
@@ -163,6 +164,7 @@ class SpliceTunnel:
         upstream: socket.socket,
         count: Callable[[int], None],
         on_close: Callable[[], None],
+        count_out: Callable[[int], None] | None = None,
     ) -> None:
         self._on_close = on_close
         self.client = client
@@ -170,7 +172,7 @@ class SpliceTunnel:
         self.closed = False
         self.pumps = (
             Pump(loop, client, upstream, self, count),
-            Pump(loop, upstream, client, self, count),
+            Pump(loop, upstream, client, self, count_out or count),
         )
 
     def start(self) -> None:
