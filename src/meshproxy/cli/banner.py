@@ -1,9 +1,17 @@
-"""What a node prints once it listens: where everything is, and how to try it."""
+"""What a node prints once it listens: where everything is, and how to try it.
+
+The first-run parent's credentials are written to `data_dir/first-run-credentials.txt`
+(owner-only) the moment the account is created, before any listener is opened, and the
+first-run block is printed at every start while that file exists and still holds the
+account's password: a start that fails after creating the account (a busy port) loses
+nothing, and the next start shows the credentials. Deleting the file ends it.
+"""
 
 from __future__ import annotations
 
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from meshproxy import __version__
@@ -11,11 +19,57 @@ from meshproxy.api.docs import DOCS_PATH
 from meshproxy.api.server import ApiPorts
 from meshproxy.api.tls import ensure_certificate
 from meshproxy.config import Settings
-from meshproxy.control import operator
+from meshproxy.domain.passwords import verify_password
 from meshproxy.domain.proxies import proxy_address
 from meshproxy.proxy.server.node import ProxyNode
+from meshproxy.store import Store
 
 CREDENTIALS_FILE = "first-run-credentials.txt"
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    """The first-run parent's credentials, to print in the banner."""
+
+    username: str
+    password: str
+    again: bool = False  # created on an earlier start; read back from the file
+
+
+def credentials_path(settings: Settings) -> Path:
+    return settings.data_dir / CREDENTIALS_FILE
+
+
+def save_credentials(settings: Settings, first_run: FirstRun, try_lines: list[str]) -> Path:
+    """Write (or rewrite, with the curl lines once the ports are known) the file, 0600."""
+    path = credentials_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"username: {first_run.username}\npassword: {first_run.password}\n"
+    text += "".join(f"{line}\n" for line in try_lines)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+    return path
+
+
+def saved_credentials(settings: Settings, store: Store) -> FirstRun | None:
+    """The credentials file of an earlier first run, if it still names a parent account
+    with that password (a password changed since, or an account deleted, is not shown)."""
+    try:
+        text = credentials_path(settings).read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+    fields = dict(line.split(": ", 1) for line in text.splitlines()[:2] if ": " in line)
+    username, password = fields.get("username"), fields.get("password")
+    if not username or not password:
+        return None
+    account = store.get_account(username)
+    if account is None or account.parent_id is not None or not account.password_hash:
+        return None
+    if not verify_password(account.password_hash, password):
+        return None
+    return FirstRun(username, password, again=True)
 
 
 def _api_url(settings: Settings, ports: ApiPorts) -> str:
@@ -27,21 +81,11 @@ def _api_url(settings: Settings, ports: ApiPorts) -> str:
     return f"{scheme}://{host}:{ports.https}"
 
 
-def _save_credentials(settings: Settings, text: str) -> Path:
-    path = settings.data_dir / CREDENTIALS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
-    return path
-
-
 def banner(
     settings: Settings,
     ports: ApiPorts | None,
     proxy_node: ProxyNode | None,
-    new_parent: operator.NewParent | None,
+    first_run: FirstRun | None,
 ) -> str:
     """What `serve` prints once it listens: where everything is, and how to try it."""
     lines = [f"meshproxy {__version__} is running"]
@@ -55,10 +99,8 @@ def banner(
     if proxy_node is not None:
         for proxy, (host, port) in proxy_node.listening():
             lines.append(f"  Proxy:      {proxy_address(proxy)}  (listening on {host}:{port})")
-    if new_parent is not None:
-        username = new_parent.account.username
-        password = new_parent.password
-        credentials = f"{username}:{password}"
+    if first_run is not None:
+        credentials = f"{first_run.username}:{first_run.password}"
         try_lines = []
         if ports is not None:
             cacert = ""
@@ -69,16 +111,15 @@ def banner(
             _, (host, port) = proxy_node.listening()[0]
             proxy_url = f"http://{credentials}@{host}:{port}"
             try_lines.append(f"  curl -x {shlex.quote(proxy_url)} https://example.com/")
-        saved = _save_credentials(
-            settings,
-            f"username: {username}\npassword: {password}\n" + "\n".join(try_lines) + "\n",
-        )
+        saved = save_credentials(settings, first_run, try_lines)
+        when = "on an earlier start" if first_run.again else "now"
         lines += [
             "",
-            "First run: created a parent account (shown only now; also saved, owner-only, in",
-            f"  {saved})",
-            f"  username: {username}",
-            f"  password: {password}",
+            f"First run: a parent account was created {when}. Its credentials are saved,",
+            f"  owner-only, in {saved}",
+            "  and shown at every start until you delete that file:",
+            f"  username: {first_run.username}",
+            f"  password: {first_run.password}",
             "",
             "Try:",
             *try_lines,

@@ -1,19 +1,25 @@
 """Running a node: its roles (API and dashboard, proxies, or both) in one event loop per
 process, and `--workers N` processes sharing the listening ports (SO_REUSEPORT).
 
-Migrations and the first-run parent happen once, here in the parent process, before any
-worker is forked; each worker then opens its own connections (SQLite in WAL mode is safe
-for several processes; usage is flushed per worker and bans are shared via the store or
-Redis). SIGTERM/SIGINT to the parent reach every worker: each drains and flushes.
+Every serving address is tried first (bound and released), so a busy port stops the start
+before anything is created, with an error naming the address and the port. Then
+migrations and the first-run parent happen once, here in the parent process, before any
+worker is forked; the parent's credentials go to their file at once (banner.py). Each
+worker then opens its own connections (SQLite in WAL mode is safe for several processes;
+usage is flushed per worker and bans are shared via the store or Redis). SIGTERM/SIGINT to
+the parent reach every worker: each drains and flushes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Coroutine
@@ -35,10 +41,11 @@ from meshproxy.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:  # the API side is imported only by nodes that serve it
     from meshproxy.api.server import ApiPorts, ApiServer
-    from meshproxy.control import operator
+    from meshproxy.cli.banner import FirstRun
 
 log = logging.getLogger("meshproxy")
 
+_BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 STARTUP_SECONDS = 5.0  # a worker that dies sooner is not restarted: it would die again
 
 
@@ -80,7 +87,7 @@ async def run_node(
     settings: Settings,
     role: Role,
     *,
-    new_parent: operator.NewParent | None = None,
+    first_run: FirstRun | None = None,
     reuse_port: bool = False,
     worker: int = 0,
 ) -> None:
@@ -90,6 +97,8 @@ async def run_node(
     proxy_node: ProxyNode | None = None
     folding = _folding(settings, store) if worker == 0 else None
     status = NodeStatus(store=store, api=role.api, folding=folding)
+    status.count_unconfigured_plans = functools.partial(unconfigured_plans, settings, store)
+    status.unconfigured_plans = await asyncio.to_thread(status.count_unconfigured_plans)
     admin: AdminServer | None = None
     try:
         if role.proxies:
@@ -110,12 +119,18 @@ async def run_node(
             )
             app = create_app(settings, store, mounts=[*health_routes(status), *dashboard])
             api_server = ApiServer(settings, app, reuse_port=reuse_port)
-            ports = await api_server.start()
+            try:
+                ports = await api_server.start()
+            except OSError as error:
+                if error.errno not in _BIND_ERRORS or error.filename is not None:
+                    raise
+                # A port taken since check_listeners; uvicorn's bind error names no address.
+                raise OSError(error.errno, _api_bind_error(settings, error)) from None
         if folding is not None:
             folding.start()
         admin = await _admin(settings, status, worker)
         if worker == 0:
-            click.echo(_announcement(settings, ports, proxy_node, new_parent))
+            click.echo(_announcement(settings, ports, proxy_node, first_run))
             sys.stdout.flush()
         await stop.wait()
         log.info("stopping: draining connections and flushing usage")
@@ -137,11 +152,16 @@ async def _admin(settings: Settings, status: NodeStatus, worker: int) -> AdminSe
     config = settings.admin
     if not config.enabled:
         return None
-    admin = AdminServer(status, config.listen, config.port + worker if config.port else 0)
+    port = config.port + worker if config.port else 0
+    admin = AdminServer(status, config.listen, port)
     try:
         port = await admin.start()
     except OSError as error:
-        log.error("admin listener (health, metrics) not started: %s", error)
+        log.error(
+            "admin listener (health, metrics) not started on %s: %s",
+            _address(config.listen, port),
+            error.strerror or error,
+        )
         return None
     log.info("admin listener: http://%s:%d/metrics", config.listen, port)
     return admin
@@ -160,7 +180,7 @@ def _announcement(
     settings: Settings,
     ports: ApiPorts | None,
     proxy_node: ProxyNode | None,
-    new_parent: operator.NewParent | None,
+    first_run: FirstRun | None,
 ) -> str:
     if ports is None and proxy_node is not None:  # a proxy-only node: one line a listener
         return "\n".join(
@@ -169,23 +189,121 @@ def _announcement(
         )
     from meshproxy.cli.banner import banner
 
-    return banner(settings, ports, proxy_node, new_parent)
+    return banner(settings, ports, proxy_node, first_run)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host or '*'}:{port}"
+
+
+def _api_bind_error(settings: Settings, error: OSError) -> str:
+    api = settings.api
+    ports = f"https_port {api.https_port}"
+    if api.tls and api.http_port is not None:
+        ports += f" or http_port {api.http_port}"
+    return f"API on {api.listen or '*'} ({ports}): {error.strerror or error}"
+
+
+def _serving_listeners(settings: Settings, role: Role) -> list[tuple[str, str, int]]:
+    """(setting, address, port) of the listeners whose failure stops the node (the admin
+    listener's does not): the ones config validation checks for collisions."""
+    faces = ("api." if role.api else "-", "proxy " if role.proxies else "-")
+    return [item for item in settings._listeners() if item[0].startswith(faces)]
+
+
+def check_listeners(settings: Settings, role: Role, *, reuse_port: bool) -> None:
+    """Bind every serving address once (and release it) before anything is created: a
+    busy or forbidden port stops the start here, with an error naming it."""
+    for what, host, port in _serving_listeners(settings, role):
+        try:
+            for family, kind, proto, _name, address in socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            ):
+                with socket.socket(family, kind, proto) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if reuse_port:
+                        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    if family == socket.AF_INET6:
+                        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    probe.bind(address)
+        except OSError as error:
+            raise click.ClickException(
+                f"cannot listen on {_address(host, port)} ({what}): {error.strerror or error}"
+            ) from None
+
+
+def unconfigured_plans(settings: Settings, store: Store) -> dict[str, int]:
+    """Plans that parent accounts are on but the configuration no longer declares, with
+    how many parents each: the API answers those parents 503 until the operator acts."""
+    known = {plan.name for plan in settings.plans}
+    found: dict[str, int] = {}
+    for account in store.list_accounts(parents=True):
+        plan = account.plan or ""
+        if plan not in known:
+            found[plan] = found.get(plan, 0) + 1
+    return found
+
+
+def _warn_unconfigured_plans(found: dict[str, int]) -> None:
+    if found:
+        listed = ", ".join(f"{name!r} ({count} parents)" for name, count in sorted(found.items()))
+        log.warning(
+            "parent accounts are on plans the configuration does not declare: %s; the API "
+            "answers them 503 until the plans are declared again or the accounts are moved "
+            "(meshproxy admin set USERNAME --plan PLAN)",
+            listed,
+        )
+
+
+def _first_run(settings: Settings, store: Store) -> FirstRun | None:
+    """The first-run parent: created on an empty store (unless `first_parent` is off), its
+    credentials written to their file at once; or the one an earlier start created, while
+    its file exists."""
+    from meshproxy.cli.banner import FirstRun, save_credentials, saved_credentials
+    from meshproxy.control import operator
+
+    if settings.first_parent:
+        created = operator.seed_first_parent(settings, store)
+        if created is not None:
+            first_run = FirstRun(created.account.username, created.password)
+            save_credentials(settings, first_run, [])  # the curl lines once listening
+            return first_run
+    return saved_credentials(settings, store)
+
+
+class _FirstOnly(logging.Filter):
+    """Passes only the first record starting with `message`: uvicorn logs "Started server
+    process" once for each of the API's listeners."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith(self.message):
+            if self.seen:
+                return False
+            self.seen = True
+        return True
 
 
 def run(settings: Settings, role: Role, workers: int = 1) -> None:
-    """Prepare the store once, then serve in this process or in `workers` children."""
+    """Check the ports, prepare the store once, then serve in this process or in `workers`
+    children."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("uvicorn.error").addFilter(_FirstOnly("Started server process"))
+    check_listeners(settings, role, reuse_port=workers > 1)
     if role.proxies:
         raise_fd_limit()  # before any fork: workers inherit it
     store = _open(settings)  # migrations, once
-    new_parent: operator.NewParent | None = None
+    first_run: FirstRun | None = None
     try:
         if role.api:
-            from meshproxy.control import operator
-
-            new_parent = operator.seed_first_parent(settings, store)
+            first_run = _first_run(settings, store)
+        _warn_unconfigured_plans(unconfigured_plans(settings, store))
     finally:
         store.close()  # nothing shared across the fork
     if role.api:
@@ -198,29 +316,29 @@ def run(settings: Settings, role: Role, workers: int = 1) -> None:
             ensure_certificate(settings)
         load_or_create_secret(settings.data_dir)
     if workers <= 1:
-        _serve(settings, role, new_parent, reuse_port=False, worker=0)
+        _serve(settings, role, first_run, reuse_port=False, worker=0)
         return
-    sys.exit(_supervise(settings, role, new_parent, workers))
+    sys.exit(_supervise(settings, role, first_run, workers))
 
 
 def _serve(
     settings: Settings,
     role: Role,
-    new_parent: operator.NewParent | None,
+    first_run: FirstRun | None,
     *,
     reuse_port: bool,
     worker: int,
 ) -> None:
     try:
         run_loop(
-            run_node(settings, role, new_parent=new_parent, reuse_port=reuse_port, worker=worker)
+            run_node(settings, role, first_run=first_run, reuse_port=reuse_port, worker=worker)
         )
     except OSError as error:
         raise click.ClickException(f"cannot listen: {error}") from None
 
 
 def _fork_worker(
-    settings: Settings, role: Role, new_parent: operator.NewParent | None, worker: int
+    settings: Settings, role: Role, first_run: FirstRun | None, worker: int
 ) -> int:
     sys.stdout.flush()
     pid = os.fork()
@@ -228,7 +346,7 @@ def _fork_worker(
         return pid
     code = 0
     try:
-        _serve(settings, role, new_parent, reuse_port=True, worker=worker)
+        _serve(settings, role, first_run, reuse_port=True, worker=worker)
     except click.ClickException as error:
         error.show()
         code = error.exit_code
@@ -241,7 +359,7 @@ def _fork_worker(
 
 
 def _supervise(
-    settings: Settings, role: Role, new_parent: operator.NewParent | None, workers: int
+    settings: Settings, role: Role, first_run: FirstRun | None, workers: int
 ) -> int:
     """Fork the workers, pass SIGTERM/SIGINT on, restart a worker that dies (at most once
     a second), and return when all have stopped after a signal."""
@@ -258,7 +376,7 @@ def _supervise(
     started: dict[int, float] = {}
     for index in range(workers):
         # Only the first worker prints the banner (and the first-run credentials).
-        pids[_fork_worker(settings, role, new_parent if index == 0 else None, index)] = index
+        pids[_fork_worker(settings, role, first_run if index == 0 else None, index)] = index
         started[index] = time.monotonic()
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

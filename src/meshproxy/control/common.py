@@ -115,7 +115,11 @@ def target_account(store: Store, caller: AccountRecord, username: str | None) ->
 def caller_plan(settings: Settings, caller: AccountRecord) -> PlanConfig:
     plan = settings.plan(caller.plan or "")
     if plan is None:
+        # Only the operator ends this (declares the plan again, or moves the account): no
+        # promise of minutes; Retry-After an hour (docs/configuration.md).
         raise PlanUnavailable(
-            "Unable to look up your subscription plan. Please try again in a few minutes."
+            "Unable to look up your subscription plan: it is not configured on this server."
+            " Please contact the operator.",
+            retry_after=3600,
         )
     return plan

@@ -4,11 +4,19 @@ Liveness: the event loop answers. Readiness: a proxy node is ready once its dire
 loaded and its listeners are bound, and stays ready while PostgreSQL or Redis is down (it
 decides from memory and keeps the usage; `degraded` says so); an API node is ready while
 its store answers (without it every API call is a 503).
+
+Both report parent accounts on plans the configuration no longer declares
+(`unconfigured_plans`: plan -> parents; the API answers those parents 503 until the operator
+declares the plan again or moves them). It does not make a node unready (every other
+account is served), but it is `degraded`. Counted at start; recounted at each probe only
+while some are found, so a fixed store clears it without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +34,8 @@ class NodeStatus:
     proxy_node: ProxyNode | None = None
     folding: FoldingTask | None = None
     extra: list[BackendHealth] = field(default_factory=list)
+    unconfigured_plans: dict[str, int] = field(default_factory=dict)
+    count_unconfigured_plans: Callable[[], dict[str, int]] | None = None
 
     def backends(self) -> list[BackendHealth]:
         found = list(self.extra)
@@ -50,9 +60,19 @@ class NodeStatus:
             return False
         return True
 
+    async def _unconfigured_plans(self) -> dict[str, int]:
+        if self.unconfigured_plans and self.count_unconfigured_plans is not None:
+            with contextlib.suppress(StoreUnavailable, TimeoutError):  # the last count stands
+                self.unconfigured_plans = await asyncio.wait_for(
+                    asyncio.to_thread(self.count_unconfigured_plans), 2.0
+                )
+        return self.unconfigured_plans
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         backends = {b.name: b.describe() for b in self.backends()}
         degraded = not all(b.up for b in self.backends())
+        plans = await self._unconfigured_plans()
+        degraded = degraded or bool(plans)
         ready = True
         if self.proxy_node is not None and not self.proxy_node.started:
             ready = False
@@ -61,7 +81,10 @@ class NodeStatus:
             backends["the store (API)"] = {"up": answers}
             ready = ready and answers
             degraded = degraded or not answers
-        return ready, {"ready": ready, "degraded": degraded, "backends": backends}
+        report: dict[str, Any] = {"ready": ready, "degraded": degraded, "backends": backends}
+        if plans:
+            report["unconfigured_plans"] = dict(plans)
+        return ready, report
 
     def liveness(self) -> dict[str, Any]:
         return {

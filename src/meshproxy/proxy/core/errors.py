@@ -99,7 +99,8 @@ def over_quota(reason: str) -> ProxyError:
 
 
 def destination_refused(address: str) -> ProxyError:
-    return ProxyError(403, f"destination {address} not allowed", "destination_ip_prohibited")
+    why = f"destination {address} not allowed (setting: [proxy] allow_destinations)"
+    return ProxyError(403, why, "destination_ip_prohibited")
 
 
 def bad_request(why: str) -> ProxyError:
