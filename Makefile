@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# ./meshproxy.toml when there is one (cp meshproxy.example.toml meshproxy.toml), else defaults.
 serve: $(STAMP)
-	$(BIN)/meshproxy serve
+	$(BIN)/meshproxy serve $(if $(wildcard meshproxy.toml),--config meshproxy.toml)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

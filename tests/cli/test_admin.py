@@ -12,21 +12,38 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture
-def run(tmp_path: Path) -> Any:
-    env = {**os.environ, "MESHPROXY_DATA_DIR": str(tmp_path / "data")}
-
+def runner(env: dict[str, str], cwd: Path) -> Any:
     def meshproxy(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "meshproxy", *args],
             capture_output=True,
             text=True,
             env=env,
+            cwd=cwd,
             input=input_text,
             timeout=60,
         )
 
     return meshproxy
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Any:
+    meshproxy = runner({**os.environ, "MESHPROXY_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    assert meshproxy("db", "upgrade").returncode == 0  # a new install's empty database
+    return meshproxy
+
+
+def test_where_there_is_no_database_admin_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    meshproxy = runner(dict(os.environ), tmp_path)  # the default data_dir: ./data, absent
+    for args in (("list",), ("create", "pm_new"), ("show", "parent"), ("unban", "192.0.2.1")):
+        result = meshproxy("admin", *args)
+        assert result.returncode == 1, result
+        assert "no database at data/meshproxy.sqlite3" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+    # Plans and proxies come from the configuration alone: they need no database.
+    assert meshproxy("admin", "plans").returncode == 0
 
 
 def as_json(result: subprocess.CompletedProcess[str]) -> Any:

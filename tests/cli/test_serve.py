@@ -245,10 +245,20 @@ def test_credentials_are_on_disk_before_any_listener(
     saved = (tmp_path / CREDENTIALS).read_text()
     password = re.search(r"password: (\S+)", saved)
     assert password is not None
-    process, banner = start(tmp_path, env)
+    # The README's way to let the proxies reach a local origin (here: the API's plain port).
+    local = {**env, "MESHPROXY_PROXY__ALLOW_DESTINATIONS": '["127.0.0.0/8", "::1/128"]'}
+    process, banner = start(tmp_path, local)
     try:
         assert "created on an earlier start" in banner
         assert f"password: {password.group(1)}" in banner
+        proxy_curl = next(line for line in banner.splitlines() if "curl -x" in line)
+        proxy_url = shlex.split(proxy_curl.strip())[2]
+        through = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", proxy_url,
+             f"http://127.0.0.1:{env['MESHPROXY_API__HTTP_PORT']}/"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert through.stdout == "302"  # the origin's own answer: allowed through
     finally:
         assert stop(process) == 0
 

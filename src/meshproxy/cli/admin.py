@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
 
+from meshproxy.cli.bans import bans
+from meshproxy.cli.logs import logs
 from meshproxy.cli.options import config_option, settings_from
 from meshproxy.cli.output import emit_record, emit_rows
 from meshproxy.config import Settings
@@ -22,10 +25,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+def _require_database(settings: Settings) -> None:
+    """An SQLite database that does not exist is a wrong directory or config, not a new
+    install to create silently (an empty store would then answer "no account named ...")."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    database = Path(url.database)
+    if not database.exists():
+        raise click.ClickException(
+            f"no database at {database} (data_dir: {settings.data_dir.absolute()}): run this "
+            "where `meshproxy serve` runs, or name its configuration (--config, "
+            "MESHPROXY_CONFIG) or data directory (MESHPROXY_DATA_DIR); "
+            "`meshproxy db upgrade` creates a new, empty database"
+        )
+
+
 @contextmanager
 def _opened(config_path: Path | None) -> Iterator[tuple[Settings, Store]]:
     """Settings and an open store; operator and store errors become clean CLI errors."""
     settings = settings_from(config_path)
+    _require_database(settings)
     try:
         store = Store.open(settings.database_url)
     except StoreUnavailable as error:
@@ -42,7 +62,11 @@ def _opened(config_path: Path | None) -> Iterator[tuple[Settings, Store]]:
 
 @click.group()
 def admin() -> None:
-    """Operator commands: parent accounts, plans, proxies, usage."""
+    """Operator commands: parent accounts, plans, proxies, usage, bans, the access log."""
+
+
+admin.add_command(bans)
+admin.add_command(logs)
 
 
 @admin.command("create")
