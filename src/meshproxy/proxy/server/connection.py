@@ -32,7 +32,6 @@ from meshproxy.proxy.server.exchange import Exchange, Phase
 from meshproxy.proxy.server.splice import SpliceTunnel
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
 from meshproxy.proxy.server.upstream import (
-    HIGH_WATER,
     PoolKey,
     UpstreamConnection,
     connect_socket,
@@ -104,7 +103,9 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
-        self.transport.set_write_buffer_limits(HIGH_WATER)
+        # Any backlog stops reading the upstream at once: a client that does not take its
+        # response holds one upstream read of it here (upstream.READ_SIZE), no more.
+        self.transport.set_write_buffer_limits(high=0)
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
         self.client_ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
@@ -531,7 +532,7 @@ class ClientConnection(asyncio.Protocol):
 
     # ---- writing, charging, flow control ----------------------------------------------------
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | memoryview) -> None:
         transport = self.transport
         if transport is None or self.closed:
             return

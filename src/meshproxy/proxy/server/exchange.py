@@ -172,7 +172,9 @@ class Exchange:
 
     # ---- response -------------------------------------------------------------------------
 
-    def upstream_data(self, data: bytes) -> None:
+    def upstream_data(self, data: memoryview) -> None:
+        """Bytes from the upstream, in its read buffer (upstream.py): body bytes go to the
+        client as they are; what must outlive the call is copied."""
         self.last_seen = self.conn.loop.time()
         if self.phase is Phase.BODY:
             self._body_data(data)
@@ -181,8 +183,13 @@ class Exchange:
         else:  # an origin talking after its response: not reusable
             self.reusable = False
 
-    def _head_data(self, data: bytes) -> None:
-        buffer = self.head_buffer + data if self.head_buffer else data
+    def holds_buffer(self) -> bool:
+        """The client's transport kept part of the last write (a view of the read buffer)."""
+        transport = self.conn.transport
+        return transport is not None and bool(transport.get_write_buffer_size())
+
+    def _head_data(self, data: memoryview) -> None:
+        buffer = self.head_buffer + data if self.head_buffer else bytes(data)
         while True:
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
@@ -249,7 +256,7 @@ class Exchange:
         else:
             self.conn.send(parsed.head + rest if rest else parsed.head)
 
-    def _body_data(self, data: bytes) -> None:
+    def _body_data(self, data: memoryview) -> None:
         framing = self.response_framing
         if framing is Framing.LENGTH:
             if len(data) >= self.remaining:
@@ -268,7 +275,7 @@ class Exchange:
         else:
             self.conn.send(data)
 
-    def _feed_chunks(self, data: bytes) -> None:
+    def _feed_chunks(self, data: bytes | memoryview) -> None:
         parser = self.chunk_parser
         assert parser is not None
         try:

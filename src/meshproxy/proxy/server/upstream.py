@@ -7,6 +7,7 @@ choice is never silently replaced by whatever connection happens to be idle.
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import socket
 import time
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from meshproxy.proxy.server.exchange import Exchange
 
 HIGH_WATER = 256 * 1024
+# Every upstream read lands in one shared buffer of this size, so a client that does not
+# take a response holds at most this much of it in the proxy (the rest waits in the
+# origin's socket): reading stops as soon as a client write leaves anything behind.
+READ_SIZE = 64 * 1024
 # Enough for a burst of concurrent requests to one origin from one egress: a lower cap
 # closes connections a moment before the next burst has to open them again.
 MAX_IDLE_PER_KEY = 64
@@ -75,7 +80,23 @@ async def _connected(
         raise OSError(error, os.strerror(error))
 
 
-class UpstreamConnection(asyncio.Protocol):
+class _ReadBuffer:
+    """The buffer every upstream connection reads into. A write that could not send all
+    of it keeps a view of the rest: the buffer is then left to that write and a fresh one
+    takes its place. Fresh ones are anonymous mappings, so the memory of a slow reader's
+    buffer goes back to the system when it is done with (no heap to fragment)."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(mmap.mmap(-1, READ_SIZE))
+
+    def renew(self) -> None:
+        self.view = memoryview(mmap.mmap(-1, READ_SIZE))
+
+
+_buffer = _ReadBuffer()
+
+
+class UpstreamConnection(asyncio.BufferedProtocol):
     """One connection to an origin; serves one exchange at a time, idles in the pool between."""
 
     def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
@@ -96,12 +117,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.local_ip = str(sockname[0]) if sockname else ""
         self.ip_line = b"X-ProxyMesh-IP: " + self.local_ip.encode() + b"\r\n"
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
         exchange = self.exchange
         if exchange is None:  # an idle origin talking: the connection is unusable
             self.close()
             return
-        exchange.upstream_data(data)
+        exchange.upstream_data(_buffer.view[:nbytes])
+        if exchange.holds_buffer():
+            _buffer.renew()
 
     def eof_received(self) -> bool:
         return False  # close; connection_lost tells the exchange
