@@ -8,7 +8,9 @@ from collections.abc import Callable
 import requests
 
 from meshproxy.domain.passwords import hash_password
+from meshproxy.store import Store
 
+from .api_face import api_base, api_client  # noqa: F401 (a fixture)
 from .clients import basic, connect, read_reply
 from .conftest import Env
 
@@ -157,3 +159,73 @@ def test_destination_policy_refuses_private_ranges(start_env: Callable[..., Env]
         sock.sendall(f"CONNECT [::1]:{env.origins.ipv6} HTTP/1.1\r\nHost: x\r\n"
                      f"Proxy-Authorization: {basic()}\r\n\r\n".encode())
         assert read_reply(sock).status == 403
+
+
+# ---- one ban for every face (issue 12 item 5) -------------------------------------------
+
+
+def test_a_proxy_ban_holds_on_the_api_of_the_same_process_at_once(
+    env: Env, api_base: str  # noqa: F811
+) -> None:
+    env.account("reseller", plan="default")
+    with api_client(api_base, "reseller", "pw") as api:
+        assert api.get("/api/ips/").status_code == 200
+        for _ in range(4):
+            assert get(env, env.proxy_url(password="bad")).status_code == 407
+        refused = api.get("/api/ips/")  # no sync, no wait: the decision is shared in memory
+        assert refused.status_code == 401 and "retry-after" in refused.headers
+    # And it is written to the store, where another node and `meshproxy admin unban` read it.
+    env.sync()
+    other = Store.open(str(env.store.engine.url), migrate=False)
+    try:
+        assert other.ban_until("127.0.0.1", time.time()) is not None
+        assert other.unban("127.0.0.1")
+    finally:
+        other.close()
+    env.sync()  # the change feed lifts it here too
+    assert get(env, env.proxy_url()).status_code == 200
+
+
+def test_an_api_ban_holds_on_the_proxy_of_the_same_process_at_once(
+    env: Env, api_base: str  # noqa: F811
+) -> None:
+    env.account("reseller", plan="default")
+    assert get(env, env.proxy_url()).status_code == 200
+    with api_client(api_base, "reseller", "wrong") as api:
+        assert [api.get("/api/ips/").status_code for _ in range(4)] == [401] * 4
+    assert_refusal(get(env, env.proxy_url()), 407, "banned")  # no sync, no wait
+
+
+def test_failures_count_in_the_order_they_happened_whichever_face_saw_them(
+    env: Env, api_base: str  # noqa: F811
+) -> None:
+    """Three proxy failures, an API success, one proxy failure: a count of one, nowhere a
+    ban, although the proxy reports its failures to the store after the API's success."""
+    env.account("reseller", plan="default")
+    with api_client(api_base, "reseller", "pw") as api:
+        for _ in range(3):
+            assert get(env, env.proxy_url(password="bad")).status_code == 407
+        assert api.get("/api/ips/").status_code == 200
+        assert get(env, env.proxy_url(password="bad")).status_code == 407
+        env.sync()  # the four failures reach the store now, after the success
+        assert get(env, env.proxy_url()).status_code == 200
+        assert api.get("/api/ips/").status_code == 200
+    assert env.store.ban_until("127.0.0.1", time.time()) is None
+
+
+def test_a_ban_decided_by_one_node_is_written_to_the_store(env: Env) -> None:
+    """A success seen by another node (an API node) between this node's reports leaves the
+    store's count short of a ban; the ban this node decided is written all the same."""
+    api_node = Store.open(str(env.store.engine.url), migrate=False)
+    try:
+        for _ in range(2):
+            assert get(env, env.proxy_url(password="bad")).status_code == 407
+        env.sync()
+        api_node.record_auth_success("127.0.0.1", time.time())
+        for _ in range(2):
+            assert get(env, env.proxy_url(password="bad")).status_code == 407
+        assert_refusal(get(env, env.proxy_url()), 407, "banned")  # this node's own count
+        env.sync()
+        assert api_node.ban_until("127.0.0.1", time.time()) is not None
+    finally:
+        api_node.close()

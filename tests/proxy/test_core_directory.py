@@ -122,7 +122,11 @@ def test_ban_after_failures_even_with_good_credentials_and_expiry() -> None:
         assert isinstance(authenticate(d, basic("alice", "bad"), now=T + i), ProxyError)
     banned = authenticate(d, basic("alice", "pw"), now=T + 3)
     assert isinstance(banned, ProxyError) and "banned" in banned.reason
-    assert list(d.auth_reports) == [("10.0.0.1", False)] * 3
+    # Each failure stamped with when it happened, then the ban this node decided then.
+    assert list(d.auth_reports) == [
+        ("failure", "10.0.0.1", T), ("failure", "10.0.0.1", T + 1),
+        ("failure", "10.0.0.1", T + 2), ("ban", "10.0.0.1", T + 2),
+    ]
     assert isinstance(authenticate(d, basic("alice", "pw"), now=T + 103), AccountState)
 
 
@@ -133,7 +137,7 @@ def test_success_resets_the_failure_count() -> None:
             authenticate(d, basic("alice", "bad"), now=T + round_ * 10 + i)
         assert isinstance(authenticate(d, basic("alice", "pw"), now=T + round_ * 10 + 5),
                           AccountState)
-    assert ("10.0.0.1", True) in d.auth_reports
+    assert ("success", "10.0.0.1", T + 25) in d.auth_reports
 
 
 def test_bans_from_the_store() -> None:

@@ -6,23 +6,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import requests
 
-from meshproxy.api.app import create_app
-from meshproxy.api.server import ApiServer
-from meshproxy.config import Settings
 from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.passwords import hash_password
 from meshproxy.proxy.core.directory import AccountState
 from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.store import Store
 
-from .conftest import Env, LoopThread
+from .api_face import api_base, api_client  # noqa: F401 (a fixture)
+from .conftest import Env
 from .test_core_directory import authenticate, basic, directory, record, view
 
 
@@ -139,21 +137,11 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
 
 
 @pytest.fixture
-def api(
-    env: Env, make_settings: Callable[..., Settings], proxy_thread: LoopThread
-) -> Iterator[httpx.Client]:
-    """The API over the proxy node's store (as `meshproxy serve`, or an API node beside a
-    proxy node on one PostgreSQL), as a reseller on the default plan."""
+def api(env: Env, api_base: str) -> Iterator[httpx.Client]:  # noqa: F811
+    """The API over the node's store, as a reseller on the default plan."""
     env.account("reseller", plan="default")
-    settings = make_settings(
-        api={"listen": "127.0.0.1", "https_port": 0, "tls": False, "require_https": False}
-    )
-    server = ApiServer(settings, create_app(settings, env.store))
-    ports = proxy_thread.run(server.start())
-    with httpx.Client(base_url=f"http://127.0.0.1:{ports.https}", auth=("reseller", "pw"),
-                      timeout=10) as client:
+    with api_client(api_base, "reseller", "pw") as client:
         yield client
-    proxy_thread.run(server.stop())
 
 
 def test_created_through_the_api_and_used_at_once_fifty_times(

@@ -98,3 +98,38 @@ def test_while_redis_is_down_the_store_keeps_the_ban(sqlite_url: str) -> None:
     assert not store.redis_health.up
     store.create_account("still-works", plan="default", billing_day=1)  # announcing fails quietly
     store.close()
+
+
+def test_failures_count_in_the_order_they_happened(nodes: list[SharedStore]) -> None:
+    """A success at one node discounts the failures from before it that another node
+    reports later (issue 12 item 5); an unban does the same for its ban."""
+    first, second = nodes
+    ip = "10.0.0.77"
+    first.record_auth_failure(ip, T0, POLICY)
+    second.record_auth_success(ip, T0 + 5)
+    for i in range(1, 4):
+        assert first.record_auth_failure(ip, T0 + i, POLICY) is None  # reported late
+    assert first.record_auth_failure(ip, T0 + 6, POLICY) is None
+    assert first.record_auth_failure(ip, T0 + 7, POLICY) is None
+    assert first.record_auth_failure(ip, T0 + 8, POLICY) == T0 + 8 + 3600
+    assert second.ban_until(ip, T0 + 9) == T0 + 8 + 3600
+
+
+def test_a_ban_one_node_decided_is_announced_and_shared(
+    nodes: list[SharedStore], redis_url: str
+) -> None:
+    first, second = nodes
+    listener = sync_client(redis_url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(first.channel)
+    listener.get_message(timeout=1.0)
+    assert first.record_ban("10.0.0.78", T0 + 50, decided_at=T0)
+    assert second.ban_until("10.0.0.78", T0 + 1) == T0 + 50
+    heard: list[notify.Note] = []
+    for _ in range(10):
+        message = listener.get_message(timeout=0.5)
+        if message is not None:
+            heard += notify.decode(message["data"])
+        if notify.Note("ban", "10.0.0.78", T0 + 50) in heard:
+            break
+    assert notify.Note("ban", "10.0.0.78", T0 + 50) in heard
+    listener.close()

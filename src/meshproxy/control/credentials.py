@@ -39,12 +39,21 @@ class CredentialChecker:
         account = self._store.get_account(username) if username else None
         stored = account.password_hash if account is not None else None
         verified = self._verified.check(username, password, stored or decoy_hash())
+        # The process's ban book, when proxies run here too (store.local_bans): the
+        # failures and successes of both faces count there in the order they happen.
+        book = self._store.local_bans
         if account is None or not stored or not verified:
             until = self._store.record_auth_failure(client_ip, now, self._policy)
+            local = None if book is None else book.record_failure(client_ip, now)
+            if until is None and local is not None:
+                self._store.record_ban(client_ip, local)  # for every face and node
+                until = local
             if until is not None:
                 raise LoginRefused(BANNED, banned_until=until)
             raise LoginRefused(BAD_CREDENTIALS)
-        self._store.record_auth_success(client_ip)
+        if book is not None:
+            book.record_success(client_ip)
+        self._store.record_auth_success(client_ip, now)
         return account
 
     def verify(self, account: AccountRecord, password: str) -> bool:

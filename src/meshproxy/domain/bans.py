@@ -1,13 +1,19 @@
 """The authentication-failure ban: N failures from one client IP within a window ban that IP.
 
 Pure state machine: callers pass the current time (seconds since the epoch), so the
-rule is tested without sleeping. A success resets the count.
+rule is tested without sleeping. A success resets the count. Thread-safe: in one
+`meshproxy serve` process the proxies (on the event loop) and the API and dashboard (in
+worker threads) share one book, so a ban decided by either face holds on the other at
+once, and failures from both count in the order they happened.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
+
+MAX_TRACKED = 100_000  # client IPs with failures remembered (a scan prunes the stale ones)
 
 
 @dataclass(frozen=True)
@@ -22,48 +28,71 @@ class BanBook:
     policy: BanPolicy
     _failures: dict[str, deque[float]] = field(default_factory=dict)
     _banned_until: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def is_banned(self, ip: str, now: float) -> bool:
+        # Without the lock (every request asks): one dict read; an expired ban is dropped
+        # with pop, safe against another thread dropping it too.
         until = self._banned_until.get(ip)
         if until is None:
             return False
         if now >= until:
-            del self._banned_until[ip]
+            self._banned_until.pop(ip, None)
             return False
         return True
 
     def banned_until(self, ip: str, now: float) -> float | None:
-        return self._banned_until[ip] if self.is_banned(ip, now) else None
+        until = self._banned_until.get(ip)
+        return until if until is not None and self.is_banned(ip, now) else None
+
+    @property
+    def counting(self) -> bool:
+        """Some address has failures counted (cheap: the fast path of every success)."""
+        return bool(self._failures)
+
+    def failing(self, ip: str) -> bool:
+        return ip in self._failures
 
     def record_failure(self, ip: str, now: float) -> float | None:
         """Count one failure; returns the ban's end time if this failure starts a ban."""
-        window = self._failures.setdefault(ip, deque())
-        window.append(now)
-        while window and window[0] <= now - self.policy.window_seconds:
-            window.popleft()
-        if len(window) >= self.policy.max_failures:
-            del self._failures[ip]
-            until = now + self.policy.ban_seconds
-            self._banned_until[ip] = until
-            return until
-        return None
+        with self._lock:
+            if len(self._failures) >= MAX_TRACKED and ip not in self._failures:
+                self._prune(now)
+            window = self._failures.setdefault(ip, deque())
+            window.append(now)
+            while window and window[0] <= now - self.policy.window_seconds:
+                window.popleft()
+            if len(window) >= self.policy.max_failures:
+                del self._failures[ip]
+                until = now + self.policy.ban_seconds
+                self._banned_until[ip] = max(until, self._banned_until.get(ip, 0.0))
+                return until
+            return None
 
-    def record_success(self, ip: str) -> None:
-        self._failures.pop(ip, None)
+    def record_success(self, ip: str) -> bool:
+        """Reset the count; True if there was one."""
+        with self._lock:
+            return self._failures.pop(ip, None) is not None
 
     def ban(self, ip: str, until: float) -> None:
         """Adopt a ban decided elsewhere (another node, the store)."""
-        self._banned_until[ip] = max(until, self._banned_until.get(ip, 0.0))
+        with self._lock:
+            self._banned_until[ip] = max(until, self._banned_until.get(ip, 0.0))
 
     def unban(self, ip: str) -> None:
-        self._banned_until.pop(ip, None)
-        self._failures.pop(ip, None)
+        with self._lock:
+            self._banned_until.pop(ip, None)
+            self._failures.pop(ip, None)
 
     def active_count(self, now: float) -> int:
-        return sum(1 for until in self._banned_until.values() if until > now)
+        return sum(1 for until in list(self._banned_until.values()) if until > now)
 
     def prune(self, now: float) -> None:
         """Forget expired bans and stale failure windows (bounded memory under a scan)."""
+        with self._lock:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
         for ip in [ip for ip, until in self._banned_until.items() if until <= now]:
             del self._banned_until[ip]
         horizon = now - self.policy.window_seconds

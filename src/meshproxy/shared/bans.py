@@ -2,6 +2,8 @@
 
     <p>bans                hash ip -> banned until (epoch seconds)
     <p>failures:<ip>       sorted set of failure times within the window (expires with it)
+    <p>reset:<ip>          time of the address's last success (expires with the window):
+                           a failure from before it, reported late, does not count
 
 The same rule as `Store.record_auth_failure` (domain.bans.BanPolicy), decided atomically
 in one script so concurrent failures on many nodes count exactly.
@@ -9,6 +11,7 @@ in one script so concurrent failures on many nodes count exactly.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, cast
 
@@ -16,10 +19,15 @@ from redis import Redis
 
 from meshproxy.domain.bans import BanPolicy
 
-# KEYS: failures zset, bans hash. ARGV: ip, now, window, max failures, ban seconds, member.
+# KEYS: failures zset, bans hash, reset. ARGV: ip, at, window, max failures, ban seconds,
+# member.
 FAILURE_SCRIPT = """
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
+local reset = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if now < reset then
+  return false
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZADD', KEYS[1], now, ARGV[6])
 redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
@@ -36,17 +44,36 @@ return text
 """
 
 
+# A success's mark outlives any late report of the failures before it (a proxy reports
+# within a second; one that reports later still has its failures counted, not lost).
+RESET_SECONDS = 3600.0
+
+# KEYS: failures zset, reset. ARGV: at, lifetime of the mark.
+SUCCESS_SCRIPT = """
+local at = tonumber(ARGV[1])
+local previous = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if at > previous then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', math.ceil(tonumber(ARGV[2]) * 1000))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', at)
+return 1
+"""
+
+
 class RedisBans:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._bans = f"{prefix}bans"
         self._failures = f"{prefix}failures:"
+        self._resets = f"{prefix}reset:"
         self._failure = redis.register_script(FAILURE_SCRIPT)
+        self._success = redis.register_script(SUCCESS_SCRIPT)
 
     def record_failure(self, ip: str, now: float, policy: BanPolicy) -> float | None:
-        """Count a failure from `ip`; returns the ban's end if this one starts a ban."""
+        """Count a failure from `ip` that happened at `now` (not if the address succeeded
+        since); returns the ban's end if this one starts a ban."""
         until = self._failure(
-            keys=[self._failures + ip, self._bans],
+            keys=[self._failures + ip, self._bans, self._resets + ip],
             args=[
                 ip,
                 repr(now),
@@ -58,8 +85,15 @@ class RedisBans:
         )
         return None if until is None else float(until)
 
-    def record_success(self, ip: str) -> None:
-        self._redis.delete(self._failures + ip)
+    def record_success(self, ip: str, at: float | None) -> None:
+        """The failures until `at` stop counting, also those reported later (None: every
+        failure counted so far)."""
+        if at is None:
+            self._redis.delete(self._failures + ip)
+            return
+        self._success(
+            keys=[self._failures + ip, self._resets + ip], args=[repr(at), repr(RESET_SECONDS)]
+        )
 
     def ban_until(self, ip: str, now: float) -> float | None:
         value = self._redis.hget(self._bans, ip)
@@ -84,8 +118,11 @@ class RedisBans:
         return active
 
     def unban(self, ip: str) -> bool:
+        """Lift the ban and the count; failures from before now, reported later, no longer
+        count."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.hdel(self._bans, ip)
         pipe.delete(self._failures + ip)
-        removed, _ = pipe.execute()
+        pipe.set(self._resets + ip, repr(time.time()), px=int(RESET_SECONDS * 1000))
+        removed, _, _ = pipe.execute()
         return bool(removed)

@@ -78,11 +78,11 @@ class SharedStore(Store):
     def changed(self, notes: list[tuple[str, str]]) -> None:
         self._publish([notify.Note(kind, subject) for kind, subject in notes])
 
-    def record_auth_failure(self, ip: str, now: float, policy: BanPolicy) -> float | None:
+    def record_auth_failure(self, ip: str, at: float, policy: BanPolicy) -> float | None:
         until = self._redis(
             "counting an authentication failure",
-            lambda: self.redis_bans.record_failure(ip, now, policy),
-            lambda: super(SharedStore, self).record_auth_failure(ip, now, policy),
+            lambda: self.redis_bans.record_failure(ip, at, policy),
+            lambda: super(SharedStore, self).record_auth_failure(ip, at, policy),
         )
         if until is not None:
             self._publish([notify.Note("ban", ip, until)])  # adopted at once by every node
@@ -92,12 +92,20 @@ class SharedStore(Store):
                 log.warning("ban of %s not written to the store (down, or written meanwhile)", ip)
         return until
 
-    def record_auth_success(self, ip: str) -> None:
+    def record_auth_success(self, ip: str, at: float | None = None) -> None:
         self._redis(
             "resetting a failure count",
-            lambda: self.redis_bans.record_success(ip),
-            lambda: super(SharedStore, self).record_auth_success(ip),
+            lambda: self.redis_bans.record_success(ip, at),
+            lambda: super(SharedStore, self).record_auth_success(ip, at),
         )
+
+    def record_ban(self, ip: str, until: float, decided_at: float | None = None) -> bool:
+        """A ban decided by one node's own count: in the store, and announced with its end
+        so every node adopts it without a poll."""
+        written = super().record_ban(ip, until, decided_at)
+        if written:
+            self._publish([notify.Note("ban", ip, until)])
+        return written
 
     def ban_until(self, ip: str, now: float) -> float | None:
         shared = self._redis(

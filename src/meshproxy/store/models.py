@@ -119,6 +119,16 @@ class AuthFailure(Base):
     at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
 
 
+class AuthReset(Base):
+    """The last authentication success of a client IP: a failure that happened before it
+    (reported late by a proxy) no longer counts toward the ban."""
+
+    __tablename__ = "auth_resets"
+
+    ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+
+
 class Change(Base):
     """One row per change that proxy nodes must learn of; they poll by increasing id."""
 

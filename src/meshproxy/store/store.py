@@ -9,6 +9,7 @@ writing transaction, so concurrent writes cannot overshoot it) as `LimitReached`
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from meshproxy.domain.accounts import AccountRecord, AccountView, UsageDelta
-from meshproxy.domain.bans import BanPolicy
+from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.folds import MAX_ID_LENGTH, FoldBatch, FoldOutcome, SeqRanges
 from meshproxy.domain.limits import Limits
@@ -130,6 +131,10 @@ def _record(row: m.Account, parent_username: str | None = None) -> AccountRecord
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # The ban book of this process's proxies (set by the proxy node, which keeps it
+        # current from the change feed), shared with the API and dashboard of the same
+        # process: a ban either face decides holds on the other at once (bans below).
+        self.local_bans: BanBook | None = None
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -902,13 +907,19 @@ class Store:
 
     # ---- bans ---------------------------------------------------------------------------
 
-    def record_auth_failure(self, ip: str, now: float, policy: BanPolicy) -> float | None:
-        """Count a failure from `ip`; returns the ban's end if this one starts a ban."""
+    def record_auth_failure(self, ip: str, at: float, policy: BanPolicy) -> float | None:
+        """Count a failure from `ip` that happened at `at` (a proxy reports its failures a
+        moment later); returns the ban's end if this one starts a ban. A failure from
+        before the address's last success does not count: failures count in the order
+        they happened, whichever face saw them."""
         with self._session() as session:
-            session.add(m.AuthFailure(ip=ip, at=now))
+            reset = session.get(m.AuthReset, ip)
+            if reset is not None and at < reset.at:
+                return None  # from before a success, reported late
+            session.add(m.AuthFailure(ip=ip, at=at))
             session.execute(
                 delete(m.AuthFailure).where(
-                    m.AuthFailure.ip == ip, m.AuthFailure.at <= now - policy.window_seconds
+                    m.AuthFailure.ip == ip, m.AuthFailure.at <= at - policy.window_seconds
                 )
             )
             count = (
@@ -919,16 +930,25 @@ class Store:
             )
             if count < policy.max_failures:
                 return None
-            until = now + policy.ban_seconds
+            until = at + policy.ban_seconds
             session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
             self._ban(session, ip, until)
-            return until
+        self._adopt_ban(ip, until)
+        return until
 
-    def record_ban(self, ip: str, until: float) -> None:
-        """A ban decided elsewhere (the shared ban in Redis), kept here too: it outlives a
-        Redis that restarts empty, and its change row tells nodes that missed it."""
+    def record_ban(self, ip: str, until: float, decided_at: float | None = None) -> bool:
+        """A ban decided elsewhere (a proxy's own count, the shared ban in Redis), kept here
+        too: every face reads it, it outlives a Redis that restarts empty, and its change
+        row tells nodes that missed it. One `decided_at` before the address's last success
+        or unban (a proxy's report arriving late) is not written: False."""
         with self._session() as session:
+            if decided_at is not None:
+                reset = session.get(m.AuthReset, ip)
+                if reset is not None and decided_at < reset.at:
+                    return False
             self._ban(session, ip, until)
+        self._adopt_ban(ip, until)
+        return True
 
     def _ban(self, session: Session, ip: str, until: float) -> None:
         existing = session.get(m.Ban, ip)
@@ -938,11 +958,34 @@ class Store:
             existing.until = max(existing.until, until)
         self._note(session, "ban", ip)
 
-    def record_auth_success(self, ip: str) -> None:
+    def _adopt_ban(self, ip: str, until: float) -> None:
+        if self.local_bans is not None:
+            self.local_bans.ban(ip, until)
+
+    def record_auth_success(self, ip: str, at: float | None = None) -> None:
+        """A success from `ip` at `at`: the failures until then stop counting, also those
+        reported after this call (without `at`: every failure recorded so far)."""
         with self._session() as session:
-            session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
+            wiped = delete(m.AuthFailure).where(m.AuthFailure.ip == ip)
+            if at is not None:
+                self._reset(session, ip, at)
+                wiped = wiped.where(m.AuthFailure.at <= at)
+            session.execute(wiped)
+
+    def _reset(self, session: Session, ip: str, at: float) -> None:
+        """Failures (and bans decided) before `at` no longer count, however late reported."""
+        reset = session.get(m.AuthReset, ip)
+        if reset is None:
+            session.add(m.AuthReset(ip=ip, at=at))
+        elif reset.at < at:
+            reset.at = at
 
     def ban_until(self, ip: str, now: float) -> float | None:
+        local = self.local_bans
+        if local is not None:
+            until = local.banned_until(ip, now)
+            if until is not None:
+                return until
         with self._session() as session:
             until = session.scalar(select(m.Ban.until).where(m.Ban.ip == ip, m.Ban.until > now))
             return None if until is None else float(until)
@@ -957,11 +1000,31 @@ class Store:
             }
 
     def unban(self, ip: str) -> bool:
+        """Lift the ban and the count; failures and bans from before now, reported later by a
+        proxy, do not bring it back."""
+        now = time.time()
+        local = self.local_bans
+        lifted = local is not None and local.banned_until(ip, now) is not None
+        if local is not None:
+            local.unban(ip)
         with self._session() as session:
+            self._reset(session, ip, now)
             done = session.execute(delete(m.Ban).where(m.Ban.ip == ip))
             session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
             self._note(session, "ban", ip)
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+            return lifted or bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def auth_failure_counts(self, since: float) -> dict[str, int]:
+        """Authentication failures per client IP recorded at `since` or later (`admin bans`)."""
+        with self._session() as session:
+            return {
+                ip: int(count)
+                for ip, count in session.execute(
+                    select(m.AuthFailure.ip, func.count())
+                    .where(m.AuthFailure.at >= since)
+                    .group_by(m.AuthFailure.ip)
+                )
+            }
 
     # ---- change feed ---------------------------------------------------------------------
 

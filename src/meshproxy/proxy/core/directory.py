@@ -17,6 +17,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal, NamedTuple
 
 from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.addresses import hostname_address_refused, networks
@@ -115,6 +116,16 @@ class CredentialCheck:
     unknown: bool = False
 
 
+class AuthReport(NamedTuple):
+    """An authentication outcome for the store's shared ban count, stamped with when it
+    happened (failures count in that order whichever face or node saw them), or a ban
+    this node decided then, written to the store for every face."""
+
+    kind: Literal["failure", "success", "ban"]
+    ip: str
+    at: float
+
+
 def parse_basic(value: bytes) -> tuple[str, str] | None:
     scheme, _, encoded = value.strip().partition(b" ")
     if scheme.lower() != b"basic":
@@ -136,13 +147,15 @@ class AccountDirectory:
         credentials: VerifiedCredentials | None = None,
         max_verifying: int = MAX_VERIFICATIONS_IN_FLIGHT,
         hostname_networks: Iterable[str] = (),
+        bans: BanBook | None = None,
     ) -> None:
         self.by_username: dict[str, AccountState] = {}
         self.by_id: dict[int, AccountState] = {}
         self.credentials = credentials or VerifiedCredentials()
-        self.bans = BanBook(ban_policy)
-        # (client IP, success) for the store's shared ban count; drained by the node.
-        self.auth_reports: deque[tuple[str, bool]] = deque(maxlen=100_000)
+        # The ban book; the node passes the one its process shares with the API (store.py).
+        self.bans = bans if bans is not None else BanBook(ban_policy)
+        # Outcomes for the store's shared ban count, in order; drained by the node.
+        self.auth_reports: deque[AuthReport] = deque(maxlen=100_000)
         self.next_reset = math.inf  # when the earliest billing period ends (epoch s)
         # For metrics: requests decided per proxy (not the sweep's re-checks of open
         # connections: the node sets `sweeping` around those), authentication failures.
@@ -155,7 +168,6 @@ class AccountDirectory:
         self._resolved_accounts: dict[str, AccountState] = {}
         # Non-public networks a hostname may resolve to and still authenticate.
         self._hostname_networks = networks(hostname_networks)
-        self._recent_failures: dict[str, float] = {}
         # Proxy-Authorization values that verified, by fingerprint -> (account, the hash
         # they verified against): a repeat costs one hash and one dict lookup, no base64 and
         # no HMAC. A fingerprint, not the value: a memory dump of the node holds no
@@ -334,8 +346,8 @@ class AccountDirectory:
             if hit is not None:
                 known, password_hash = hit
                 if known.password_hash == password_hash and not known.removed:
-                    if self._recent_failures:
-                        self._success(client_ip)
+                    if self.bans.counting:
+                        self._success(client_ip, now)
                     return known
                 del self._authorized[key]
             credentials = parse_basic(authorization)
@@ -350,7 +362,7 @@ class AccountDirectory:
                 return self._check(username, password, decoy_hash(), client_ip, key, now,
                                    unknown=True)
             if self.credentials.known(username, password, account.password_hash):
-                self._success(client_ip)
+                self._success(client_ip, now)
                 self._remember(key, account, account.password_hash)
                 return account
             return self._check(username, password, account.password_hash, client_ip, key, now)
@@ -430,7 +442,7 @@ class AccountDirectory:
             password_hash = found.account.password_hash
         account = self.by_username.get(check.username)
         if ok and account is not None and account.password_hash == password_hash:
-            self._success(check.client_ip)
+            self._success(check.client_ip, now)
             if check.authorization_key is not None:
                 self._remember(check.authorization_key, account, password_hash)
             return account
@@ -474,14 +486,14 @@ class AccountDirectory:
 
     def _failure(self, ip: str, now: float) -> None:
         self.auth_failures += 1
-        self.bans.record_failure(ip, now)
-        self._recent_failures[ip] = now
-        self.auth_reports.append((ip, False))
+        self.auth_reports.append(AuthReport("failure", ip, now))
+        if self.bans.record_failure(ip, now) is not None:
+            # Banned here: written to the store for every face and node.
+            self.auth_reports.append(AuthReport("ban", ip, now))
 
-    def _success(self, ip: str) -> None:
-        if self._recent_failures.pop(ip, None) is not None:
-            self.bans.record_success(ip)
-            self.auth_reports.append((ip, True))
+    def _success(self, ip: str, now: float) -> None:
+        if self.bans.failing(ip) and self.bans.record_success(ip):
+            self.auth_reports.append(AuthReport("success", ip, now))
 
     def apply_bans(self, ips: Iterable[str], active: Mapping[str, float]) -> None:
         """The store's verdict on `ips` (from "ban" changes): banned until, or not banned."""
@@ -489,12 +501,8 @@ class AccountDirectory:
             until = active.get(ip)
             if until is None:
                 self.bans.unban(ip)
-                self._recent_failures.pop(ip, None)
             else:
                 self.bans.ban(ip, until)
 
     def prune(self, now: float) -> None:
         self.bans.prune(now)
-        horizon = now - self.bans.policy.window_seconds
-        for ip in [ip for ip, at in self._recent_failures.items() if at <= horizon]:
-            del self._recent_failures[ip]

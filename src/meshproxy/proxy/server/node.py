@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from meshproxy.accesslog import open_access_log
 from meshproxy.config import ProxyConfig, Settings
+from meshproxy.domain.bans import BanBook
 from meshproxy.domain.passwords import decoy_hash
 from meshproxy.meter import LocalMeter, Meter
 from meshproxy.meter.counting import CountingMeter
@@ -59,10 +60,17 @@ class ProxyNode:
         self.settings = settings
         self._reuse_port = reuse_port  # several worker processes listen on the same ports
         self.store = store
+        policy = settings.ban.policy()
+        # One ban book for this process's proxies and its API (store.py): a ban decided by
+        # either holds on the other at once, and their failures count in one order.
+        bans = store.local_bans
+        if bans is None or bans.policy != policy:
+            bans = store.local_bans = BanBook(policy)
         self.directory = AccountDirectory(
-            settings.ban.policy(),
+            policy,
             max_verifying=settings.proxy.max_verifications_in_flight,
             hostname_networks=settings.proxy.allow_hostname_networks,
+            bans=bans,
         )
         # One thread for every store call: sync, flush and ban reports never overlap.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="meshproxy-store")
@@ -318,6 +326,8 @@ class ProxyNode:
             await self._sync.report_auth()  # last ban reports
         if self._redis is not None:
             await self._redis.aclose()
+        if self.store.local_bans is self.directory.bans:
+            self.store.local_bans = None  # no longer kept current by this node's feed
         self._store_executor.shutdown(wait=True)
         # Queued checks are dropped (their connections are gone); a running one ends alone.
         self._verify_executor.shutdown(wait=False, cancel_futures=True)

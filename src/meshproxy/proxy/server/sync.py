@@ -21,7 +21,7 @@ from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.meter import Meter
 from meshproxy.meter.health import BackendHealth
-from meshproxy.proxy.core.directory import AccountDirectory
+from meshproxy.proxy.core.directory import AccountDirectory, AuthReport
 from meshproxy.store import Store, StoreUnavailable
 
 T = TypeVar("T")
@@ -143,16 +143,24 @@ class DirectorySync:
     async def _report_auth(self) -> None:
         reports = self._directory.auth_reports
         while reports:
-            ip, ok = reports.popleft()
+            report = reports.popleft()
             try:
-                if ok:
-                    await self._run(self._store.record_auth_success, ip)
-                    continue
-                until = await self._run(
-                    self._store.record_auth_failure, ip, time.time(), self._ban_policy
-                )
+                until = await self._run(self._send_report, report)
             except BaseException:
-                reports.appendleft((ip, ok))  # reported once the store is back
+                reports.appendleft(report)  # reported once the store is back
                 raise
             if until is not None:
-                self._directory.bans.ban(ip, until)
+                self._directory.bans.ban(report.ip, until)
+
+    def _send_report(self, report: AuthReport) -> float | None:
+        """One outcome into the store, stamped with when it happened (the store counts
+        failures in that order); a ban this node decided is written as it is."""
+        store = self._store
+        if report.kind == "failure":
+            return store.record_auth_failure(report.ip, report.at, self._ban_policy)
+        if report.kind == "success":
+            store.record_auth_success(report.ip, report.at)
+        else:
+            until = report.at + self._ban_policy.ban_seconds
+            store.record_ban(report.ip, until, decided_at=report.at)
+        return None
