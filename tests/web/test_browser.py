@@ -6,6 +6,7 @@ Without /usr/bin/chromium these tests skip on a developer machine and fail in CI
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -209,3 +210,130 @@ def test_sub_account_sees_only_its_own(
 
     page.goto(f"{base}/dashboard/access/")
     assert "198.51.100.200" not in text_of(page)  # another account's data
+
+
+# ---- issue 12: Copy buttons, the help page's commands, the 509 badge, HTML 404s --------
+
+WIDTHS = (1280, 1600)
+LONG_SUB = "pm_a.rather+long-username_30c"  # 29 characters: the widest proxy URLs
+
+_BUTTON_STATE = """button => {
+  const input = button.parentElement.querySelector('input.copy');
+  const wrap = button.closest('.table-wrap');
+  const rect = button.getBoundingClientRect();
+  const cell = button.closest('td').getBoundingClientRect();
+  const x = rect.left + rect.width / 2, y = rect.top + rect.height / 2;
+  const hit = document.elementFromPoint(x, y);
+  return {
+    on_top: hit === button || button.contains(hit),
+    hit: hit ? hit.outerHTML.slice(0, 80) : null,
+    in_cell: rect.left >= cell.left - 0.5 && rect.right <= cell.right + 0.5,
+    input_in_cell: input.getBoundingClientRect().right <= rect.left + 0.5,
+    wrap_overflows: wrap.scrollWidth > wrap.clientWidth,
+    in_view: rect.left >= 0 && rect.right <= window.innerWidth,
+  };
+}"""
+
+
+def _check_copy_buttons(page: Any, base: str, path: str, width: int) -> int:
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(base + path)
+    buttons = page.locator("button.copy-button")
+    count = int(buttons.count())
+    for index in range(count):
+        button = buttons.nth(index)
+        # Scroll the page (not the table) so the button's row is in view, then look at it.
+        button.evaluate("b => window.scrollTo(0, b.getBoundingClientRect().top + scrollY - 300)")
+        state = button.evaluate(_BUTTON_STATE)
+        assert state == {**state, "on_top": True, "in_cell": True, "input_in_cell": True,
+                         "wrap_overflows": False, "in_view": True}, (path, width, index, state)
+        field = button.locator("xpath=..").locator("input.copy")
+        expected = field.input_value()
+        page.evaluate("navigator.clipboard.writeText('')")
+        button.click()
+        assert page.evaluate("navigator.clipboard.readText()") == expected, (path, width)
+        selected = field.evaluate("i => i.value.slice(i.selectionStart, i.selectionEnd)")
+        assert selected == expected  # what was copied is what is highlighted
+        page.wait_for_function("b => b.textContent === 'Copied'", arg=button.element_handle())
+    return count
+
+
+def test_copy_buttons_copy_and_nothing_covers_them(
+    page: Any, site: tuple[str, Settings, Store], parent: AccountRecord
+) -> None:
+    base, _, store = site
+    if store.get_account(LONG_SUB) is None:
+        make_sub(store, parent, LONG_SUB)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    log_in(page, base, "pm_boss", PARENT_PASSWORD)
+    for width in WIDTHS:
+        assert _check_copy_buttons(page, base, "/dashboard/proxies/", width) == 2
+    page.context.clear_cookies()
+    log_in(page, base, LONG_SUB, SUB_PASSWORD)  # the sub-account's overview
+    for width in WIDTHS:
+        assert _check_copy_buttons(page, base, "/dashboard/", width) == 2
+        assert _check_copy_buttons(page, base, "/dashboard/proxies/", width) == 2
+
+
+def test_help_page_code_is_one_shell_command_a_line(
+    page: Any, site: tuple[str, Settings, Store], parent: AccountRecord
+) -> None:
+    base, _, _ = site
+    log_in(page, base, "pm_boss", PARENT_PASSWORD)
+    page.goto(f"{base}/dashboard/help/")
+    blocks = page.locator("pre code").all_inner_texts()
+    assert len(blocks) == 4
+    commands = 0
+    for block in blocks:
+        for line in block.strip().splitlines():
+            words = shlex.split(line, comments=True)
+            assert words[0] == "curl", line
+            assert not any("curl" in word for word in words[1:]), line  # two run together
+            assert all(not word.endswith(("31280curl", "IPcurl")) for word in words), line
+            commands += 1
+    assert commands == 6 + 5 + 4 + 3  # every example, each on its own line
+
+
+def test_an_over_limit_sub_account_is_not_shown_active(
+    page: Any, site: tuple[str, Settings, Store], parent: AccountRecord
+) -> None:
+    base, _, store = site
+    full = make_sub(store, parent, "pm_full", monthly_limit_gb=1)
+    store.record_usage([UsageDelta(full.id, parent.id, 10**9)], date(2026, 11, 15))
+    make_sub(store, parent, "pm_fine", monthly_limit_gb=1)
+    log_in(page, base, "pm_boss", PARENT_PASSWORD)
+    page.goto(f"{base}/dashboard/sub-accounts/pm_full/")
+    badge = page.locator(".heading-row .badge")
+    assert badge.inner_text() == "Over limit, 509"
+    assert "Monthly bandwidth limit of the account reached" in str(badge.get_attribute("title"))
+    green = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--ok')")
+    assert badge.evaluate("b => getComputedStyle(b).color") != _rgb(green.strip())
+    assert "the proxies answer 509" in text_of(page)
+    page.goto(f"{base}/dashboard/sub-accounts/pm_fine/")
+    assert page.locator(".heading-row .badge").inner_text() == "Active"
+    page.goto(f"{base}/dashboard/sub-accounts/?q=pm_f")
+    rows = page.locator("table.accounts tbody tr").all_inner_texts()
+    assert any(row.startswith("pm_full") and "over limit, 509" in row for row in rows), rows
+    assert any(row.startswith("pm_fine") and "over limit" not in row for row in rows), rows
+
+
+def _rgb(hex_colour: str) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
+
+
+def test_an_unknown_dashboard_address_is_an_html_page(
+    page: Any, site: tuple[str, Settings, Store], parent: AccountRecord
+) -> None:
+    base, _, _ = site
+    for path in ("/dashboard/no-such-page/", "/dashboard/sub-accounts", "/dashboard/x/y/z"):
+        response = page.goto(base + path)
+        assert response.status == 404, path
+        assert response.headers["content-type"].startswith("text/html"), path
+        assert page.locator("h1").inner_text() == "Not found"
+        assert "There is no page at this address." in text_of(page)
+    log_in(page, base, "pm_boss", PARENT_PASSWORD)
+    page.goto(f"{base}/dashboard/no-such-page/")
+    assert page.get_by_role("link", name="Sub-accounts").count() == 1  # the logged-in menu
+    api = page.goto(f"{base}/api/no-such-endpoint/")
+    assert api.status == 404 and api.headers["content-type"] == "application/json"

@@ -20,11 +20,13 @@ from meshproxy.store import Store
 from meshproxy.web.clients import ClientInfo, PeerOnly
 from meshproxy.web.context import HOME_PATH, PREFIX, Access, Clock, Dashboard, Page, endpoint
 from meshproxy.web.pages import access, auth, export, help, overview, proxies, subaccounts
+from meshproxy.web.pages.missing import not_found, not_found_without_session
 from meshproxy.web.secret import load_or_create_secret
 from meshproxy.web.sessions import SessionCodec
 from meshproxy.web.templates import make_environment
 
 SUB = f"{PREFIX}/sub-accounts/{{username}}"
+OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # GET (and HEAD) have a session
 _TABLE: Sequence[tuple[str, Page, Access, tuple[str, ...]]] = (
     (f"{PREFIX}/login/", auth.login, Access.ANYONE, ("GET", "POST")),
     (f"{PREFIX}/logout/", auth.logout, Access.ANYONE, ("POST",)),
@@ -83,5 +85,8 @@ def dashboard_routes(
             app=StaticFiles(packages=[("meshproxy.web", "static")]),
             name="dashboard-static",
         ),
+        # Last: any other address under /dashboard/ is an HTML 404, never the API's JSON.
+        Route(f"{PREFIX}/{{rest:path}}", endpoint(dash, not_found, Access.ANYONE), methods=["GET"]),
+        Route(f"{PREFIX}/{{rest:path}}", not_found_without_session(dash), methods=OTHER_METHODS),
     ]
     return routes

@@ -8,8 +8,10 @@ from typing import Any
 from starlette.responses import Response
 
 from meshproxy.domain.billing import billing_period
+from meshproxy.domain.limits import Usage
 from meshproxy.web.context import Ctx
 from meshproxy.web.pages.proxies import proxy_urls
+from meshproxy.web.state import account_state, usage_now
 from meshproxy.web.usage import billing_day_of, period_charts, period_text, top_sub_accounts_chart
 
 
@@ -17,7 +19,10 @@ def overview(ctx: Ctx) -> Response:
     user, store = ctx.user, ctx.store
     monthly, total = store.usage(user, ctx.now)
     period = billing_period(billing_day_of(store, user), ctx.now)
+    parent = None if user.is_parent else store.get_account(user.parent_username or "")
+    parent_usage = None if parent is None else usage_now(store, parent, ctx.now)
     context: dict[str, Any] = {
+        "state": account_state(user, Usage(monthly, total), parent, parent_usage),
         "monthly": monthly,
         "total": total,
         "billing_day": billing_day_of(store, user),

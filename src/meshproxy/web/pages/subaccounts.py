@@ -20,11 +20,13 @@ from meshproxy.control.subaccounts import (
     get_sub_account,
 )
 from meshproxy.domain.accounts import AccountRecord
+from meshproxy.domain.limits import Usage
 from meshproxy.domain.units import GB
-from meshproxy.store.store import SUB_ACCOUNT_SORTS
+from meshproxy.store.store import SUB_ACCOUNT_SORTS, SubAccountRow
 from meshproxy.web.context import PREFIX, Ctx
 from meshproxy.web.pages.access import access_lists, change_access
 from meshproxy.web.pages.common import FormErrors, form_errors
+from meshproxy.web.state import AccountState, account_state, sub_account_state, usage_now
 from meshproxy.web.usage import period_charts
 
 LIST_PATH = f"{PREFIX}/sub-accounts/"
@@ -68,6 +70,12 @@ def sub_accounts(ctx: Ctx) -> Response:
         kept = {k: v for k, v in params.items() if v not in ("", None)}
         return f"{LIST_PATH}?{urlencode(kept)}"
 
+    parent_usage = usage_now(ctx.store, ctx.user, ctx.now)
+
+    def state_of(row: SubAccountRow) -> AccountState:
+        usage = Usage(row.monthly_bytes, row.total_bytes)
+        return account_state(row.account, usage, ctx.user, parent_usage)
+
     def sort_url(key: str) -> str:
         """Sorting by a column again reverses it; numbers and dates start biggest first."""
         if key == sort:
@@ -89,6 +97,7 @@ def sub_accounts(ctx: Ctx) -> Response:
         plan=ctx.settings.plan(ctx.user.plan or ""),
         url=url,
         sort_url=sort_url,
+        state_of=state_of,
         detail_path=detail_path,
     )
 
@@ -134,14 +143,17 @@ def _detail(
     account = ctx.store.get_account(username)
     if account is None:  # deleted between the two reads
         return ctx.error(404, "Sub-account not found.")
+    # The API's details in GB (9 decimals: whole bytes) back to bytes for display.
+    monthly = round(details["monthly_bandwidth"] * GB)
+    total = round(details["total_bandwidth"] * GB)
     return ctx.render(
         "sub_account.html",
         status=status,
         sub=account,
         details=details,
-        # The API's details in GB (9 decimals: whole bytes) back to bytes for display.
-        monthly=round(details["monthly_bandwidth"] * GB),
-        total=round(details["total_bandwidth"] * GB),
+        state=sub_account_state(ctx.store, account, Usage(monthly, total), ctx.user, ctx.now),
+        monthly=monthly,
+        total=total,
         lists=access_lists(ctx, ctx.user, {"username": username}),
         charts=period_charts(ctx.store, account, ctx.now),
         errors=errors or {},
