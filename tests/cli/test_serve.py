@@ -289,6 +289,11 @@ def test_a_parent_on_a_plan_no_longer_configured(tmp_path: Path, env: dict[str, 
         "MESHPROXY_PLANS": '[{"name": "default", "default_proxies": ["open"]},'
         ' {"name": "gold", "default_proxies": ["open"]}]',
     }
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "meshproxy", "db", "upgrade"],
+        cwd=tmp_path, env=with_gold, capture_output=True, text=True, timeout=60,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
     created = subprocess.run(
         [sys.executable, "-m", "meshproxy", "admin", "create", "pm_gold", "--plan", "gold",
          "--password", "gold-pw-123", "--json"],
