@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from click.testing import CliRunner
 from tests.proxy.clients import basic, connect, curl
 from tests.proxy.conftest import EGRESS, Env, LoopThread, Origins, proxy_settings
 
+from meshproxy.cli.logs import logs
 from meshproxy.config import Settings
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.ops.metrics import registry_for, render
@@ -136,6 +138,14 @@ def test_every_outcome_is_logged_with_its_bytes(env: Env) -> None:
     assert line["status"] == 200 and line["outcome"] == "tunnel" and line["egress"] in EGRESS
     assert line["bytes_out"] > 20000 and line["bytes_in"] > 0
     assert line["bytes_in"] + line["bytes_out"] == charged.since()
+
+    # the abuse question from this file: who used that egress when the tunnel closed?
+    asked = CliRunner().invoke(logs, [
+        "--egress", line["egress"], "--at", line["time"], "--window", "0",
+        "--file", str(lines.path), "--json",
+    ])
+    assert asked.exit_code == 0, asked.output
+    assert json.loads(asked.output) == [line]
 
 
 def test_sub_account_509_and_aborted(env: Env) -> None:

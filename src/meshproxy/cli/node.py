@@ -292,7 +292,7 @@ def run(settings: Settings, role: Role, workers: int = 1) -> None:
     """Check the ports, prepare the store once, then serve in this process or in `workers`
     children."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("uvicorn.error").addFilter(_FirstOnly("Started server process"))
     check_listeners(settings, role, reuse_port=workers > 1)
