@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
@@ -25,7 +25,7 @@ from meshproxy.proxy.core.response import MAX_HEAD, Framing, interim, parse_resp
 if TYPE_CHECKING:
     from meshproxy.proxy.core.directory import AccountState
     from meshproxy.proxy.core.egress import EgressChoice
-    from meshproxy.proxy.server.connection import ClientConnection
+    from meshproxy.proxy.server.services import Listener
     from meshproxy.proxy.server.upstream import UpstreamConnection
 
 MAX_BUFFERED_BODY = 256 * 1024
@@ -37,6 +37,32 @@ class Phase(IntEnum):
     WAITING = 1  # request sent (or being sent), no final response head yet
     BODY = 2
     DONE = 3
+
+
+class Owner(Protocol):
+    """The client connection (connection.ClientConnection) as its exchanges see it."""
+
+    @property
+    def client_ip(self) -> str: ...
+    @property
+    def listener(self) -> Listener: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+    @property
+    def draining(self) -> bool: ...
+
+    def reading_clock(self, now: float) -> float: ...
+    def send(self, data: bytes | memoryview) -> None: ...
+    def pause_for_body(self) -> None: ...
+    def resume_for_body(self) -> None: ...
+    def pause_for_upstream(self) -> None: ...
+    def resume_for_upstream(self) -> None: ...
+    def answer(self, exchange: Exchange, error: ProxyError) -> None: ...
+    def retry(self, exchange: Exchange, data: bytes) -> None: ...
+    def finished(self, exchange: Exchange, *, keep: bool) -> None: ...
+    def abort(self) -> None: ...
 
 
 class Exchange:
@@ -78,7 +104,7 @@ class Exchange:
         "upstream",
     )
 
-    def __init__(self, conn: ClientConnection, head: RequestHead) -> None:
+    def __init__(self, conn: Owner, head: RequestHead) -> None:
         self.conn = conn
         self.head = head
         prepared = prepare_request(
@@ -294,6 +320,12 @@ class Exchange:
 
     def on_message_complete(self) -> None:
         self.chunk_done = True
+
+    def upstream_full(self) -> None:
+        self.conn.pause_for_upstream()
+
+    def upstream_drained(self) -> None:
+        self.conn.resume_for_upstream()
 
     def upstream_lost(self, upstream: UpstreamConnection) -> None:
         if upstream is not self.upstream:

@@ -5,19 +5,30 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from meshproxy.accesslog import AccessLog
 from meshproxy.config import ProxyBehaviour
 from meshproxy.meter import Meter
-from meshproxy.proxy.core.directory import AccountDirectory
+from meshproxy.proxy.core.directory import AccountDirectory, AccountState
 from meshproxy.proxy.core.egress import EgressPool
 from meshproxy.proxy.core.policy import DestinationPolicy
 from meshproxy.proxy.server.resolver import Resolver
 from meshproxy.proxy.server.upstream import UpstreamPool
 
-if TYPE_CHECKING:
-    from meshproxy.proxy.server.connection import ClientConnection
+
+class OpenConnection(Protocol):
+    """A client connection (connection.ClientConnection) as the node's sweep, drain and
+    metrics see it."""
+
+    @property
+    def listener(self) -> Listener: ...
+    @property
+    def account(self) -> AccountState | None: ...
+
+    def check(self, now: float) -> None: ...
+    def drain(self) -> None: ...
+    def abort(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -33,7 +44,7 @@ class NodeServices:
     # loop's default executor).
     verify_executor: Executor | None = None
     access_log: AccessLog | None = None  # None: off
-    connections: set[ClientConnection] = field(default_factory=set)
+    connections: set[OpenConnection] = field(default_factory=set)
 
 
 @dataclass(eq=False)

@@ -12,10 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
-
-if TYPE_CHECKING:
-    from meshproxy.proxy.server.exchange import Exchange
+from typing import Any, Protocol, cast
 
 HIGH_WATER = 256 * 1024
 # Every upstream read lands in one shared buffer of this size, so a client that does not
@@ -80,6 +77,24 @@ async def _connected(
         raise OSError(error, os.strerror(error))
 
 
+class Receiver(Protocol):
+    """What an upstream connection tells the exchange it serves (exchange.Exchange)."""
+
+    def upstream_data(self, data: memoryview) -> None: ...
+
+    def holds_buffer(self) -> bool:
+        """Whether a write still holds a view of the read buffer passed to it."""
+        ...
+
+    def upstream_lost(self, upstream: UpstreamConnection) -> None: ...
+
+    def upstream_full(self) -> None:
+        """The upstream takes no more for now: stop reading what goes to it."""
+        ...
+
+    def upstream_drained(self) -> None: ...
+
+
 class _ReadBuffer:
     """The buffer every upstream connection reads into. A write that could not send all
     of it keeps a view of the rest: the buffer is then left to that write and a fresh one
@@ -105,7 +120,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.local_ip = ""
         self.ip_line = b"X-ProxyMesh-IP: \r\n"  # for every response head relayed from here
-        self.exchange: Exchange | None = None
+        self.exchange: Receiver | None = None
         self.idle_since = 0.0
         self.closed = False
 
@@ -141,11 +156,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.conn.pause_for_upstream()
+            self.exchange.upstream_full()
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.conn.resume_for_upstream()
+            self.exchange.upstream_drained()
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
