@@ -1,4 +1,5 @@
-"""The API's JSON text: what json.dumps writes, except floats in fixed notation."""
+"""JSON text as the API and the CLI write it: what json.dumps writes, floats in fixed
+notation (domain.units.json_text)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from meshproxy.api.json_body import json_text
+from meshproxy.domain.units import json_text
 
 SAMPLE = {
     "username": "pm_ünï \"q\"",
@@ -31,3 +32,13 @@ def test_floats_are_fixed_and_the_rest_is_json() -> None:
 def test_non_finite_floats_are_refused(bad: float) -> None:
     with pytest.raises(ValueError):
         json_text({"x": bad})
+
+
+def test_indented_like_json_dumps() -> None:
+    indented = json_text(SAMPLE, indent=2)
+    expected = json.dumps(SAMPLE, ensure_ascii=False, indent=2)
+    for exponent, fixed in (("2.432e-06", "0.000002432"), ("7.42e-07", "0.000000742"),
+                            ("1.1760233940000002", "1.176023394")):
+        expected = expected.replace(exponent, fixed)
+    assert indented == expected
+    assert json_text({"empty": {}, "none": []}, indent=2) == '{\n  "empty": {},\n  "none": []\n}'

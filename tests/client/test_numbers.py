@@ -1,6 +1,6 @@
 """GB figures: fixed notation with 9 decimals (one byte), never an exponent, in every output
 a person or a spreadsheet reads: the API's JSON, the dashboard's CSV (tests/web), the
-client's values, its report CSV and totals, and `meshproxy api sub get`."""
+client's values, its report CSV and totals, and `meshproxy api` (tables and --json)."""
 
 from __future__ import annotations
 
@@ -88,11 +88,19 @@ def test_every_output_of_a_live_account(
     assert str(account.monthly_bandwidth) == "0.000002432"
     assert [str(a.total_bandwidth) for a in listed] == ["0.000002432"]
     assert "0.000002432" in to_csv(usage_rows([account]))
+    cli = [sys.executable, "-m", "meshproxy", "api", "--api-url", live_api.url, "--api-user",
+           parent, "--api-password", PASSWORD, "--ca-file", str(live_api.cert)]
+    env = {"COLUMNS": "200", "XDG_CONFIG_HOME": str(tmp_path)}
     shown = subprocess.run(
-        [sys.executable, "-m", "meshproxy", "api", "--api-url", live_api.url, "--api-user",
-         parent, "--api-password", PASSWORD, "--ca-file", str(live_api.cert), "sub", "get", name],
-        capture_output=True, text=True, timeout=60,
-        env={"COLUMNS": "200", "XDG_CONFIG_HOME": str(tmp_path)},
+        [*cli, "sub", "get", name], capture_output=True, text=True, timeout=60, env=env
     )
     assert shown.returncode == 0, shown.stderr
     assert "0.000002432" in shown.stdout and not EXPONENT.search(shown.stdout)
+    as_json = subprocess.run(
+        [*cli, "sub", "get", name, "--json"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert '"monthly_bandwidth": 0.000002432' in as_json.stdout, as_json.stdout
+    report = subprocess.run(
+        [*cli, "usage-report", "--json"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert '"monthly_gb": 0.000002432' in report.stdout and not EXPONENT.search(report.stdout)

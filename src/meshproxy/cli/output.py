@@ -3,18 +3,20 @@ imported only to print a table)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from meshproxy.domain.units import json_text
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    # Floats are GB figures: fixed notation, as the API writes them (never 2.432e-06).
+    click.echo(json_text(data, indent=2))
 
 
 def emit_record(record: Mapping[str, Any], *, as_json: bool) -> None:
