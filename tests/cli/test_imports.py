@@ -27,7 +27,9 @@ SERVER = ("sqlalchemy", "starlette", "alembic", "jinja2", "uvicorn", "meshproxy.
           "meshproxy.api", "meshproxy.web", "meshproxy.control", "meshproxy.proxy")
 NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "httpx",
                        "meshproxy.api", "meshproxy.web", "meshproxy.control",
-                       "meshproxy.client", "meshproxy.cli.api_client", "meshproxy.cli.admin")
+                       "meshproxy.client", "meshproxy.cli.api_client", "meshproxy.cli.admin",
+                       # extras this node's settings do not use (SQLite, no Redis, no GeoIP)
+                       "redis", "psycopg", "maxminddb")
 
 
 def probe(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

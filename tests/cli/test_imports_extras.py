@@ -5,6 +5,7 @@ process by blocking the module (sys.modules[name] = None, which fails its import
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.local import free_port
 
 from meshproxy import extras
 
@@ -44,7 +46,7 @@ def write_config(tmp_path: Path, *lines: str) -> Path:
             "[[proxies]]",
             'name = "edge"',
             'listen = "127.0.0.1"',
-            "port = 31999",
+            f"port = {free_port()}",
         ])
         + "\n"
     )
@@ -80,6 +82,21 @@ def test_a_setting_whose_extra_is_missing_is_named_with_the_install_command(
 
 def test_a_node_without_those_settings_needs_no_extra(tmp_path: Path) -> None:
     config = write_config(tmp_path)
+    node = subprocess.Popen(
+        [sys.executable, "-c", BLOCKING, "redis,psycopg,maxminddb", "proxy", "--config",
+         str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert node.stdout is not None
+        line = node.stdout.readline()
+        assert "proxy edge listening on 127.0.0.1:" in line, line
+    finally:
+        node.send_signal(signal.SIGTERM)
+        _, err = node.communicate(timeout=60)
+    assert node.returncode == 0, err
     result = meshproxy_without("redis,psycopg,maxminddb", "admin", "list", "--config",
                                str(config))
     assert result.returncode == 0, result

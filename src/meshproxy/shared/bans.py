@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, cast
-
-from redis import Redis
+from typing import TYPE_CHECKING, Any, cast
 
 from meshproxy.domain.bans import BanPolicy
+
+if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that uses it
+    from redis import Redis
 
 # KEYS: failures zset, bans hash, reset. ARGV: ip, at, window, max failures, ban seconds,
 # member.

@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from redis import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import Engine
 
 from meshproxy.config import Settings
@@ -26,6 +24,9 @@ from meshproxy.store import Store, StoreUnavailable
 from meshproxy.store.engine import make_engine
 from meshproxy.store.errors import Conflict
 from meshproxy.store.store import ChangeRecord
+
+if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a store that uses it
+    from redis import Redis
 
 log = logging.getLogger("meshproxy.shared")
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class SharedStore(Store):
         self._last_recheck = 0.0
 
     def _redis(self, doing: str, work: Callable[[], T], fallback: Callable[[], T]) -> T:
+        from redis.exceptions import RedisError
+
         try:
             result = work()
         except RedisError as error:
