@@ -17,10 +17,6 @@ class AccountState:
     css: str  # its class: "" (green), "inactive" (red), "over" (red)
     why: str  # a sentence for the hint and the badge's title
 
-    @property
-    def serving(self) -> bool:
-        return not self.css
-
 
 ACTIVE = AccountState("Active", "", "The proxies serve it.")
 DEACTIVATED = AccountState(
