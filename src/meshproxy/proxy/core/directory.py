@@ -29,6 +29,7 @@ from meshproxy.domain.passwords import (
     VerifiedCredentials,
     decoy_hash,
 )
+from meshproxy.domain.units import GB
 from meshproxy.domain.verifications import SharedVerification, VerificationSlots
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
@@ -73,6 +74,36 @@ class AccountState:
         if parent is not None:
             parent.monthly_bytes += nbytes
             parent.total_bytes += nbytes
+
+    def allowance(self) -> int | None:
+        """Bytes this account may still move before it reaches a limit of its own or of its
+        parent's (None: no limit; 0 or less: reached)."""
+        left: int | None = None
+        parent = self.parent
+        for limits, monthly, total in (
+            (self.limits, self.monthly_bytes, self.total_bytes),
+            (None, 0, 0) if parent is None else
+            (parent.limits, parent.monthly_bytes, parent.total_bytes),
+        ):
+            if limits is None:
+                continue
+            if limits.monthly_gb:
+                room = limits.monthly_gb * GB - monthly
+                left = room if left is None else min(left, room)
+            if limits.total_gb:
+                room = limits.total_gb * GB - total
+                left = room if left is None else min(left, room)
+        return left
+
+    def charge(self, nbytes: int) -> bool:
+        """Count `nbytes` moved; True when that reaches a limit (the caller cuts the
+        connection now, not at the next sweep: one fast connection overshoots by at most
+        one read buffer)."""
+        self.add_usage(nbytes)
+        if not self.limited:
+            return False
+        left = self.allowance()
+        return left is not None and left <= 0
 
     @property
     def limited(self) -> bool:

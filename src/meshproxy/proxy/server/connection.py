@@ -28,6 +28,7 @@ from meshproxy.proxy.core.errors import ProxyError, render
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.core.target import routed
 from meshproxy.proxy.server import access, splice
+from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange, Phase
 from meshproxy.proxy.server.splice import SpliceTunnel
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
@@ -462,6 +463,7 @@ class ClientConnection(asyncio.Protocol):
         tunnel = SpliceTunnel(
             self.loop, client_socket, upstream, self._tunnel_in, self._close_tunnel,
             self._tunnel_out,
+            allowance=None if self.account is None else self.account.allowance,
         )
         self.tunnel = tunnel
         self.tunnelled = self.active
@@ -510,7 +512,8 @@ class ClientConnection(asyncio.Protocol):
         self.last_active = self.loop.time()
         account = self.account
         if account is not None:
-            account.add_usage(nbytes)
+            if account.charge(nbytes):  # a limit reached: cut now, not at the sweep
+                cut_soon(self, self.loop)
             self._meter_add(account.id, account.parent_id, nbytes)
 
     def _tunnel_in(self, nbytes: int) -> None:
@@ -536,12 +539,15 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
+        account = self.account
+        if account is not None and account.limited:
+            data = within_allowance(self, self.loop, account, data)
         transport.write(data)
         self.sent += len(data)
-        account = self.account
         if account is not None:
             nbytes = len(data)
-            account.add_usage(nbytes)
+            if account.charge(nbytes):  # a limit reached: cut now, not at the sweep
+                cut_soon(self, self.loop)
             self._meter_add(account.id, account.parent_id, nbytes)
 
     def _charge_received(self) -> None:
@@ -549,7 +555,8 @@ class ClientConnection(asyncio.Protocol):
         nbytes = self.uncharged
         if account is not None and nbytes:
             self.uncharged = 0
-            account.add_usage(nbytes)
+            if account.charge(nbytes):  # a limit reached: cut now, not at the sweep
+                cut_soon(self, self.loop)
             self._meter_add(account.id, account.parent_id, nbytes)
 
     def pause(self, reason: Pause) -> None:

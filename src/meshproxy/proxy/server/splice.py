@@ -5,7 +5,10 @@ into its pipe and from the pipe into its destination. When the destination canno
 more, the pump stops watching its source and watches the destination instead until the
 pipe is empty (flow control: a slow reader holds at most a pipe of data in the proxy).
 Pipes are created when data first flows, so an idle tunnel holds only its two sockets.
-Bytes are counted from splice's return values as they reach the destination.
+Bytes are counted from splice's return values as they reach the destination. With an
+`allowance` (the bytes the account may still move), a read takes at most what is left,
+and none once it is spent: a limited account's tunnel ends at its limit, not a pipe or a
+sweep later.
 
 Linux only (`available()`); elsewhere, or when a tunnel cannot be detached cleanly, the
 transport relay in tunnel.py is used.
@@ -36,6 +39,7 @@ class Pump:
     """One direction of a tunnel: `source` -> pipe -> `destination`."""
 
     __slots__ = (
+        "_allowance",
         "_count",
         "_loop",
         "_on_error",
@@ -55,8 +59,10 @@ class Pump:
         destination: socket.socket,
         tunnel: SpliceTunnel,
         count: Callable[[int], None],
+        allowance: Callable[[], int | None] | None = None,
     ) -> None:
         self._loop = loop
+        self._allowance = allowance
         self.source = source
         self.destination = destination
         self._tunnel = tunnel
@@ -72,9 +78,17 @@ class Pump:
     def _readable(self) -> None:
         try:
             pipe = self._pipe
+            size = CHUNK
+            if self._allowance is not None:
+                left = self._allowance()
+                if left is not None:
+                    if left <= 0:  # the account's limit is reached: the tunnel ends
+                        self._tunnel.close()
+                        return
+                    size = min(size, left)
             if pipe is None:  # EMFILE at the descriptor limit: close, never spin
                 pipe = self._pipe = _new_pipe()
-            moved = os.splice(self.source.fileno(), pipe[1], CHUNK, flags=_FLAGS)
+            moved = os.splice(self.source.fileno(), pipe[1], size, flags=_FLAGS)
         except BlockingIOError:
             return
         except OSError:
@@ -165,14 +179,15 @@ class SpliceTunnel:
         count: Callable[[int], None],
         on_close: Callable[[], None],
         count_out: Callable[[int], None] | None = None,
+        allowance: Callable[[], int | None] | None = None,
     ) -> None:
         self._on_close = on_close
         self.client = client
         self.upstream = upstream
         self.closed = False
         self.pumps = (
-            Pump(loop, client, upstream, self, count),
-            Pump(loop, upstream, client, self, count_out or count),
+            Pump(loop, client, upstream, self, count, allowance),
+            Pump(loop, upstream, client, self, count_out or count, allowance),
         )
 
     def start(self) -> None:
