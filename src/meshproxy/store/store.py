@@ -29,7 +29,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
@@ -1104,9 +1104,11 @@ def _lost_race(error: Conflict | StoreUnavailable) -> bool:
 
 def _insert(session: Session, model: type[m.Base]) -> Any:
     """The dialect's INSERT, which has ON CONFLICT."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(model)
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # loaded by PostgreSQL nodes only (2 MiB)
+
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 def _upsert_adding(session: Session, rows: Sequence[dict[str, Any]]) -> Any:
