@@ -255,11 +255,14 @@ egress = [{{address = "127.0.0.2"}}, {{address = "127.0.0.3"}},
 """
 
 
-def start_meshproxy(workdir: Path, meshproxy: str, *, metering: bool) -> Server:
+def start_meshproxy(
+    workdir: Path, meshproxy: str, *, metering: bool, access_log: bool = True
+) -> Server:
     workdir.mkdir()
     port = free_port()
     conf = workdir / "meshproxy.toml"
-    conf.write_text(MESHPROXY_CONF.format(dir=workdir, host=HOST, port=port))
+    text = MESHPROXY_CONF.format(dir=workdir, host=HOST, port=port)
+    conf.write_text(text if access_log else text + "[access_log]\nenabled = false\n")
     created = subprocess.run(
         [meshproxy, "admin", "create", USER, "--password", PASSWORD, "--config", str(conf)],
         capture_output=True, text=True, timeout=120,
@@ -272,6 +275,8 @@ def start_meshproxy(workdir: Path, meshproxy: str, *, metering: bool) -> Server:
     process = spawn(pinned(PROXY_CPU, argv), workdir / "meshproxy.out")
     wait_listening(port, process, START_SECONDS)
     name = "meshproxy" if metering else "meshproxy, metering off"
+    if not access_log:
+        name += ", access log off"
     return Server(name, port, process, auth=f"{USER}:{PASSWORD}")
 
 

@@ -1,7 +1,7 @@
 """One access-log entry: what the data plane knows when a request or a tunnel ends.
 
 The data plane builds a plain tuple in `Entry`'s field order (no object, no formatting on
-the request path); the writer thread reads it as an `Entry`.
+the request path); the formats (formats.py) unpack it in that order.
 """
 
 from __future__ import annotations
@@ -34,9 +34,3 @@ class Entry(NamedTuple):
     duration: float  # seconds from the request head to the end
     outcome: str  # RELAYED, TUNNEL, ANSWERED or ABORTED
     error: str | None  # the proxy's own reason (X-ProxyMesh-Error) when it answered
-
-
-def target(entry: Entry) -> str:
-    """host:port, IPv6 hosts in brackets."""
-    host = entry.host
-    return f"[{host}]:{entry.port}" if ":" in host else f"{host}:{entry.port}"

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from meshproxy.accesslog.formats import FORMATS, Formatter
-from meshproxy.accesslog.record import Entry
 from meshproxy.accesslog.sink import RotatingFile, Sink, StreamSink, WriteFailed
 from meshproxy.config import Settings
 
@@ -104,7 +103,7 @@ class AccessLog:
             for _ in range(min(len(queue), self.batch)):
                 raw = queue.popleft()
                 try:
-                    lines.append(self._format(Entry._make(raw)))
+                    lines.append(self._format(raw))
                 except Exception:
                     log.exception("access-log entry %r could not be formatted", raw)
                     self.dropped_failed += 1

@@ -37,30 +37,29 @@ class Connection(Protocol):
 def exchange_ended(conn: Connection, exchange: Exchange, *, complete: bool) -> None:
     """`complete`: the exchange finished; else the connection ended first. Answered: the
     proxy sent its own answer (and may have closed the connection after it)."""
-    if exchange.error is not None and not exchange.response_started:
-        _add(conn, exchange, ANSWERED)
-    else:
-        _add(conn, exchange, RELAYED if complete else ABORTED)
+    if conn.access_log is not None:
+        if exchange.error is not None and not exchange.response_started:
+            _add(conn, exchange, ANSWERED)
+        else:
+            _add(conn, exchange, RELAYED if complete else ABORTED)
 
 
 def tunnel_ended(conn: Connection, exchange: Exchange) -> None:
-    _add(conn, exchange, TUNNEL)
+    if conn.access_log is not None:
+        _add(conn, exchange, TUNNEL)
 
 
 def _add(conn: Connection, exchange: Exchange, outcome: str) -> None:
-    log = conn.access_log
-    if log is None:
-        return
+    # On the request path: attribute reads and one tuple, nothing formatted.
     received, sent = conn.received, conn.sent
     bytes_in, bytes_out = received - conn.logged_received, sent - conn.logged_sent
     conn.logged_received, conn.logged_sent = received, sent
-    account = exchange.account
+    account, request, egress = exchange.account, exchange.request, exchange.egress
+    error, addresses = exchange.error, exchange.addresses
     parent = account.parent if account is not None else None
-    request = exchange.request
     target = request.target if request is not None else None
-    egress = exchange.egress
-    error = exchange.error
-    addresses = exchange.addresses
+    log = conn.access_log
+    assert log is not None
     log.add(
         (
             time.time(),
