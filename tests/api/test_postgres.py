@@ -1,4 +1,5 @@
-"""An API smoke test over PostgreSQL: a parent's sub-account lifecycle with usage."""
+"""An API smoke test over PostgreSQL: a parent's sub-account lifecycle with usage, and
+lookups of names no account can have."""
 
 from __future__ import annotations
 
@@ -28,3 +29,7 @@ def test_sub_account_lifecycle_on_postgresql(start_server: StartServer, postgres
     assert client.get("/api/sub/get/", params={"username": username}).json()["active"] is False
     assert client.post("/api/sub/delete/", data={"username": username}).status_code == 200
     assert client.get("/api/sub/get/", params={"username": username}).status_code == 404
+    # Names no account can have are looked up as given: a miss, not a database error.
+    for impossible in ("x" * 300, "pm_ä", "a'b; --", "pm_%", "pm__"):
+        response = client.get("/api/sub/get/", params={"username": impossible})
+        assert response.status_code == 404, (impossible, response.text)
