@@ -34,6 +34,7 @@ from meshproxy.domain.verifications import SharedVerification, VerificationSlots
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.readthrough import StoreLookups
+from meshproxy.proxy.core.username import Logins
 
 MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization fingerprints (oldest dropped first)
 
@@ -215,6 +216,8 @@ class AccountDirectory:
         self.verifications = VerificationSlots(max_verifying)
         # The store's read-through for credentials not known here yet (set by the node).
         self.read_through: StoreLookups | None = None
+        # Usernames with options (username.py): `alice-country-us` checks alice's password.
+        self.logins = Logins(self.by_username, parse_basic)
 
     # ---- loading ------------------------------------------------------------------------
 
@@ -387,6 +390,9 @@ class AccountDirectory:
                 return errors.auth_required("malformed proxy credentials")
             username, password = credentials
             account = self.by_username.get(username)
+            if account is None and "-" in username:
+                username = self.logins.account_name(username)
+                account = self.by_username.get(username)
             if account is None or not account.password_hash:
                 # Verified against a decoy (and so refused in `verified`) in the same time a
                 # wrong password takes: the answer's timing does not tell who exists.

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from meshproxy.domain.addresses import normalise_ip
 
 MAX_TIMEOUT = 600.0
+SESSION_ID = re.compile(r"[A-Za-z0-9._~]{1,64}")  # a sticky session's id (design.md)
+MAX_SESSION_MINUTES = 1440
+DEFAULT_SESSION_MINUTES = 10
 
 
 class OptionError(ValueError):
@@ -20,6 +24,8 @@ class RequestOptions:
     ip: str | None = None  # X-ProxyMesh-IP / X-ProxyMesh-Prefer-IP, normalised when valid
     not_ips: frozenset[str] = frozenset()  # X-ProxyMesh-Not-IP
     timeout: float | None = None  # X-ProxyMesh-Timeout, seconds
+    session: str | None = None  # X-ProxyMesh-Session: a sticky session's id
+    session_minutes: int | None = None  # X-ProxyMesh-Session-Time (default 10)
 
     @property
     def is_default(self) -> bool:
@@ -38,6 +44,8 @@ def parse_options(pairs: list[tuple[str, bytes]]) -> RequestOptions:
     ip: str | None = None
     not_ips: set[str] = set()
     timeout: float | None = None
+    session: str | None = None
+    minutes: int | None = None
     for name, raw in pairs:
         value = raw.decode("latin-1").strip()
         if name == "country":
@@ -59,4 +67,36 @@ def parse_options(pairs: list[tuple[str, bytes]]) -> RequestOptions:
             if not math.isfinite(timeout) or timeout <= 0:
                 raise OptionError("X-ProxyMesh-Timeout must be a positive number of seconds")
             timeout = min(timeout, MAX_TIMEOUT)
-    return RequestOptions(country, ip, frozenset(not_ips), timeout)
+        elif name == "session":
+            if SESSION_ID.fullmatch(value) is None:
+                raise OptionError("X-ProxyMesh-Session must be 1-64 of A-Z a-z 0-9 . _ ~")
+            session = value
+        elif name == "session-time":
+            minutes = session_minutes(value)
+            if minutes is None:
+                raise OptionError(
+                    f"X-ProxyMesh-Session-Time must be whole minutes, 1-{MAX_SESSION_MINUTES}"
+                )
+    return RequestOptions(country, ip, frozenset(not_ips), timeout, session, minutes)
+
+
+def session_minutes(value: str) -> int | None:
+    """A session time in minutes, or None when not one (1-1440)."""
+    if not value.isascii() or not value.isdigit() or len(value) > 4:
+        return None
+    minutes = int(value)
+    return minutes if 1 <= minutes <= MAX_SESSION_MINUTES else None
+
+
+def overlay(headers: RequestOptions, username: RequestOptions) -> RequestOptions:
+    """The username's options with the request's headers winning where they say anything."""
+    if headers.is_default:
+        return username
+    return RequestOptions(
+        headers.country or username.country,
+        headers.ip or username.ip,
+        headers.not_ips | username.not_ips,
+        headers.timeout or username.timeout,
+        headers.session or username.session,
+        headers.session_minutes or username.session_minutes,
+    )

@@ -27,6 +27,7 @@ from meshproxy.proxy.core.egress import EgressChoice
 from meshproxy.proxy.core.errors import ProxyError, render
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.core.target import routed
+from meshproxy.proxy.core.username import steer_request
 from meshproxy.proxy.server import access, splice
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange, Phase
@@ -294,7 +295,9 @@ class ClientConnection(asyncio.Protocol):
             self.answer(exchange, result)
             return
         exchange.account = result
-        refusal = self.directory.refusal(result, listener.name)
+        refusal = self.directory.refusal(result, listener.name) or steer_request(
+            exchange.request, self.directory.logins
+        )
         if refusal is not None:
             self.uncharged = 0
             self.answer(exchange, refusal)
