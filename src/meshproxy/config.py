@@ -17,6 +17,7 @@ import tomllib
 import types
 from pathlib import Path
 from typing import Any, Literal, Self, Union, get_args, get_origin
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -42,16 +43,44 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+UPSTREAM_SCHEMES = ("http", "https", "socks5")
+
+
 class EgressAddress(_Section):
-    """One egress IP of a proxy's pool. address None: the host's default source address."""
+    """One entry of a proxy's egress pool (docs/egress.md), one of:
+    `address` (a local IP; none of the three: the host's default source address),
+    `prefix` (a routed network: a random address of it per request, bound with
+    IP_FREEBIND) or `upstream` (another proxy: http://, https:// or socks5://, with
+    optional user:password@; `name` is what X-ProxyMesh-IP says for it)."""
 
     address: str | None = None
+    prefix: str | None = None
+    upstream: str | None = None
+    name: str | None = None
     country: str | None = None
 
     @field_validator("address")
     @classmethod
     def _valid_ip(cls, value: str | None) -> str | None:
         return None if value is None else str(ipaddress.ip_address(value))
+
+    @field_validator("prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError as error:
+            raise ValueError(f"must be a network such as 2001:db8:5::/64 ({error})") from None
+        return str(network)
+
+    @field_validator("upstream")
+    @classmethod
+    def _valid_upstream(cls, value: str | None) -> str | None:
+        if value is not None:
+            upstream_parts(value)  # raises ValueError naming what is wrong
+        return value
 
     @field_validator("country")
     @classmethod
@@ -61,6 +90,69 @@ class EgressAddress(_Section):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("must be a two-letter ISO 3166 country code")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        kinds = [k for k in ("address", "prefix", "upstream") if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise ValueError(f"an egress entry is one of address, prefix or upstream, not "
+                             f"{' and '.join(kinds)}")
+        if self.name is not None and self.upstream is None:
+            raise ValueError("name is for upstream entries (the others are named by their "
+                             "address or prefix)")
+        if self.name is not None and not self.name.strip():
+            raise ValueError("name must not be empty")
+        return self
+
+    @property
+    def label(self) -> str:
+        """What names this entry to a client (X-ProxyMesh-IP) and to the operator."""
+        if self.upstream is not None:
+            return self.name or upstream_parts(self.upstream).default_name
+        return self.prefix or self.address or "(host default)"
+
+
+class UpstreamParts(BaseModel):
+    """An upstream proxy URL taken apart (credentials percent-decoded)."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+    @property
+    def default_name(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def upstream_parts(url: str) -> UpstreamParts:
+    """Parse `scheme://[user:password@]host:port`; ValueError says what is wrong."""
+    split = urlsplit(url)
+    scheme = split.scheme.lower()
+    if scheme not in UPSTREAM_SCHEMES:
+        raise ValueError(f"an upstream URL starts with http://, https:// or socks5://, "
+                         f"not {split.scheme or 'nothing'}://")
+    try:
+        port = split.port
+    except ValueError:
+        raise ValueError("the upstream's port must be a number from 1 to 65535") from None
+    if not split.hostname:
+        raise ValueError("the upstream URL names no host")
+    if port is None or port == 0:
+        raise ValueError(f"the upstream URL needs a port ({scheme}://host:PORT)")
+    if split.path not in ("", "/") or split.query or split.fragment:
+        raise ValueError("an upstream URL is scheme://[user:password@]host:port, nothing after")
+    username = unquote(split.username) if split.username is not None else None
+    password = unquote(split.password) if split.password is not None else None
+    if scheme == "socks5" and username is not None and (
+        len(username.encode()) > 255 or len((password or "").encode()) > 255
+    ):
+        raise ValueError("SOCKS5 user names and passwords are at most 255 bytes (RFC 1929)")
+    return UpstreamParts(
+        scheme=scheme, host=split.hostname, port=port, username=username, password=password
+    )
 
 
 class ProxyConfig(_Section):
@@ -82,6 +174,13 @@ class ProxyConfig(_Section):
     def _non_empty_pool(cls, value: list[EgressAddress]) -> list[EgressAddress]:
         if not value:
             raise ValueError("the egress pool needs at least one address")
+        seen: set[str] = set()
+        for entry in value:
+            if entry.address is not None or entry.label == "(host default)":
+                continue  # a repeated address only weighs it more
+            if entry.label in seen:  # X-ProxyMesh-IP could not tell them apart
+                raise ValueError(f"two egress entries are named {entry.label}")
+            seen.add(entry.label)
         return value
 
 
@@ -153,6 +252,25 @@ class ProxyBehaviour(_Section):
     # Argon2 checks of credentials not seen before, queued or running, per node process;
     # a request needing one more is answered 503 + Retry-After without checking.
     max_verifications_in_flight: int = Field(default=MAX_VERIFICATIONS_IN_FLIGHT, ge=1, le=1024)
+    # Upstream egress health (docs/egress.md): this many failures in a row (connect,
+    # handshake, the upstream's own 407/5xx) take an upstream out of rotation; a probe
+    # through each upstream every health_check_interval (to health_check_url, or only
+    # its handshake when empty) brings it back, probes of one that is out backing off
+    # up to health_check_max_backoff.
+    egress_max_failures: int = Field(default=3, ge=1, le=1000)
+    health_check_url: str = ""
+    health_check_interval: float = Field(default=10.0, gt=0, le=3600)
+    health_check_max_backoff: float = Field(default=300.0, gt=0, le=86400)
+
+    @field_validator("health_check_url")
+    @classmethod
+    def _valid_check_url(cls, value: str) -> str:
+        if value:
+            split = urlsplit(value)
+            if split.scheme != "http" or not split.hostname:
+                raise ValueError("health_check_url is an http:// URL (fetched through each "
+                                 "upstream in a CONNECT tunnel)")
+        return value
 
     @field_validator("allow_destinations", "allow_hostname_networks")
     @classmethod

@@ -243,7 +243,7 @@ def proxies(config_path: Path | None, as_json: bool) -> None:
             "address": proxy_address(proxy),
             "listen": f"{proxy.listen}:{proxy.bind_port}",
             "geo": proxy.geo,
-            "egress": [egress.address or "(host default)" for egress in proxy.egress],
+            "egress": [egress.label for egress in proxy.egress],  # never an upstream's password
         }
         for proxy in settings.proxies
     ]

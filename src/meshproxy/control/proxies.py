@@ -74,7 +74,9 @@ def delete_proxy(
 def geoips(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, int]:
-    """{"CC": count} over a geo proxy's egress pool; `data["name"]` names the proxy."""
+    """{"CC": count} over a geo proxy's egress pool; `data["name"]` names the proxy.
+    Each entry counts once: an address, an upstream proxy, and a prefix too (one entry
+    per prefix, however many addresses it holds; docs/egress.md)."""
     proxy = resolve_proxy_name(data.get("name", ""), settings.proxies)
     if proxy is None or not proxy.geo:
         raise NotFound("No geo proxy of that name.")

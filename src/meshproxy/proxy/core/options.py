@@ -22,7 +22,7 @@ class OptionError(ValueError):
 class RequestOptions:
     country: str | None = None  # X-ProxyMesh-Country, upper case
     ip: str | None = None  # X-ProxyMesh-IP / X-ProxyMesh-Prefer-IP, normalised when valid
-    not_ips: frozenset[str] = frozenset()  # X-ProxyMesh-Not-IP
+    not_ips: frozenset[str] = frozenset()  # X-ProxyMesh-Not-IP (addresses or egress names)
     timeout: float | None = None  # X-ProxyMesh-Timeout, seconds
     session: str | None = None  # X-ProxyMesh-Session: a sticky session's id
     session_minutes: int | None = None  # X-ProxyMesh-Session-Time (default 10)
@@ -56,9 +56,10 @@ def parse_options(pairs: list[tuple[str, bytes]]) -> RequestOptions:
             ip = normalise_ip(value) or value
         elif name == "not-ip":
             for item in value.split(","):
-                normal = normalise_ip(item)
-                if normal is not None:
-                    not_ips.add(normal)
+                # An address, or an upstream egress's name / a prefix (docs/egress.md).
+                excluded = item.strip()
+                if excluded:
+                    not_ips.add(normalise_ip(excluded) or excluded)
         elif name == "timeout":
             try:
                 timeout = float(value)

@@ -17,7 +17,13 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from meshproxy.accesslog import open_access_log
-from meshproxy.config import ProxyConfig, Settings
+from meshproxy.config import (
+    EgressAddress,
+    ProxyBehaviour,
+    ProxyConfig,
+    Settings,
+    upstream_parts,
+)
 from meshproxy.domain.bans import BanBook
 from meshproxy.domain.passwords import decoy_hash
 from meshproxy.meter import LocalMeter, Meter
@@ -26,7 +32,8 @@ from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountDirectory
-from meshproxy.proxy.core.egress import Egress, EgressPool
+from meshproxy.proxy.core.egress import Egress, EgressPool, Upstream
+from meshproxy.proxy.core.health import EgressHealth
 from meshproxy.proxy.core.policy import DestinationPolicy
 from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.proxy.server.connection import ClientConnection
@@ -44,8 +51,21 @@ log = logging.getLogger("meshproxy.proxy")
 AUTH_REPORT_INTERVAL = 0.1  # seconds between sends of authentication failures to the ban
 
 
-def egress_pool(proxy: ProxyConfig) -> EgressPool:
-    return EgressPool((Egress(e.address, e.country) for e in proxy.egress), geo=proxy.geo)
+def egress_pool(proxy: ProxyConfig, behaviour: ProxyBehaviour) -> EgressPool:
+    health = EgressHealth(
+        behaviour.egress_max_failures,
+        behaviour.health_check_interval,
+        behaviour.health_check_max_backoff,
+    )
+    return EgressPool((_egress(e) for e in proxy.egress), geo=proxy.geo, health=health)
+
+
+def _egress(entry: EgressAddress) -> Egress:
+    if entry.upstream is None:
+        return Egress(entry.address, entry.country, prefix=entry.prefix)
+    url = upstream_parts(entry.upstream)
+    upstream = Upstream(url.scheme, url.host, url.port, url.username, url.password)
+    return Egress(None, entry.country, upstream=upstream, name=entry.label)
 
 
 class ProxyNode:
@@ -177,7 +197,7 @@ class ProxyNode:
                 self.bytes_by_proxy[proxy.name] = counted
                 listener = Listener(
                     proxy.name,
-                    egress_pool(proxy),
+                    egress_pool(proxy, behaviour),
                     dataclasses.replace(services, meter=counted),  # the same connections set
                     behaviour.add_forwarded_headers,
                 )
