@@ -106,7 +106,7 @@ def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
     assert [line["bytes_in"] for line in _lines(tmp_path / "access.log")] == list(range(10))
 
 
-def test_slow_disk_never_blocks_add(tmp_path: Path) -> None:
+def test_slow_disk_never_blocks_add(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A write that hangs holds the writer thread only: `add` goes on, dropping past the
     queue's capacity, and what was queued is written once the disk answers."""
     release = threading.Event()
@@ -133,9 +133,10 @@ def test_slow_disk_never_blocks_add(tmp_path: Path) -> None:
     log.stop()
     lines = [json.loads(line) for data in written for line in data.splitlines()]
     assert [line["bytes_in"] for line in lines] == list(range(101))
+    assert "access log: 900 lines dropped: the queue was full" in caplog.text
 
 
-def test_disk_full_drops_and_counts(tmp_path: Path) -> None:
+def test_disk_full_drops_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """/dev/full answers every write with ENOSPC, like a full file system."""
     log = _log(Path("/dev/full"), max_bytes=1000)
     for n in range(50):
@@ -144,6 +145,7 @@ def test_disk_full_drops_and_counts(tmp_path: Path) -> None:
     log.add(entry())
     log.stop()
     assert log.dropped_failed == 51 and log.written == 0 and log.queued == 0
+    assert caplog.text.count("No space left on device") == 1  # one warning a minute
 
 
 def test_unwritable_path_drops_and_counts(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ class AccessLog:
         self._thread: threading.Thread | None = None
         self._warned = 0.0
         self._unwarned = 0
+        self._full_seen = 0  # dropped_full at the writer's last look
 
     # ---- the request path -----------------------------------------------------------------
 
@@ -91,6 +92,10 @@ class AccessLog:
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
             self.write_pending()
+            full = self.dropped_full
+            if full != self._full_seen:
+                self._warn(full - self._full_seen, "the queue was full (a slow disk?)")
+                self._full_seen = full
         self.write_pending()
         self._sink.close()
 
@@ -116,15 +121,16 @@ class AccessLog:
                 kept = data[: failure.written].count(b"\n")
                 self.written += kept
                 self.dropped_failed += len(lines) - kept
-                self._warn(len(lines) - kept, failure)
+                self._warn(len(lines) - kept, str(failure.error))
                 return
             self.written += len(lines)
 
-    def _warn(self, lost: int, failure: WriteFailed) -> None:
+    def _warn(self, lost: int, why: str) -> None:
+        """At most one warning a WARN_INTERVAL, with the lines lost since the last."""
         self._unwarned += lost
         now = time.monotonic()
         if now - self._warned >= WARN_INTERVAL:
-            log.warning("access log: %d lines dropped: %s", self._unwarned, failure.error)
+            log.warning("access log: %d lines dropped: %s", self._unwarned, why)
             self._warned, self._unwarned = now, 0
 
 
