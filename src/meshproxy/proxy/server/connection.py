@@ -23,7 +23,7 @@ import httptools
 
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
-from meshproxy.proxy.core.egress import EgressChoice
+from meshproxy.proxy.core.egress import EgressChoice, not_honoured
 from meshproxy.proxy.core.errors import ProxyError, render
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.core.target import routed
@@ -448,6 +448,9 @@ class ClientConnection(asyncio.Protocol):
         head = [b"HTTP/1.1 200 Connection established\r\nX-ProxyMesh-IP: ", local.encode()]
         if exchange.egress.not_found:
             head += (b"\r\nX-ProxyMesh-IP-Not-Found: ", exchange.egress.not_found.encode())
+        ignored = exchange.request and not_honoured(exchange.request.options.not_ips, local)
+        if ignored:
+            head += (b"\r\nX-ProxyMesh-Not-IP-Ignored: ", ignored.encode())
         head.append(b"\r\n\r\n")
         return b"".join(head)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import httptools
 
 from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.egress import not_honoured
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
 from meshproxy.proxy.core.response import MAX_HEAD, Framing, interim, parse_response_head
@@ -243,6 +244,9 @@ class Exchange:
         added = upstream.ip_line if upstream else b"X-ProxyMesh-IP: \r\n"
         if self.egress.not_found:
             added += b"X-ProxyMesh-IP-Not-Found: " + self.egress.not_found.encode() + b"\r\n"
+        ignored = upstream and not_honoured(self.request.options.not_ips, upstream.local_ip)
+        if ignored:
+            added += b"X-ProxyMesh-Not-IP-Ignored: " + ignored.encode() + b"\r\n"
         parsed = parse_response_head(
             buffer[:end],
             head_request=self.request.method == b"HEAD",
