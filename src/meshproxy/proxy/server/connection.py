@@ -17,7 +17,7 @@ import time
 from collections import deque
 from enum import IntEnum
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
@@ -25,12 +25,14 @@ from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
 from meshproxy.proxy.core.egress import EgressChoice, not_honoured
 from meshproxy.proxy.core.errors import ProxyError, render
+from meshproxy.proxy.core.machine import Clocks, Phase, Verdict, judge
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.core.target import routed
 from meshproxy.proxy.core.username import steer_request
 from meshproxy.proxy.server import access, splice
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
-from meshproxy.proxy.server.exchange import Exchange, Phase
+from meshproxy.proxy.server.exchange import Exchange
+from meshproxy.proxy.server.services import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
 from meshproxy.proxy.server.upstream import (
@@ -39,10 +41,6 @@ from meshproxy.proxy.server.upstream import (
     connect_socket,
     protocol_factory,
 )
-
-if TYPE_CHECKING:
-    from meshproxy.config import ProxyBehaviour
-    from meshproxy.proxy.server.services import Listener
 
 log = logging.getLogger("meshproxy.proxy")
 
@@ -82,20 +80,9 @@ class ClientConnection(asyncio.Protocol):
         self.eof = False
         self.uncharged = 0
         self.paused = 0
-        self.paused_since: float | None = None  # loop time reading was last paused
-        self.paused_seconds = 0.0  # total time reading was paused (by us, not the client)
         self.closed = False
         self.draining = False
-        # The client's own pace: writes it has not taken (`send_timeout`), and whether the
-        # proxy has stopped reading the upstream until it drains (then the origin's
-        # silence is not the origin's: `upstream_timeout` waits).
-        self.writing_paused = False
-        self.unsent = 0  # bytes waiting in the write buffer at the last progress seen
-        self.unsent_since = 0.0  # loop time of that progress
-        self.last_active = self.loop.time()
-        self.idle_since: float | None = self.last_active
-        self.head_started: float | None = None
-        self.requests = 0
+        self.clocks = Clocks(self.loop.time())  # what the timeout rules count from
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
@@ -114,7 +101,7 @@ class ClientConnection(asyncio.Protocol):
         self.listener.services.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.loop.time()
+        self.clocks.last_active = self.loop.time()
         self.uncharged += len(data)
         self.received += len(data)
         self._feed(data)
@@ -132,7 +119,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as error:
             self._malformed(str(error))
             return
-        if self.head_started is not None and _http09(self.parser, self._url, data):
+        if self.clocks.head_started is not None and _http09(self.parser, self._url, data):
             self._malformed("HTTP/0.9 request line")
             return
         self._charge_received()
@@ -156,7 +143,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.close()
 
     def pause_writing(self) -> None:
-        self.writing_paused = True
+        self.clocks.writing_paused = True
         exchange = self.active
         if exchange is not None and exchange.upstream is not None:
             transport = exchange.upstream.transport
@@ -164,7 +151,7 @@ class ClientConnection(asyncio.Protocol):
                 transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.writing_paused = False
+        self.clocks.writing_paused = False
         exchange = self.active
         if exchange is not None and exchange.upstream is not None:
             exchange.last_seen = self.loop.time()  # the origin's silence counts from here
@@ -181,7 +168,7 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_size = 0
-        self.head_started = self.loop.time()
+        self.clocks.head_begun(self.loop.time())
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -206,9 +193,7 @@ class ClientConnection(asyncio.Protocol):
             self._headers,
             parser.should_keep_alive(),
         )
-        self.head_started = None
-        self.idle_since = None
-        self.requests += 1
+        self.clocks.head_complete()
         exchange = Exchange(self, head)
         self.parsing = exchange
         if head.method == b"CONNECT":
@@ -515,7 +500,7 @@ class ClientConnection(asyncio.Protocol):
         client_transport.resume_reading()
 
     def _charge_tunnel(self, nbytes: int) -> None:
-        self.last_active = self.loop.time()
+        self.clocks.last_active = self.loop.time()
         account = self.account
         if account is not None:
             if account.charge(nbytes):  # a limit reached: cut now, not at the sweep
@@ -567,7 +552,7 @@ class ClientConnection(asyncio.Protocol):
 
     def pause(self, reason: Pause) -> None:
         if not self.paused:
-            self.paused_since = self.loop.time()
+            self.clocks.reading_paused(self.loop.time())
             if self.transport is not None:
                 self.transport.pause_reading()
         self.paused |= reason
@@ -577,19 +562,12 @@ class ClientConnection(asyncio.Protocol):
             return
         self.paused &= ~reason
         if not self.paused:
-            if self.paused_since is not None:
-                self.paused_seconds += self.loop.time() - self.paused_since
-                self.paused_since = None
+            self.clocks.reading_resumed(self.loop.time())
             if self.transport is not None and not self.closed:
                 self.transport.resume_reading()
 
     def reading_clock(self, now: float) -> float:
-        """Seconds (from an arbitrary origin) during which reading was not paused: time
-        the client, not the proxy or the origin, is answerable for."""
-        paused = self.paused_seconds
-        if self.paused_since is not None:
-            paused += now - self.paused_since
-        return now - paused
+        return self.clocks.reading_clock(now)
 
     def pause_for_upstream(self) -> None:
         self.pause(Pause.UPSTREAM)
@@ -653,13 +631,13 @@ class ClientConnection(asyncio.Protocol):
             self.resume(Pause.TUNNEL)
             if leftover:
                 self.loop.call_soon(self._feed, leftover)
-        self.idle_since = self.loop.time()
+        self.clocks.idle_since = self.loop.time()
         if self.queue:
             following = self.queue.popleft()
             if not self.queue:
                 self.resume(Pause.PIPELINE)
             self.active = following
-            self.idle_since = None
+            self.clocks.idle_since = None
             self._start(following)
         else:
             self.resume(Pause.PIPELINE)
@@ -713,77 +691,45 @@ class ClientConnection(asyncio.Protocol):
         """Enforce quotas and account changes on open connections, and the idle, header
         and body timeouts (within one `quota_check_interval`); arm the timers of response
         deadlines near enough (`Exchange.watch`)."""
-        behaviour = self.listener.services.behaviour
-        if self._stuck(now, behaviour.send_timeout):
-            self.abort()  # a client that takes nothing of what is written to it
-            return
-        if self.closed:
-            return  # flushing its last bytes: nothing else to watch
+        services = self.listener.services
         account = self.account
-        if account is not None and self.directory.refusal(account, self.listener.name):
+        if (
+            not self.closed
+            and account is not None
+            and self.directory.refusal(account, self.listener.name)
+        ):
             self.abort()
             return
-        if self.tunnel is not None:
-            if now - self.last_active > behaviour.tunnel_idle_timeout:
-                self.abort()
-            return
-        if self.head_started is not None and now - self.head_started > behaviour.header_timeout:
-            self.reply_and_close(errors.request_timeout())
-            return
-        if self.active is None:
-            # A connection that never sent a request gets no keep-alive allowance.
-            limit = behaviour.idle_timeout if self.requests else behaviour.header_timeout
-            if self.idle_since is not None and now - self.idle_since > limit:
-                self.close()
-            return
         exchange = self.active
-        exchange.watch(now, behaviour.quota_check_interval)  # the response timeout's timer
-        if not exchange.request_complete and not exchange.continue_clock:
-            if not self.paused:
-                if now - self.last_active > behaviour.header_timeout:
-                    self.abort()  # a request body that stopped coming
-                elif _body_too_slow(exchange, self.reading_clock(now), behaviour):
-                    self.reply_and_close(errors.request_timeout())  # or a trickle (slowloris)
-            elif (
-                exchange.timeout
-                and self.paused_since is not None
-                and now - self.paused_since > exchange.timeout
-            ):
-                # Not reading the client for longer than the response timeout: an origin
-                # (or a connect) that stopped taking the body. The response deadline starts
-                # only when the body is complete, so this rule stands in for it meanwhile.
-                self.answer(exchange, errors.response_timeout())
-        elif (
-            exchange.phase is Phase.BODY
-            and not self.writing_paused
-            and now - exchange.last_seen > behaviour.upstream_timeout
-        ):
-            self.abort()  # a response body that stopped coming (while we were reading it)
-
-    def _stuck(self, now: float, send_timeout: float) -> bool:
-        """Bytes written to the client have waited `send_timeout` without the client
-        taking any of them (nginx's send_timeout: no progress at all, not a rate)."""
+        if exchange is not None and self.tunnel is None:
+            exchange.watch(now, services.behaviour.quota_check_interval)  # the 504's timer
         transport = self.transport
-        unsent = transport.get_write_buffer_size() if transport is not None else 0
-        if not unsent or unsent < self.unsent or not self.unsent:
-            self.unsent = unsent
-            self.unsent_since = now
-            return False
-        self.unsent = unsent
-        return now - self.unsent_since > send_timeout
+        verdict = judge(
+            self.clocks,
+            now,
+            services.limits,
+            unsent=transport.get_write_buffer_size() if transport is not None else 0,
+            closing=self.closed,
+            tunnel=self.tunnel is not None,
+            reading_paused=bool(self.paused),
+            exchange=exchange,
+        )
+        if verdict is Verdict.NOTHING:
+            return
+        if verdict is Verdict.ABORT:
+            self.abort()
+        elif verdict is Verdict.CLOSE:
+            self.close()
+        elif verdict is Verdict.REQUEST_TIMEOUT:
+            self.reply_and_close(errors.request_timeout())
+        elif exchange is not None:  # RESPONSE_TIMEOUT
+            self.answer(exchange, errors.response_timeout())
 
     def drain(self) -> None:
         """Stop after the current exchange (graceful shutdown)."""
         self.draining = True
         if self.active is None and self.tunnel is None:
             self.close()
-
-
-def _body_too_slow(exchange: Exchange, clock: float, behaviour: ProxyBehaviour) -> bool:
-    """The minimum-rate rule (Apache's mod_reqtimeout `body=..,MinRate=..`): a request body
-    gets `body_timeout` seconds, one more for every `body_min_rate` bytes received."""
-    allowed = behaviour.body_timeout + exchange.body_received / behaviour.body_min_rate
-    return clock - exchange.body_started > allowed
 
 
 def _http09(parser: httptools.HttpRequestParser, url: bytes, data: bytes) -> bool:

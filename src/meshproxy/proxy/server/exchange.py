@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
 import httptools
@@ -20,6 +19,7 @@ import httptools
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.egress import not_honoured
 from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.machine import Phase
 from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
 from meshproxy.proxy.core.response import MAX_HEAD, Framing, interim, parse_response_head
 
@@ -31,13 +31,6 @@ if TYPE_CHECKING:
 
 MAX_BUFFERED_BODY = 256 * 1024
 REPLAY_LIMIT = 64 * 1024  # a request this small can be resent when a pooled connection was stale
-
-
-class Phase(IntEnum):
-    ADMITTING = 0
-    WAITING = 1  # request sent (or being sent), no final response head yet
-    BODY = 2
-    DONE = 3
 
 
 class Owner(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from meshproxy.accesslog import AccessLog
@@ -12,6 +13,7 @@ from meshproxy.config import ProxyBehaviour
 from meshproxy.meter import Meter
 from meshproxy.proxy.core.directory import AccountDirectory, AccountState
 from meshproxy.proxy.core.egress import EgressPool
+from meshproxy.proxy.core.machine import Limits
 from meshproxy.proxy.core.policy import DestinationPolicy
 from meshproxy.proxy.server.resolver import Resolver
 from meshproxy.proxy.server.upstream import UpstreamPool
@@ -45,6 +47,20 @@ class NodeServices:
     verify_executor: Executor | None = None
     access_log: AccessLog | None = None  # None: off
     connections: set[OpenConnection] = field(default_factory=set)
+
+    @cached_property
+    def limits(self) -> Limits:
+        """The timeout rules' settings (core/machine.py), read once."""
+        b = self.behaviour
+        return Limits(
+            header_timeout=b.header_timeout,
+            idle_timeout=b.idle_timeout,
+            body_timeout=b.body_timeout,
+            body_min_rate=b.body_min_rate,
+            upstream_timeout=b.upstream_timeout,
+            send_timeout=b.send_timeout,
+            tunnel_idle_timeout=b.tunnel_idle_timeout,
+        )
 
 
 @dataclass(eq=False)
