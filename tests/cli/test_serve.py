@@ -355,3 +355,32 @@ def test_sigterm_with_idle_keep_alive_clients_drains_cleanly(
     log = log_of(tmp_path)
     assert "timeout graceful shutdown exceeded" not in log, log
     assert "Traceback" not in log, log
+
+
+WORKER = """
+from meshproxy.cli.node import Role, run_loop, run_node
+from meshproxy.config import load_settings
+run_loop(run_node(load_settings(), Role(api=True, proxies=False)))
+"""
+
+
+def test_an_api_worker_starts_while_the_store_is_down(tmp_path: Path, env: dict[str, str]) -> None:
+    """A worker the supervisor restarts during a database outage serves (its /readyz says
+    the store is down) instead of dying at start and being restarted every second."""
+    down = {**env, "MESHPROXY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "MESHPROXY_API__TLS": "false", "MESHPROXY_API__REQUIRE_HTTPS": "false"}
+    with (tmp_path / "serve.log").open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WORKER], cwd=tmp_path, env=down,
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+    try:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        assert "is running" in line, log_of(tmp_path)
+        ready = httpx.get(f"http://127.0.0.1:{env['MESHPROXY_ADMIN__PORT']}/readyz")
+        assert ready.status_code == 503 and ready.json()["backends"]["the store (API)"] == {
+            "up": False
+        }
+    finally:
+        assert stop(worker) == 0

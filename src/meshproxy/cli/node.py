@@ -98,7 +98,8 @@ async def run_node(
     folding = _folding(settings, store) if worker == 0 else None
     status = NodeStatus(store=store, api=role.api, folding=folding)
     status.count_unconfigured_plans = functools.partial(unconfigured_plans, settings, store)
-    status.unconfigured_plans = await asyncio.to_thread(status.count_unconfigured_plans)
+    with contextlib.suppress(StoreUnavailable):  # a worker restarted while the store is down
+        status.unconfigured_plans = await asyncio.to_thread(status.count_unconfigured_plans)
     admin: AdminServer | None = None
     try:
         if role.proxies:
