@@ -173,9 +173,6 @@ class ProxyNode:
         loop = asyncio.get_running_loop()
         behaviour = self.settings.proxy
         await self._sync.load_all()
-        # The decoy hash unknown usernames are checked against takes an argon2 hash (about
-        # 0.1 s) once per process: here, off the loop, not in the first such request.
-        await loop.run_in_executor(None, decoy_hash)
         await self._resolve_hostnames(self.directory.hostnames())
         if self.access_log is not None:
             self.access_log.start()
@@ -217,6 +214,10 @@ class ProxyNode:
                 server.close()
             raise
         await self.meter.start()
+        # The decoy hash unknown usernames are checked against costs one argon2 hash (0.1 to
+        # 0.3 s) per process: made off the loop once the listeners are bound, so it delays
+        # neither readiness nor, as a rule, the first such request (which would wait for it).
+        self._tasks.append(loop.create_task(self._make_decoy()))
         self._tasks.append(loop.create_task(self._sync_loop(behaviour.sync_interval)))
         if self.notices is not None:
             self._tasks.append(loop.create_task(self.notices.run()))
@@ -263,6 +264,9 @@ class ProxyNode:
                 for h in state.hostnames
             }
             await self._resolve_hostnames(names)
+
+    async def _make_decoy(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, decoy_hash)
 
     async def _resolve_hostnames(self, names: set[str]) -> None:
         if names:
