@@ -23,6 +23,7 @@ from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.health import EgressHealth
 from meshproxy.proxy.core.options import RequestOptions
+from meshproxy.proxy.core.sticky import StickySessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class EgressPool:
         if not self.members:
             raise ValueError("an egress pool needs at least one address")
         self.geo = geo
+        self.sessions = StickySessions()  # X-ProxyMesh-Session / username `session`
         self._rng = rng or random.Random()
         self.health = health or EgressHealth()
         self._by_family = {
@@ -162,6 +164,11 @@ class EgressPool:
         if not candidates:
             return errors.bad_option("no egress IP left after X-ProxyMesh-* restrictions")
         pinned = options.ip
+        if pinned is None and options.session is not None:  # a sticky session (sticky.py)
+            members = self._healthy(candidates)
+            if avoid is not None:  # it failed: the session's next choice, on every node
+                members = tuple(e for e in members if e != avoid) or members
+            return self._of(self.sessions.choose(options, members), options)
         if pinned is not None and avoid is None:
             for egress in candidates:
                 if egress.label == pinned:

@@ -26,6 +26,7 @@ class RequestOptions:
     timeout: float | None = None  # X-ProxyMesh-Timeout, seconds
     session: str | None = None  # X-ProxyMesh-Session: a sticky session's id
     session_minutes: int | None = None  # X-ProxyMesh-Session-Time (default 10)
+    session_account: int = 0  # whose session it is (set once the request is authenticated)
 
     @property
     def is_default(self) -> bool:

@@ -14,6 +14,7 @@ costs one hash and one dict lookup.
 from __future__ import annotations
 
 from collections.abc import Callable, Container
+from dataclasses import replace
 from typing import NamedTuple
 
 from meshproxy.domain.addresses import normalise_ip
@@ -145,12 +146,20 @@ def steer(options: RequestOptions, login: Login | None) -> RequestOptions | Prox
     return overlay(options, login.options)
 
 
-def steer_request(request: PreparedRequest | None, logins: Logins) -> ProxyError | None:
-    """Serve an authenticated request with its username's options (`steer`)."""
-    if request is None or request.authorization is None:
+def steer_request(
+    request: PreparedRequest | None, logins: Logins, account: int
+) -> ProxyError | None:
+    """Serve `account`'s authenticated request with its username's options (`steer`);
+    a sticky session becomes the account's."""
+    if request is None:
         return None
-    steered = steer(request.options, logins.found(request.authorization))
-    if isinstance(steered, ProxyError):
-        return steered
-    request.options = steered
+    options = request.options
+    if request.authorization is not None:
+        steered = steer(options, logins.found(request.authorization))
+        if isinstance(steered, ProxyError):
+            return steered
+        options = steered
+    if options.session is not None:
+        options = replace(options, session_account=account)
+    request.options = options
     return None

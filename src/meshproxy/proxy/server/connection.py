@@ -281,7 +281,7 @@ class ClientConnection(asyncio.Protocol):
             return
         exchange.account = result
         refusal = self.directory.refusal(result, listener.name) or steer_request(
-            exchange.request, self.directory.logins
+            exchange.request, self.directory.logins, result.id
         )
         if refusal is not None:
             self.uncharged = 0
