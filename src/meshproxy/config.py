@@ -16,7 +16,7 @@ import os
 import tomllib
 import types
 from pathlib import Path
-from typing import Any, Literal, Self, Union, get_args, get_origin
+from typing import Any, Literal, NamedTuple, Self, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -33,6 +33,13 @@ from meshproxy.domain.passwords import MAX_VERIFICATIONS_IN_FLIGHT
 
 DEFAULT_DATA_DIR = Path("data")
 ENV_PREFIX = "MESHPROXY_"
+
+
+class ListenerAddress(NamedTuple):
+    what: str  # the setting that names it: "api.https_port", "proxy 'open'"
+    host: str
+    port: int
+    face: Literal["api", "admin", "proxy"]
 
 
 class ConfigError(Exception):
@@ -380,19 +387,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"plan {plan.name!r} names unknown proxies: {', '.join(unknown)}")
         if self.default_plan not in {p.name for p in self.plans}:
             raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
-        _distinct_listeners(self._listeners())
+        _distinct_listeners(self.listeners())
         return self
 
-    def _listeners(self) -> list[tuple[str, str, int]]:
-        """(what, address, port) of every listener this configuration opens (port 0, any
-        free port, excluded; the admin port of worker 0 only)."""
-        found = [("api.https_port", self.api.listen, self.api.https_port)]
-        if self.api.tls and self.api.http_port is not None:
-            found.append(("api.http_port", self.api.listen, self.api.http_port))
-        if self.admin.enabled:
-            found.append(("admin.port", self.admin.listen, self.admin.port))
-        found += [(f"proxy {p.name!r}", p.listen, p.bind_port) for p in self.proxies]
-        return [item for item in found if item[2] != 0]
+    def listeners(self) -> list[ListenerAddress]:
+        """Every listener this configuration opens (port 0, any free port, excluded; the
+        admin port of worker 0 only)."""
+        api, admin = self.api, self.admin
+        found = [ListenerAddress("api.https_port", api.listen, api.https_port, "api")]
+        if api.tls and api.http_port is not None:
+            found.append(ListenerAddress("api.http_port", api.listen, api.http_port, "api"))
+        if admin.enabled:
+            found.append(ListenerAddress("admin.port", admin.listen, admin.port, "admin"))
+        found += [
+            ListenerAddress(f"proxy {p.name!r}", p.listen, p.bind_port, "proxy")
+            for p in self.proxies
+        ]
+        return [listener for listener in found if listener.port != 0]
 
     def plan(self, name: str) -> PlanConfig | None:
         return next((p for p in self.plans if p.name == name), None)
@@ -433,9 +444,9 @@ def _overlap(one: str, other: str) -> bool:
     return False
 
 
-def _distinct_listeners(listeners: list[tuple[str, str, int]]) -> None:
-    for index, (what, host, port) in enumerate(listeners):
-        for other, other_host, other_port in listeners[:index]:
+def _distinct_listeners(listeners: list[ListenerAddress]) -> None:
+    for index, (what, host, port, _face) in enumerate(listeners):
+        for other, other_host, other_port, _other_face in listeners[:index]:
             if port == other_port and _overlap(host, other_host):
                 raise ValueError(
                     f"{other} and {what} both listen on {_url_host(other_host or '*')}:{port}"

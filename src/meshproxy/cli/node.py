@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from meshproxy.config import Settings
+from meshproxy.config import ListenerAddress, Settings
 from meshproxy.meter import Meter
 from meshproxy.meter.fold import FoldingTask, UsageFolder
 from meshproxy.meter.keys import UsageKeys
@@ -205,17 +205,17 @@ def _api_bind_error(settings: Settings, error: OSError) -> str:
     return f"API on {api.listen or '*'} ({ports}): {error.strerror or error}"
 
 
-def _serving_listeners(settings: Settings, role: Role) -> list[tuple[str, str, int]]:
-    """(setting, address, port) of the listeners whose failure stops the node (the admin
-    listener's does not): the ones config validation checks for collisions."""
-    faces = ("api." if role.api else "-", "proxy " if role.proxies else "-")
-    return [item for item in settings._listeners() if item[0].startswith(faces)]
+def _serving_listeners(settings: Settings, role: Role) -> list[ListenerAddress]:
+    """The listeners whose failure stops the node (the admin listener's does not)."""
+    faces = {"api"} if role.api else set()
+    faces |= {"proxy"} if role.proxies else set()
+    return [listener for listener in settings.listeners() if listener.face in faces]
 
 
 def check_listeners(settings: Settings, role: Role, *, reuse_port: bool) -> None:
     """Bind every serving address once (and release it) before anything is created: a
     busy or forbidden port stops the start here, with an error naming it."""
-    for what, host, port in _serving_listeners(settings, role):
+    for what, host, port, _face in _serving_listeners(settings, role):
         try:
             for family, kind, proto, _name, address in socket.getaddrinfo(
                 host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
