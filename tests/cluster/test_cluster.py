@@ -143,3 +143,45 @@ def test_a_ban_from_failures_on_one_proxy_node_holds_on_the_others(
                == 407)
     assert time.monotonic() - banned < 1.0
     assert fetch(cluster.proxy_address(2), origin)[0] == 200  # another client is not banned
+
+
+def test_a_sub_account_created_through_an_api_node_works_on_every_proxy_node_at_once(
+    cluster: Cluster, api: list[httpx.Client], origin: int
+) -> None:
+    """No wait between creating and using (issue 12 item 4): each proxy node reads an
+    unknown credential through from the store before it would answer 407."""
+    import base64
+    import socket
+
+    source = "127.0.0.98"
+    for i in range(6):
+        name, password = f"pm_now{i}", f"now-password-{i}"
+        created = api[i % 2].post("/api/sub/create/", data={"username": name,
+                                                             "password": password})
+        assert created.status_code == 200, created.text
+        token = base64.b64encode(f"{name}:{password}".encode()).decode()
+        for node in range(3):
+            with socket.create_connection(cluster.proxy_address(node), timeout=10,
+                                          source_address=(source, 0)) as sock:
+                sock.sendall((f"GET http://127.0.0.1:{origin}/ HTTP/1.1\r\nHost: x\r\n"
+                              f"Proxy-Authorization: Basic {token}\r\n"
+                              "Connection: close\r\n\r\n").encode())
+                status = sock.recv(64).split(b" ", 2)[1]
+            assert status != b"407", (name, node)
+    # Nothing of it counted toward a ban: the client is served with the first credentials.
+    assert fetch(cluster.proxy_address(0), origin, source=source)[0] == 200
+
+
+def test_a_ban_from_api_failures_holds_on_every_proxy_node_within_a_second(
+    cluster: Cluster, api: list[httpx.Client], origin: int
+) -> None:
+    source = "127.0.0.97"
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(base_url=cluster.api_url(1), auth=(PARENT, "wrong"), timeout=10,
+                      transport=transport) as wrong:
+        assert [wrong.get("/api/ips/").status_code for _ in range(4)] == [401] * 4
+    banned = time.monotonic()
+    for index in range(3):
+        within(1.0, lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
+               == 407)
+    assert time.monotonic() - banned < 1.0
