@@ -263,12 +263,16 @@ def start_meshproxy(
     conf = workdir / "meshproxy.toml"
     text = MESHPROXY_CONF.format(dir=workdir, host=HOST, port=port)
     conf.write_text(text if access_log else text + "[access_log]\nenabled = false\n")
-    created = subprocess.run(
-        [meshproxy, "admin", "create", USER, "--password", PASSWORD, "--config", str(conf)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    # A new database first: `admin create` refuses a data_dir without one (a wrong directory).
+    for step in (["db", "upgrade"], ["admin", "create", USER, "--password", PASSWORD]):
+        created = subprocess.run(
+            [meshproxy, *step, "--config", str(conf)], capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        if created.returncode:
+            break
     if created.returncode:
-        raise RuntimeError(f"meshproxy admin create failed: {created.stderr.strip()}")
+        raise RuntimeError(f"meshproxy {step[0]} {step[1]} failed: {created.stderr.strip()}")
     argv = [meshproxy, "proxy", "--config", str(conf), "--drain-timeout", "1"]
     if not metering:
         argv.append("--no-metering")
