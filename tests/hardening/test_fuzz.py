@@ -30,8 +30,9 @@ from meshproxy.domain.bans import BanPolicy
 from meshproxy.proxy.core.directory import AccountDirectory, CredentialCheck, parse_basic
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
-from meshproxy.proxy.server import connection as connection_module
+from meshproxy.proxy.server import dial as dial_module
 from meshproxy.proxy.server.resolver import Resolver
+from mutations import mutations
 from proxy.clients import basic
 
 from .conftest import Env
@@ -114,21 +115,8 @@ TOKENS = [b"\r\n", b"\r", b"\n", b" ", b"\t", b":", b"\x00", b"\xff", b"Host: y\
           b"65536", b"CONNECT ", b"\r\n ", b"\r\n\r\n", b"chunked", b",", b"0x"]
 
 
-@st.composite
-def mutated_requests(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(VALID)))
-    for _ in range(draw(st.integers(0, 6))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "replace", "token"]))
-        if action == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=4))
-        elif action == "delete":
-            del data[at : at + draw(st.integers(1, 8))]
-        elif action == "replace" and at < len(data):
-            data[at] = draw(st.integers(0, 255))
-        else:
-            data[at:at] = draw(st.sampled_from(TOKENS))
-    return bytes(data)
+def mutated_requests() -> st.SearchStrategy[bytes]:
+    return mutations(VALID, TOKENS)
 
 
 @given(st.one_of(mutated_requests(), st.binary(max_size=512)))
@@ -229,16 +217,16 @@ def fuzz_env(start_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch) -> 
     env = start_env(header_timeout=1.0, quota_check_interval=0.1)
     env.account("alice")
     env.sync()
-    real_connect = connection_module.connect_socket
+    real_connect = dial_module.connect_socket
     monkeypatch.setattr(Resolver, "resolve", _no_dns)
 
     async def loopback_only(loop: Any, ip: str, port: int, egress: str | None,
-                            within: float) -> socket.socket:
+                            within: float, **options: Any) -> socket.socket:
         if not (ip.startswith("127.") or ip == "::1"):
             raise OSError(f"fuzz guard: {ip} is not loopback")
-        return await real_connect(loop, ip, port, egress, within)
+        return await real_connect(loop, ip, port, egress, within, **options)
 
-    monkeypatch.setattr(connection_module, "connect_socket", loopback_only)
+    monkeypatch.setattr(dial_module, "connect_socket", loopback_only)
     return env
 
 

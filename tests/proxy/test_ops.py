@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
 from meshproxy.store.engine import make_engine
+from mutations import ACTIONS, mutations
 
 from .conftest import Env
 from .test_metering import close_to, curl_bytes
@@ -168,23 +169,8 @@ ADMIN_TOKENS = [b"\r\n", b"\r", b"\n", b" ", b"\t", b"\x00", b"\xff", b"\r\n\r\n
                 b"HTTP/1.1", b"GET ", b"%", b"\xc3\xa9"]
 
 
-@st.composite
-def mutated_admin_requests(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(ADMIN_REQUESTS)))
-    for _ in range(draw(st.integers(0, 6))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "replace", "token", "cut"]))
-        if action == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=4))
-        elif action == "delete":
-            del data[at : at + draw(st.integers(1, 8))]
-        elif action == "replace" and at < len(data):
-            data[at] = draw(st.integers(0, 255))
-        elif action == "cut":
-            del data[at:]
-        else:
-            data[at:at] = draw(st.sampled_from(ADMIN_TOKENS))
-    return bytes(data)
+def mutated_admin_requests() -> st.SearchStrategy[bytes]:
+    return mutations(ADMIN_REQUESTS, ADMIN_TOKENS, (*ACTIONS, "cut"))
 
 
 @settings(
