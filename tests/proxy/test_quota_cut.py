@@ -98,3 +98,21 @@ def test_the_allowance_is_the_smallest_limit_left() -> None:
     assert sub.allowance() == GB // 2
     assert not sub.charge(GB // 2 - 1)
     assert sub.charge(1)  # this byte reaches the parent's limit
+
+
+def test_an_upload_stops_at_the_limit(capped: Env) -> None:
+    url = capped.origins.url("/upload")
+    size = DOWNLOAD
+    with connect(capped.address()) as sock:
+        sock.sendall((f"POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n"
+                      f"Proxy-Authorization: {basic('capped')}\r\n\r\n").encode())
+        chunk, sent = b"u" * (1 << 20), 0
+        try:
+            while sent < size:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:  # cut by the proxy
+            pass
+    assert sent < size
+    allowance = capped.node.directory.by_username["capped"].allowance()
+    assert allowance is not None and -SLACK <= allowance <= 0  # charged: the limit, no more

@@ -101,6 +101,9 @@ class ClientConnection(asyncio.Protocol):
         self.listener.services.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        account = self.account
+        if account is not None and account.limited:  # an upload stops at the limit too
+            data = within_allowance(self, self.loop, account, data)
         self.clocks.last_active = self.loop.time()
         self.uncharged += len(data)
         self.received += len(data)
