@@ -354,6 +354,11 @@ class Settings(BaseSettings):
     # and print its credentials; off for an operator who provisions accounts by script.
     first_parent: bool = True
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value  # "info" is INFO
+
     @classmethod
     def settings_customise_sources(
         cls,

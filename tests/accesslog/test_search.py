@@ -87,3 +87,11 @@ def test_parse_time() -> None:
     assert parse_time("2025-12-03T09:31:02") == T  # no zone: UTC
     assert parse_time("2025-12-03T10:31:02+01:00") == T
     assert parse_time(str(T)) == T
+
+
+def test_a_value_needing_escapes_is_still_found(tmp_path: Path) -> None:
+    """The quick substring test before parsing looks for the value as the line writes it."""
+    path = tmp_path / "access.log"
+    _write(path, entry(account='ü"x'), entry(account="plain"), entry(account="ü"))
+    assert [r["account"] for r in search([path], Query(account='ü"x'))] == ['ü"x']
+    assert [r["account"] for r in search([path], Query(account="ü"))] == ["ü"]

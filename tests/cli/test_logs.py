@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.local import free_port
 from tests.accesslog.entries import entry
 
 from meshproxy.accesslog.formats import json_formatter
@@ -130,3 +132,29 @@ def test_bans_lists_bans_and_failures(run: Any, data: Path) -> None:
     assert rows[0]["until"] > rows[1]["until"] and rows[2]["until"] is None
     table = run("bans")
     assert table.returncode == 0 and "127.0.0.8" in table.stdout
+
+
+def _proxy_node_log(data: Path, **env: str) -> str:
+    """What `meshproxy proxy` writes to stderr from its start to a SIGTERM."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meshproxy", "proxy", "--drain-timeout", "0.5"],
+        env={
+            **os.environ, "MESHPROXY_DATA_DIR": str(data), "MESHPROXY_ADMIN__PORT": "0",
+            "MESHPROXY_PROXIES": json.dumps([{"name": "open", "port": port}]), **env,
+        },
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "listening on" in process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    return stderr
+
+
+def test_log_level_sets_the_nodes_own_log(data: Path) -> None:
+    assert " INFO meshproxy.proxy: proxy listeners" in _proxy_node_log(data)
+    quiet = _proxy_node_log(data, MESHPROXY_LOG_LEVEL="warning")
+    assert " INFO " not in quiet and "proxy listeners" not in quiet

@@ -51,6 +51,11 @@ class Query:
     since: float | None = None  # seconds since the epoch
     until: float | None = None
 
+    def needles(self) -> list[str]:
+        """Texts a JSON line must contain to match (each value as the formats write it):
+        a cheap test before parsing the line."""
+        return [json.dumps(v) for v in (self.egress, self.account, self.client) if v is not None]
+
     def matches(self, record: dict[str, Any]) -> bool:
         if self.egress is not None and record.get("egress") != self.egress:
             return False
@@ -112,6 +117,7 @@ def _squid(line: str) -> dict[str, Any] | None:
 
 def search(files: Iterable[Path], query: Query) -> Iterator[dict[str, Any]]:
     """The matching lines of `files`, in file order, without the `_end` key."""
+    needles = query.needles()
     for path in files:
         try:
             handle = path.open(encoding="utf-8", errors="replace")
@@ -119,6 +125,8 @@ def search(files: Iterable[Path], query: Query) -> Iterator[dict[str, Any]]:
             continue
         with handle:
             for line in handle:
+                if line.startswith("{") and not all(n in line for n in needles):
+                    continue
                 record = parse_line(line)
                 if record is not None and query.matches(record):
                     record.pop("_end")
