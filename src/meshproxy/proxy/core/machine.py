@@ -198,3 +198,33 @@ def judge(
     ):
         return Verdict.ABORT  # a response body that stopped coming (while it was read)
     return Verdict.NOTHING
+
+
+# ---- keep-alive and pipelining --------------------------------------------------------------
+
+
+class Next(IntEnum):
+    """What a connection does when its active exchange is over."""
+
+    CLOSE = 0  # after what is written; nothing pipelined behind is parsed (RFC 9112 §9.6)
+    NEXT = 1  # start the next queued exchange
+    IDLE = 2  # wait for the next request (keep-alive)
+
+
+def after_exchange(keep: bool, draining: bool, closed: bool, eof: bool, queued: bool) -> Next:
+    """The exchange ended, its connection reusable (`keep`) or not; the node may be
+    `draining`, the connection `closed` or half-closed by the client (`eof`), with requests
+    `queued` behind it."""
+    if not keep or draining or closed or eof:
+        return Next.CLOSE
+    return Next.NEXT if queued else Next.IDLE
+
+
+def keeps_after_refusal(
+    request_complete: bool, keep_alive: bool, version: str, closes: bool, draining: bool
+) -> bool:
+    """Whether a connection survives a refusal of the proxy's own: only an HTTP/1.1
+    keep-alive request whose body has been read (or is still to be read and skipped), for
+    a refusal that does not close by its nature (a framing error does), off a node that is
+    not draining."""
+    return request_complete and keep_alive and version == "1.1" and not closes and not draining

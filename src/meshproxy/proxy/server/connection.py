@@ -25,7 +25,15 @@ from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
 from meshproxy.proxy.core.egress import EgressChoice, not_honoured
 from meshproxy.proxy.core.errors import ProxyError, render
-from meshproxy.proxy.core.machine import Clocks, Phase, Verdict, judge
+from meshproxy.proxy.core.machine import (
+    Clocks,
+    Next,
+    Phase,
+    Verdict,
+    after_exchange,
+    judge,
+    keeps_after_refusal,
+)
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.core.target import routed
 from meshproxy.proxy.core.username import steer_request
@@ -597,12 +605,9 @@ class ClientConnection(asyncio.Protocol):
             return
         exchange.status = error.status
         exchange.discard()
-        keep = (
-            exchange.request_complete
-            and exchange.head.keep_alive
-            and exchange.head.version == "1.1"
-            and not error.close
-            and not self.draining
+        head = exchange.head
+        keep = keeps_after_refusal(
+            exchange.request_complete, head.keep_alive, head.version, error.close, self.draining
         )
         exchange.client_keep = keep
         extra = b""
@@ -622,7 +627,8 @@ class ClientConnection(asyncio.Protocol):
         self.active = None
         self.resume(Pause.UPSTREAM)
         self.resume(Pause.BUFFER)
-        if not keep or self.draining or self.closed or self.eof:
+        step = after_exchange(keep, self.draining, self.closed, self.eof, bool(self.queue))
+        if step is Next.CLOSE:
             self.close()
             return
         request = exchange.request
@@ -635,7 +641,7 @@ class ClientConnection(asyncio.Protocol):
             if leftover:
                 self.loop.call_soon(self._feed, leftover)
         self.clocks.idle_since = self.loop.time()
-        if self.queue:
+        if step is Next.NEXT:
             following = self.queue.popleft()
             if not self.queue:
                 self.resume(Pause.PIPELINE)
