@@ -118,6 +118,17 @@ class RedisBans:
             self._redis.hdel(self._bans, *expired)
         return active
 
+    def failure_counts(self, since: float) -> dict[str, int]:
+        """Failures per client IP counted at `since` or later (`admin bans`)."""
+        pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self._failures) + "*"
+        found = {}
+        for key in self._redis.scan_iter(match=pattern, count=1000):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            count = int(cast(Any, self._redis.zcount(key, since, "+inf")))
+            if count:
+                found[name[len(self._failures) :]] = count
+        return found
+
     def unban(self, ip: str) -> bool:
         """Lift the ban and the count; failures from before now, reported later, no longer
         count."""

@@ -122,6 +122,14 @@ class SharedStore(Store):
         )
         return {**super().active_bans(now), **shared}
 
+    def auth_failure_counts(self, since: float) -> dict[str, int]:
+        """Redis's counts; the database's for addresses Redis has none of (counted there
+        while Redis was down)."""
+        shared: dict[str, int] = self._redis(
+            "reading failure counts", lambda: self.redis_bans.failure_counts(since), lambda: {}
+        )
+        return {**super().auth_failure_counts(since), **shared}
+
     def unban(self, ip: str) -> bool:
         shared = self._redis("lifting a ban", lambda: self.redis_bans.unban(ip), lambda: False)
         return super().unban(ip) or shared
