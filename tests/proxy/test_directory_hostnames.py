@@ -60,10 +60,29 @@ def test_an_address_held_by_another_account_authenticates_only_as_that_account()
     d.set_hostname_addresses(
         {
             "bob.example": (PUBLIC,),  # alice's IP: stays alice's
-            "carol.example": ("198.51.99.1",),  # shared by carol and dave: nobody's
+            "carol.example": ("198.51.99.1",),  # shared by carol and dave, order unknown
             "dave.example": ("198.51.99.1", "198.51.99.2"),
         }
     )
     assert authenticate(d, None, ip=PUBLIC) is d.by_username["alice"]
     assert isinstance(authenticate(d, None, ip="198.51.99.1"), ProxyError)
     assert authenticate(d, None, ip="198.51.99.2") is d.by_username["dave"]
+
+
+def test_an_address_two_accounts_hostnames_share_is_the_earlier_hostnames() -> None:
+    """A tenant cannot take (or deny) another's hostname authentication by adding a name
+    that resolves to the same address: the hostname added first keeps it."""
+    d = directory(
+        view(record(1, "first"), hostnames=("office.example",), hostname_ids=(7,)),
+        view(record(2, "later"), hostnames=("spoof.example", "own.example"),
+             hostname_ids=(9, 12)),
+    )
+    d.set_hostname_addresses(
+        {
+            "office.example": ("198.51.99.1",),
+            "spoof.example": ("198.51.99.1",),
+            "own.example": ("198.51.99.2",),
+        }
+    )
+    assert authenticate(d, None, ip="198.51.99.1") is d.by_username["first"]
+    assert authenticate(d, None, ip="198.51.99.2") is d.by_username["later"]

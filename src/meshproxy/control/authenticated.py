@@ -67,8 +67,8 @@ def _vet_hostname(settings: Settings, store: Store, account: AccountRecord, host
     """Refuse a hostname that resolves to an address that must not authenticate: a
     non-public one (unless `[proxy] allow_hostname_networks` allows it) or one another
     account holds as an IP. The proxies apply the same rule at every re-resolution (and
-    also drop addresses two accounts' hostnames share); a name that does not resolve yet
-    is accepted and judged when it does."""
+    give an address two accounts' hostnames share to the hostname added first); a name
+    that does not resolve yet is accepted and judged when it does."""
     addresses = resolve(hostname)
     allowed = networks(settings.proxy.allow_hostname_networks)
     for address in addresses:

@@ -51,3 +51,6 @@ class AccountView:
     monthly_bytes: int = 0
     total_bytes: int = 0
     folded_bytes: int = 0  # of total_bytes, those folded in from shared (Redis) counters
+    # The hostnames' row ids, in the order of `hostnames`: the order they were added in
+    # over all accounts (an address two accounts' hostnames share is the earlier one's).
+    hostname_ids: tuple[int, ...] = ()

@@ -866,12 +866,18 @@ class Store:
             ):
                 ips[account_id].append(ip)
             hostnames: dict[int, list[str]] = defaultdict(list)
-            for account_id, hostname in session.execute(
-                select(m.AuthenticatedHostname.account_id, m.AuthenticatedHostname.hostname).where(
-                    among(m.AuthenticatedHostname.account_id, ids)
+            hostname_ids: dict[int, list[int]] = defaultdict(list)
+            for row_id, account_id, hostname in session.execute(
+                select(
+                    m.AuthenticatedHostname.id,
+                    m.AuthenticatedHostname.account_id,
+                    m.AuthenticatedHostname.hostname,
                 )
+                .where(among(m.AuthenticatedHostname.account_id, ids))
+                .order_by(m.AuthenticatedHostname.id)
             ):
                 hostnames[account_id].append(hostname)
+                hostname_ids[account_id].append(row_id)
             proxies: dict[int, list[str]] = defaultdict(list)
             for account_id, proxy in session.execute(
                 select(m.AuthorizedProxy.account_id, m.AuthorizedProxy.proxy).where(
@@ -897,6 +903,7 @@ class Store:
                     account=_record(row, names.get(row.parent_id) if row.parent_id else None),
                     ips=tuple(ips[row.id]),
                     hostnames=tuple(hostnames[row.id]),
+                    hostname_ids=tuple(hostname_ids[row.id]),
                     proxies=tuple(proxies[row.parent_id if row.parent_id else row.id]),
                     monthly_bytes=monthly.get(row.id, 0),
                     total_bytes=int(row.total_bytes),

@@ -53,6 +53,7 @@ class AccountState:
     ips: tuple[str, ...]
     hostnames: tuple[str, ...]
     billing_day: int | None
+    hostname_ids: tuple[int, ...] = ()  # AccountView.hostname_ids
     monthly_bytes: int = 0
     total_bytes: int = 0
     parent: AccountState | None = None
@@ -295,6 +296,7 @@ class AccountDirectory:
                 ips=view.ips,
                 hostnames=view.hostnames,
                 billing_day=record.billing_day,
+                hostname_ids=view.hostname_ids,
             )
             self.by_username[record.username] = state
             self.by_id[record.id] = state
@@ -306,6 +308,7 @@ class AccountDirectory:
             state.proxies = frozenset(view.proxies)
             state.ips = view.ips
             state.hostnames = view.hostnames
+            state.hostname_ids = view.hostname_ids
             state.billing_day = record.billing_day
         state.loaded_monthly = view.monthly_bytes
         state.loaded_total = view.total_bytes
@@ -352,19 +355,35 @@ class AccountDirectory:
         held = self.hostnames()
         for name in [h for h in self._hostname_addresses if h not in held]:
             del self._hostname_addresses[name]
-        owners = {h: s for s in self.by_username.values() for h in s.hostnames}
-        claims: defaultdict[str, set[int]] = defaultdict(set)
+        # Each held hostname's account and rank (its row id: the order hostnames were added
+        # in over all accounts; None when the view did not say).
+        owners: dict[str, tuple[AccountState, int | None]] = {}
+        for state in self.by_username.values():
+            ranks = state.hostname_ids if len(state.hostname_ids) == len(state.hostnames) else ()
+            for index, name in enumerate(state.hostnames):
+                owners[name] = (state, ranks[index] if ranks else None)
+        claims: defaultdict[str, dict[int, int | None]] = defaultdict(dict)  # ip -> id: rank
         for name, ips in self._hostname_addresses.items():
+            state, rank = owners[name]
             for ip in ips:
-                if hostname_address_refused(ip, self._hostname_networks) is None:
-                    claims[ip].add(owners[name].id)
-        # One address means one account: an address another account holds as an IP, or
-        # that hostnames of two accounts resolve to, authenticates nobody by hostname.
-        self._resolved_accounts = {
-            ip: self.by_id[next(iter(ids))]
-            for ip, ids in claims.items()
-            if len(ids) == 1 and ip not in self._ip_accounts
-        }
+                if ip in self._ip_accounts:
+                    continue  # another account's IP (or this one's: the IP decides)
+                if hostname_address_refused(ip, self._hostname_networks) is not None:
+                    continue
+                claimed = claims[ip]
+                earlier = claimed.get(state.id, rank)
+                claimed[state.id] = rank if earlier is None or rank is None else min(earlier, rank)
+        # One address means one account: an address another account holds as an IP is that
+        # account's; one that hostnames of several accounts resolve to is the account's
+        # whose hostname was added first (nobody's when that is not known).
+        resolved: dict[str, AccountState] = {}
+        for ip, claimants in claims.items():
+            if len(claimants) == 1:
+                resolved[ip] = self.by_id[next(iter(claimants))]
+            elif None not in claimants.values():
+                first = min(claimants.items(), key=lambda claim: claim[1] or 0)[0]
+                resolved[ip] = self.by_id[first]
+        self._resolved_accounts = resolved
 
     # ---- decisions ------------------------------------------------------------------------
 
