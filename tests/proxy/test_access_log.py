@@ -146,6 +146,8 @@ def test_every_outcome_is_logged_with_its_bytes(env: Env) -> None:
     ])
     assert asked.exit_code == 0, asked.output
     assert json.loads(asked.output) == [line]
+    time.sleep(0.5)  # two writer intervals: a second line for any of them would be there
+    assert len(lines.path.read_text().splitlines()) == lines.seen == 5
 
 
 def test_sub_account_509_and_aborted(env: Env) -> None:
