@@ -182,6 +182,7 @@ def test_no_credentials_in_logs_or_answers(
 def test_the_admin_cli_hashes_with_argon2id_production_parameters(tmp_path: Path) -> None:
     environment = {**os.environ, "MESHPROXY_DATA_DIR": str(tmp_path)}
     environment.pop("MESHPROXY_CONFIG", None)
+    Store.open(f"sqlite:///{tmp_path / 'meshproxy.sqlite3'}").close()  # admin creates none
     done = subprocess.run(
         [sys.executable, "-m", "meshproxy", "admin", "create", "pm_hashed", "--password",
          PASSWORD], env=environment, capture_output=True, text=True, timeout=60, check=False)
