@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import threading
 from pathlib import Path
 
 import pytest
 from tests.accesslog.entries import entry
 
-from meshproxy.accesslog import AccessLog
+from meshproxy.accesslog import AccessLog, open_access_log
 from meshproxy.accesslog.formats import json_formatter
 from meshproxy.accesslog.record import Entry
 from meshproxy.accesslog.search import log_files
 from meshproxy.accesslog.sink import RotatingFile, WriteFailed
+from meshproxy.config import load_settings
 
 FORMAT = json_formatter("n", paths=False)
 
@@ -196,3 +198,29 @@ def test_partial_write_counts_the_lines_that_went_out(tmp_path: Path) -> None:
         log.add(entry(bytes_in=n))
     log.stop()
     assert log.written + log.dropped_failed == 10 and 0 < log.written < 10
+
+
+def test_stdout_gets_whole_lines_in_pipe_sized_writes(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """path = "-": lines go to stdout in writes a pipe takes whole (PIPE_BUF), each ending
+    a line, so workers sharing a pipe to a collector never cut each other's lines."""
+    settings = load_settings(None, data_dir=str(tmp_path), access_log={"path": "-"})
+    log = open_access_log(settings)
+    assert log is not None
+    sizes: list[bytes] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        sizes.append(bytes(data))
+        return real_write(fd, data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "write", write)
+        for n in range(100):
+            log.add(entry(bytes_in=n))
+        log.stop()
+    out = capfd.readouterr().out
+    assert [json.loads(line)["bytes_in"] for line in out.splitlines()] == list(range(100))
+    assert len(sizes) > 1 and all(len(s) <= select.PIPE_BUF and s.endswith(b"\n") for s in sizes)
+    assert not (tmp_path / "-").exists()

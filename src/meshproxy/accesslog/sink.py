@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 
 class WriteFailed(Exception):
@@ -27,19 +28,30 @@ class Sink(Protocol):
 
 
 class StreamSink:
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
+    """A descriptor that is not a file of ours (stdout: a terminal, a pipe to a log
+    collector). Written in pieces of whole lines of at most PIPE_BUF bytes, which a pipe
+    takes whole: the workers of `--workers N` sharing it never cut each other's lines."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
 
     def write(self, data: bytes) -> None:
+        done = 0
         try:
-            self._stream.write(data)
-            self._stream.flush()
+            while done < len(data):
+                end = done + select.PIPE_BUF
+                if end < len(data):
+                    cut = data.rfind(b"\n", done, end)
+                    end = cut + 1 if cut >= done else end  # a longer line: as it comes
+                else:
+                    end = len(data)
+                while done < end:
+                    done += os.write(self._fd, data[done:end])
         except OSError as error:
-            raise WriteFailed(0, error) from error
+            raise WriteFailed(done, error) from error
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._stream.flush()
+        pass  # not ours to close
 
 
 def rotated(path: Path, index: int) -> Path:

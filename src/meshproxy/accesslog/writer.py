@@ -141,7 +141,8 @@ def open_access_log(settings: Settings) -> AccessLog | None:
         return None
     sink: Sink
     if str(config.path) == "-":
-        sink = StreamSink(sys.stdout.buffer)
+        sys.stdout.flush()  # what was printed before goes first
+        sink = StreamSink(sys.stdout.fileno())
     else:
         sink = RotatingFile(
             log_path(settings), max_bytes=config.max_bytes, backups=config.backups
