@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import json
 import os
+import re
 import tomllib
 import types
 from pathlib import Path
@@ -51,6 +52,7 @@ class _Section(BaseModel):
 
 
 UPSTREAM_SCHEMES = ("http", "https", "socks5")
+EGRESS_NAME = re.compile(r"[A-Za-z0-9._:\[\]-]{1,64}")
 
 
 class EgressAddress(_Section):
@@ -89,6 +91,14 @@ class EgressAddress(_Section):
             upstream_parts(value)  # raises ValueError naming what is wrong
         return value
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        # It goes into X-ProxyMesh-IP headers and comma-separated Not-IP lists.
+        if value is not None and EGRESS_NAME.fullmatch(value) is None:
+            raise ValueError("must be 1-64 of A-Z a-z 0-9 . _ - : [ ] (it is sent in headers)")
+        return value
+
     @field_validator("country")
     @classmethod
     def _valid_country(cls, value: str | None) -> str | None:
@@ -107,8 +117,6 @@ class EgressAddress(_Section):
         if self.name is not None and self.upstream is None:
             raise ValueError("name is for upstream entries (the others are named by their "
                              "address or prefix)")
-        if self.name is not None and not self.name.strip():
-            raise ValueError("name must not be empty")
         return self
 
     @property
@@ -268,6 +276,7 @@ class ProxyBehaviour(_Section):
     health_check_url: str = ""
     health_check_interval: float = Field(default=10.0, gt=0, le=3600)
     health_check_max_backoff: float = Field(default=300.0, gt=0, le=86400)
+    upstream_ca_file: Path | None = None  # CAs for https:// upstreams (default: the system's)
 
     @field_validator("health_check_url")
     @classmethod

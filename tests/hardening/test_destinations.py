@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 import pytest
 import requests
 
-from meshproxy.proxy.server import connection as connection_module
+from meshproxy.proxy.server import dial as dial_module
 from meshproxy.proxy.server.resolver import Resolver
 from proxy.clients import basic
 
@@ -116,16 +116,16 @@ def guarded(start_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
     env.account("alice")
     env.sync()
     connected: list[str] = []
-    real_connect = connection_module.connect_socket
+    real_connect = dial_module.connect_socket
 
     async def recording(loop: Any, ip: str, port: int, egress: str | None,
-                        within: float) -> socket.socket:
+                        within: float, **options: Any) -> socket.socket:
         connected.append(ip)
         if not (ip.startswith("127.") or ip == "::1"):
             raise OSError(f"test guard: {ip} is not loopback")
-        return await real_connect(loop, ip, port, egress, within)
+        return await real_connect(loop, ip, port, egress, within, **options)
 
-    monkeypatch.setattr(connection_module, "connect_socket", recording)
+    monkeypatch.setattr(dial_module, "connect_socket", recording)
     return env, connected
 
 

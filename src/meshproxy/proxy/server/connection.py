@@ -37,7 +37,7 @@ from meshproxy.proxy.core.machine import (
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.core.target import routed
 from meshproxy.proxy.core.username import steer_request
-from meshproxy.proxy.server import access, splice
+from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange
 from meshproxy.proxy.server.services import Listener
@@ -46,7 +46,6 @@ from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
 from meshproxy.proxy.server.upstream import (
     PoolKey,
     UpstreamConnection,
-    connect_socket,
     protocol_factory,
 )
 
@@ -347,7 +346,7 @@ class ClientConnection(asyncio.Protocol):
         if request.connect:
             self.loop.create_task(self._open_tunnel(exchange))
             return
-        key: PoolKey = (choice.address, address, request.target.port)
+        key: PoolKey = (choice.key, address, request.target.port)
         pooled = services.upstreams.take(key)
         if pooled is not None:
             exchange.attach(pooled, reused=True)
@@ -361,14 +360,19 @@ class ClientConnection(asyncio.Protocol):
         return min(behaviour.connect_timeout, option) if option else behaviour.connect_timeout
 
     async def _connect(self, exchange: Exchange, key: PoolKey) -> None:
-        egress, ip, port = key
+        _, ip, port = key
         services = self.listener.services
         try:
             within = self._connect_timeout(exchange)
-            sock = await connect_socket(self.loop, ip, port, egress, within)
+            assert exchange.egress is not None and exchange.request is not None
+            exchange.egress, sock = await self.listener.dialer.open(
+                exchange.egress, ip, port, within, exchange.request.options
+            )
+            key = (exchange.egress.key, ip, port)  # another egress when the first failed
             _, upstream = await self.loop.create_connection(
                 protocol_factory(services.upstreams, key), sock=sock
             )
+            dial.label(upstream, exchange.egress)
         except TimeoutError:
             self._connect_error(exchange, errors.connect_timeout())
             return
@@ -391,7 +395,7 @@ class ClientConnection(asyncio.Protocol):
         exchange.phase = Phase.ADMITTING
         exchange.body = [data[len(exchange.request.upstream_head) :]] if exchange.request else []
         exchange.body_size = 0
-        key: PoolKey = (exchange.egress.address, *exchange.addresses)
+        key: PoolKey = (exchange.egress.key, *exchange.addresses)
         self.loop.create_task(self._connect(exchange, key))
 
     # ---- CONNECT ----------------------------------------------------------------------------
@@ -413,8 +417,10 @@ class ClientConnection(asyncio.Protocol):
         assert exchange.egress is not None and exchange.addresses is not None
         ip, port = exchange.addresses
         try:
-            sock = await connect_socket(
-                self.loop, ip, port, exchange.egress.address, self._connect_timeout(exchange)
+            assert exchange.request is not None
+            exchange.egress, sock = await self.listener.dialer.open(
+                exchange.egress, ip, port, self._connect_timeout(exchange),
+                exchange.request.options,
             )
         except TimeoutError:
             self._connect_error(exchange, errors.connect_timeout())
@@ -430,7 +436,8 @@ class ClientConnection(asyncio.Protocol):
         head_sent = False
         if splice.available() and not exchange.body and not client.get_write_buffer_size():
             exchange.discard()
-            self.send(self._established(exchange, str(sock.getsockname()[0])))
+            shown = dial.shown(exchange.egress, sock.getsockname())
+            self.send(self._established(exchange, shown))
             head_sent = True
             if not client.get_write_buffer_size():
                 self._splice(client, sock)
@@ -494,7 +501,8 @@ class ClientConnection(asyncio.Protocol):
             return
         if not head_sent:
             exchange.discard()
-            self.send(self._established(exchange, str(transport.get_extra_info("sockname")[0])))
+            sockname = transport.get_extra_info("sockname")
+            self.send(self._established(exchange, dial.shown(exchange.egress, sockname)))
         client_transport = self.transport
         assert client_transport is not None
         client_end.attach(client_transport, upstream_end)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,11 +34,13 @@ from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountDirectory
 from meshproxy.proxy.core.egress import Egress, EgressPool, Upstream
-from meshproxy.proxy.core.health import EgressHealth
+from meshproxy.proxy.core.health import EgressHealth, EgressState
 from meshproxy.proxy.core.policy import DestinationPolicy
 from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.proxy.server.connection import ClientConnection
+from meshproxy.proxy.server.dial import Dialer
 from meshproxy.proxy.server.notices import ChangeNotices
+from meshproxy.proxy.server.probe import Prober
 from meshproxy.proxy.server.resolver import Resolver, resolve_names
 from meshproxy.proxy.server.services import Listener, NodeServices
 from meshproxy.proxy.server.sync import DirectorySync
@@ -114,6 +117,7 @@ class ProxyNode:
         self.directory.read_through = StoreLookups(self._sync.read_through, time.monotonic)
         self.addresses: dict[str, tuple[str, int]] = {}
         self.bytes_by_proxy: dict[str, CountingMeter] = {}  # for metrics
+        self.dialers: dict[str, Dialer] = {}  # each proxy's egress pool and its health
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshing: asyncio.Task[None] | None = None  # the sweep's read of Redis
@@ -128,6 +132,17 @@ class ProxyNode:
     def sync_health(self) -> BackendHealth:
         """The store as the account sync sees it."""
         return self._sync.health
+
+    def egress_health(self) -> dict[str, dict[str, EgressState]]:
+        """Each proxy's upstream egresses by name, and their health (metrics, admin)."""
+        return {
+            proxy: {
+                e.label: dialer.pool.health.track(e)
+                for e in dialer.pool.members
+                if e.upstream is not None
+            }
+            for proxy, dialer in self.dialers.items()
+        }
 
     @property
     def started(self) -> bool:
@@ -198,6 +213,7 @@ class ProxyNode:
                     dataclasses.replace(services, meter=counted),  # the same connections set
                     behaviour.add_forwarded_headers,
                 )
+                self.dialers[proxy.name] = listener.dialer
                 server = await loop.create_server(
                     lambda listener=listener: ClientConnection(listener),
                     host=proxy.listen,
@@ -224,16 +240,26 @@ class ProxyNode:
         self._every(behaviour.quota_check_interval, self._sweep)
         self._every(AUTH_REPORT_INTERVAL, self._sync.report_auth)
         self._every(behaviour.hostname_refresh, self._refresh_hostnames)
+        if any(e.upstream is not None for d in self.dialers.values() for e in d.pool.members):
+            prober = Prober(behaviour.health_check_url, behaviour.connect_timeout)
+            dialers = list(self.dialers.values())
+            self._every(
+                min(behaviour.health_check_interval, 1.0),
+                functools.partial(prober.probe_due, dialers),
+                name="egress health checks",
+            )
         log.info("proxy listeners: %s", self.addresses)
 
-    def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+    def _every(
+        self, seconds: float, work: Callable[[], Awaitable[None]], *, name: str = ""
+    ) -> None:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(seconds)
                 try:
                     await work()
                 except Exception:
-                    log.exception("background task %s failed", work.__name__)
+                    log.exception("background task %s failed", name or work.__name__)
 
         self._tasks.append(asyncio.get_running_loop().create_task(loop()))
 
@@ -329,6 +355,8 @@ class ProxyNode:
             for connection in list(services.connections):
                 connection.abort()
             services.upstreams.close_all()
+        for dialer in self.dialers.values():
+            dialer.close()  # the relays of https:// upstreams' tunnels
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

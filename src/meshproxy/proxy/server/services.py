@@ -15,6 +15,7 @@ from meshproxy.proxy.core.directory import AccountDirectory, AccountState
 from meshproxy.proxy.core.egress import EgressPool
 from meshproxy.proxy.core.machine import Limits
 from meshproxy.proxy.core.policy import DestinationPolicy
+from meshproxy.proxy.server.dial import Dialer
 from meshproxy.proxy.server.resolver import Resolver
 from meshproxy.proxy.server.upstream import UpstreamPool
 
@@ -71,3 +72,8 @@ class Listener:
     pool: EgressPool
     services: NodeServices
     forwarded: bool = False  # add Via / X-Forwarded-For
+    dialer: Dialer = field(init=False)  # connects through the pool's egress (dial.py)
+
+    def __post_init__(self) -> None:
+        services = self.services
+        self.dialer = Dialer(services.loop, self.pool, services.behaviour.upstream_ca_file)

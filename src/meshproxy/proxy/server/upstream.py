@@ -1,4 +1,4 @@
-"""Upstream connections: opened from a chosen egress address, pooled per (egress, host, port).
+"""Upstream connections: opened through a chosen egress (dial.py), pooled per (egress, host, port).
 
 A connection is only ever reused for the same rotation key, so a pinned or random egress
 choice is never silently replaced by whatever connection happens to be idle.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import mmap
-import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -24,57 +22,7 @@ READ_SIZE = 64 * 1024
 MAX_IDLE_PER_KEY = 64
 MAX_IDLE_TOTAL = 1024
 IDLE_SECONDS = 30.0
-# Linux: let connect() pick the source port, so many connections can share one egress IP.
-_BIND_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-
-PoolKey = tuple[str | None, str, int]  # (egress address, destination IP, port)
-
-
-async def connect_socket(
-    loop: asyncio.AbstractEventLoop, ip: str, port: int, egress: str | None, within: float
-) -> socket.socket:
-    """A connected non-blocking socket to (ip, port) from `egress` (None: default source)."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        if egress is not None:
-            if family == socket.AF_INET:
-                sock.setsockopt(socket.IPPROTO_IP, _BIND_NO_PORT, 1)
-            sock.bind((egress, 0))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.wait_for(_connected(loop, sock, (ip, port)), within)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def _connected(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: tuple[str, int]
-) -> None:
-    """A non-blocking connect to an IP address. (uvloop's sock_connect would first send
-    the literal through getaddrinfo on its thread pool: a thread hop per connection.)"""
-    try:
-        sock.connect(address)
-        return
-    except BlockingIOError:
-        pass
-    done: asyncio.Future[None] = loop.create_future()
-
-    def writable() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    fd = sock.fileno()
-    loop.add_writer(fd, writable)
-    try:
-        await done
-    finally:
-        loop.remove_writer(fd)
-    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if error:
-        raise OSError(error, os.strerror(error))
+PoolKey = tuple[str | None, str, int]  # (egress key: EgressChoice.key, destination IP, port)
 
 
 class Receiver(Protocol):

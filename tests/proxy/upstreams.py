@@ -1,0 +1,110 @@
+"""Real upstream proxies for the egress tests: Debian's tinyproxy (HTTP CONNECT) and
+microsocks (SOCKS5), each on its own loopback port and leaving from its own loopback
+address (tinyproxy `Bind`, microsocks `-b`), so the origin's peer address says which
+upstream carried a request. Installed by .ci/services; missing: `service_missing`."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+START_TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _accepting(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class UpstreamProcess:
+    """One upstream proxy process; `stop` and `start` again keep its port and address."""
+
+    kind: str  # "http" or "socks5"
+    exit_address: str  # where its connections to origins leave from
+    directory: Path
+    username: str | None = None
+    password: str | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, scheme: str | None = None) -> str:
+        auth = f"{self.username}:{self.password}@" if self.username else ""
+        return f"{scheme or self.kind}://{auth}127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        if self.kind == "socks5":
+            command = ["microsocks", "-i", "127.0.0.1", "-p", str(self.port),
+                       "-b", self.exit_address]
+            if self.username:
+                command += ["-u", self.username, "-P", self.password or ""]
+            return command
+        conf = self.directory / f"tinyproxy-{self.port}.conf"
+        lines = [f"Port {self.port}", "Listen 127.0.0.1", f"Bind {self.exit_address}",
+                 "Timeout 30", "MaxClients 200", "LogLevel Critical", "DisableViaHeader Yes"]
+        if self.username:
+            lines.append(f"BasicAuth {self.username} {self.password}")
+        conf.write_text("\n".join(lines) + "\n")
+        return ["tinyproxy", "-d", "-c", str(conf)]
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _accepting(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self._command()[0]} did not start on {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None
+
+
+@pytest.fixture
+def upstream_proxies(
+    tmp_path: Path, missing_service: Callable[[str, Exception], None]
+) -> Iterator[Callable[..., UpstreamProcess]]:
+    """start(kind, exit_address, username=None, password=None) -> a running upstream."""
+    started: list[UpstreamProcess] = []
+
+    def start(kind: str, exit_address: str, **credentials: Any) -> UpstreamProcess:
+        program = "microsocks" if kind == "socks5" else "tinyproxy"
+        if shutil.which(program) is None:
+            missing_service(program, FileNotFoundError(f"apt-get install {program}"))
+        upstream = UpstreamProcess(kind, exit_address, tmp_path, **credentials)
+        started.append(upstream)
+        for _ in range(3):  # a free port taken by someone else meanwhile: another one
+            try:
+                upstream.start()
+                break
+            except RuntimeError:
+                upstream.stop()
+                upstream.port = free_port()
+        else:
+            raise RuntimeError(f"{program} would not start")
+        return upstream
+
+    yield start
+    for upstream in started:
+        upstream.stop()
