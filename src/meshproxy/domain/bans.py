@@ -1,17 +1,20 @@
 """The authentication-failure ban: N failures from one client IP within a window ban that IP.
 
 Pure state machine: callers pass the current time (seconds since the epoch), so the
-rule is tested without sleeping. A success resets the count. Thread-safe: in one
-`meshproxy serve` process the proxies (on the event loop) and the API and dashboard (in
-worker threads) share one book, so a ban decided by either face holds on the other at
-once, and failures from both count in the order they happened.
+rule is tested without sleeping. A success resets the count. A book shared across
+threads is given a lock (`lock=threading.Lock()`): in one `meshproxy serve` process the
+proxies (on the event loop) and the API and dashboard (in worker threads) share one book,
+so a ban decided by either face holds on the other at once, and failures from both count
+in the order they happened. The domain itself starts no threads and takes no lock of its
+own.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_TRACKED = 100_000  # client IPs with failures remembered (a scan prunes the stale ones)
 
@@ -28,7 +31,10 @@ class BanBook:
     policy: BanPolicy
     _failures: dict[str, deque[float]] = field(default_factory=dict)
     _banned_until: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # Held while the book changes; a no-op unless the caller shares the book across threads.
+    lock: AbstractContextManager[Any] = field(
+        default_factory=nullcontext, repr=False, compare=False
+    )
 
     def is_banned(self, ip: str, now: float) -> bool:
         # Without the lock (every request asks): one dict read; an expired ban is dropped
@@ -55,7 +61,7 @@ class BanBook:
 
     def record_failure(self, ip: str, now: float) -> float | None:
         """Count one failure; returns the ban's end time if this failure starts a ban."""
-        with self._lock:
+        with self.lock:
             if len(self._failures) >= MAX_TRACKED and ip not in self._failures:
                 self._prune(now)
             window = self._failures.setdefault(ip, deque())
@@ -71,16 +77,16 @@ class BanBook:
 
     def record_success(self, ip: str) -> bool:
         """Reset the count; True if there was one."""
-        with self._lock:
+        with self.lock:
             return self._failures.pop(ip, None) is not None
 
     def ban(self, ip: str, until: float) -> None:
         """Adopt a ban decided elsewhere (another node, the store)."""
-        with self._lock:
+        with self.lock:
             self._banned_until[ip] = max(until, self._banned_until.get(ip, 0.0))
 
     def unban(self, ip: str) -> None:
-        with self._lock:
+        with self.lock:
             self._banned_until.pop(ip, None)
             self._failures.pop(ip, None)
 
@@ -89,7 +95,7 @@ class BanBook:
 
     def prune(self, now: float) -> None:
         """Forget expired bans and stale failure windows (bounded memory under a scan)."""
-        with self._lock:
+        with self.lock:
             self._prune(now)
 
     def _prune(self, now: float) -> None:

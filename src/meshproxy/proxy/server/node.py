@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +89,7 @@ class ProxyNode:
         # either holds on the other at once, and their failures count in one order.
         bans = store.local_bans
         if bans is None or bans.policy != policy:
-            bans = store.local_bans = BanBook(policy)
+            bans = store.local_bans = BanBook(policy, lock=threading.Lock())
         self.directory = AccountDirectory(
             policy,
             max_verifying=settings.proxy.max_verifications_in_flight,
