@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from bench.local import free_port
 
@@ -105,3 +106,32 @@ def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, sqlite_u
     names = modules(tmp_path)
     assert "meshproxy.proxy.server.node" in names  # the probe saw a running node
     assert loaded(names, NOT_IN_A_PROXY_NODE) == []
+
+
+def test_api_node_runs_the_api_and_not_the_client(tmp_path: Path) -> None:
+    https_port = free_port()
+    config = tmp_path / "api.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'[api]\nlisten = "127.0.0.1"\nhttps_port = {https_port}\nhttp_port = {free_port()}\n'
+        "[admin]\nenabled = false\n"
+    )
+    node = probe(tmp_path, "api-node", "--config", str(config))
+    try:
+        assert node.stdout is not None
+        banner = ""
+        for _ in range(100):  # the banner's lines, up to its last
+            line = node.stdout.readline()
+            banner += line
+            if not line or line.startswith("Stop with Ctrl-C"):
+                break
+        assert "API:" in banner and "Proxy:" not in banner, banner
+        response = httpx.get(f"https://127.0.0.1:{https_port}/api/proxies/", verify=False)
+        assert response.status_code == 401
+    finally:
+        node.send_signal(signal.SIGTERM)
+        _, err = node.communicate(timeout=60)
+    assert node.returncode == 0, err
+    names = modules(tmp_path)
+    assert "meshproxy.api.app" in names
+    assert loaded(names, ("meshproxy.cli.api_client", "meshproxy.client")) == []
