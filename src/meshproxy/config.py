@@ -179,10 +179,24 @@ class ProxyConfig(_Section):
     listen_port: int | None = Field(default=None, ge=0, le=65535)
     egress: list[EgressAddress] = Field(default_factory=lambda: [EgressAddress()])
     geo: bool = False
+    # Its SOCKS5 listener (docs/socks5.md) and HTTPS proxy listener (TLS to the proxy), on
+    # `listen`; None: none. The *_listen_port settings are as listen_port (0: any free port).
+    socks_port: int | None = Field(default=None, ge=1, le=65535)
+    socks_listen_port: int | None = Field(default=None, ge=0, le=65535)
+    tls_port: int | None = Field(default=None, ge=1, le=65535)
+    tls_listen_port: int | None = Field(default=None, ge=0, le=65535)
 
     @property
     def bind_port(self) -> int:
         return self.port if self.listen_port is None else self.listen_port
+
+    @property
+    def socks_bind_port(self) -> int | None:
+        return self.socks_port if self.socks_listen_port is None else self.socks_listen_port
+
+    @property
+    def tls_bind_port(self) -> int | None:
+        return self.tls_port if self.tls_listen_port is None else self.tls_listen_port
 
     @field_validator("egress")
     @classmethod
@@ -416,6 +430,12 @@ class Settings(BaseSettings):
         found += [
             ListenerAddress(f"proxy {p.name!r}", p.listen, p.bind_port, "proxy")
             for p in self.proxies
+        ]
+        found += [
+            ListenerAddress(f"proxy {p.name!r} {kind}", p.listen, port, "proxy")
+            for p in self.proxies
+            for kind, port in (("socks_port", p.socks_bind_port), ("tls_port", p.tls_bind_port))
+            if port is not None
         ]
         return [listener for listener in found if listener.port != 0]
 

@@ -44,6 +44,7 @@ from meshproxy.proxy.server.notices import ChangeNotices
 from meshproxy.proxy.server.probe import Prober
 from meshproxy.proxy.server.resolver import Resolver, resolve_names
 from meshproxy.proxy.server.services import Listener, NodeServices
+from meshproxy.proxy.server.socks import SocksConnection
 from meshproxy.proxy.server.sync import DirectorySync
 from meshproxy.proxy.server.upstream import UpstreamPool
 from meshproxy.proxy.server.verifying import verification_executor
@@ -117,6 +118,7 @@ class ProxyNode:
         )
         self.directory.read_through = StoreLookups(self._sync.read_through, time.monotonic)
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.socks_addresses: dict[str, tuple[str, int]] = {}  # proxies with a socks_port
         self.bytes_by_proxy: dict[str, CountingMeter] = {}  # for metrics
         self.dialers: dict[str, Dialer] = {}  # each proxy's egress pool and its health
         self._servers: list[asyncio.Server] = []
@@ -215,17 +217,13 @@ class ProxyNode:
                     behaviour.add_forwarded_headers,
                 )
                 self.dialers[proxy.name] = listener.dialer
-                server = await loop.create_server(
-                    lambda listener=listener: ClientConnection(listener),
-                    host=proxy.listen,
-                    port=proxy.bind_port,
-                    reuse_address=True,
-                    reuse_port=self._reuse_port or None,
-                    backlog=1024,
+                self.addresses[proxy.name] = await self._serve(
+                    ClientConnection, listener, proxy.listen, proxy.bind_port
                 )
-                self._servers.append(server)
-                sockname = server.sockets[0].getsockname()
-                self.addresses[proxy.name] = (str(sockname[0]), int(sockname[1]))
+                if proxy.socks_bind_port is not None:
+                    self.socks_addresses[proxy.name] = await self._serve(
+                        SocksConnection, listener, proxy.listen, proxy.socks_bind_port
+                    )
         except BaseException:
             for server in self._servers:
                 server.close()
@@ -263,6 +261,27 @@ class ProxyNode:
                     log.exception("background task %s failed", name or work.__name__)
 
         self._tasks.append(asyncio.get_running_loop().create_task(loop()))
+
+    async def _serve(
+        self,
+        protocol: Callable[[Listener], asyncio.Protocol],
+        listener: Listener,
+        host: str,
+        port: int,
+    ) -> tuple[str, int]:
+        """Serve `listener` with `protocol` on (host, port); the address bound (port 0:
+        the one the system chose)."""
+        server = await asyncio.get_running_loop().create_server(
+            lambda: protocol(listener),
+            host=host,
+            port=port,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
+            backlog=1024,
+        )
+        self._servers.append(server)
+        sockname = server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
 
     async def _sync_loop(self, seconds: float) -> None:
         """Poll the change feed every `seconds`, or at once when a notification arrives."""

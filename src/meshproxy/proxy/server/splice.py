@@ -35,6 +35,20 @@ def available() -> bool:
     return hasattr(os, "splice")
 
 
+def detach(transport: asyncio.Transport) -> socket.socket | None:
+    """Take the client socket out of its transport, for splice(2); None when no
+    descriptor is left to duplicate it (EMFILE: the caller ends the tunnel)."""
+    try:
+        duplicate = os.dup(transport.get_extra_info("socket").fileno())
+    except OSError:
+        return None
+    client_socket = socket.socket(fileno=duplicate)
+    client_socket.setblocking(False)
+    transport.set_protocol(asyncio.Protocol())  # the transport's end is no longer ours
+    transport.close()  # closes uvloop's fd only (no shutdown): the duplicate stays open
+    return client_socket
+
+
 class Pump:
     """One direction of a tunnel: `source` -> pipe -> `destination`."""
 

@@ -1,0 +1,335 @@
+"""One SOCKS5 client: an asyncio Protocol driving the handshake machine (core/socks5.py),
+then a tunnel like an HTTP CONNECT's.
+
+The decisions are the HTTP proxy's, in the same order: the client IP's ban and the
+credentials (the directory, username options included), the account's standing on this
+proxy (402/509), the destination policy (403), the egress choice (sticky sessions
+included), the connect; each refusal becomes a SOCKS reply code (docs/socks5.md). The
+tunnel is spliced (splice.py) or relayed over transports (tunnel.py), metered both ways
+to the account, and cut at the limit (allowance.py) or by the node's sweep (`check`),
+which also closes handshakes slower than `header_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import logging
+import socket
+import time
+from dataclasses import replace
+from typing import cast
+
+from meshproxy.proxy.core import socks5
+from meshproxy.proxy.core.directory import AccountState, CredentialCheck
+from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions
+from meshproxy.proxy.core.routing import route
+from meshproxy.proxy.core.socks5 import Connect, Event, Login, Refused, Send, Socks5
+from meshproxy.proxy.core.username import steer
+from meshproxy.proxy.server import splice
+from meshproxy.proxy.server.allowance import cut_soon
+from meshproxy.proxy.server.services import Listener
+from meshproxy.proxy.server.splice import SpliceTunnel, detach
+from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
+
+log = logging.getLogger("meshproxy.proxy.socks")
+
+
+class SocksConnection(asyncio.Protocol):
+    def __init__(self, listener: Listener) -> None:
+        services = listener.services
+        self.listener = listener
+        self.loop = services.loop
+        self.directory = services.directory
+        self._meter_add = services.meter.add
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = ""
+        self.machine = Socks5(no_auth=False)
+        self.account: AccountState | None = None
+        self._by_address: AccountState | None = None  # when the client's IP authenticates it
+        self.options: RequestOptions = NO_OPTIONS
+        self.tunnel: SpliceTunnel | TransportTunnel | None = None
+        self.closed = False
+        self.received = self.sent = 0
+        self.uncharged = 0  # handshake bytes, both ways (charged once the tunnel opens)
+        self.started = self.last_active = self.loop.time()
+
+    # ---- asyncio callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=0)
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        self.client_ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+        known = self.directory.authenticate(self.client_ip, None, time.time())
+        if isinstance(known, AccountState):
+            self._by_address = known
+            self.machine.no_auth = True
+        self.listener.services.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
+        self.received += len(data)
+        self.uncharged += len(data)
+        self._handle(self.machine.feed(data))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.listener.services.connections.discard(self)
+        if self.tunnel is not None:
+            self.tunnel.close()
+
+    # ---- the handshake ----------------------------------------------------------------------
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if self.closed:
+                return
+            if isinstance(event, Send):
+                self._write(event.data)
+            elif isinstance(event, Refused):
+                log.debug("SOCKS5 client %s refused: %s", self.client_ip, event.reason)
+                self._write(event.data)
+                self.close()
+            elif isinstance(event, Login):
+                self._login(event)
+            elif isinstance(event, Connect):
+                self._pause()
+                self.loop.create_task(self._connect(event))
+
+    def _login(self, login: Login) -> None:
+        credentials = f"{login.username}:{login.password}".encode()
+        header = b"Basic " + base64.b64encode(credentials)
+        result = self.directory.authenticate(self.client_ip, header, time.time())
+        if isinstance(result, CredentialCheck):
+            self._pause()
+            try:
+                future = self.loop.run_in_executor(
+                    self.listener.services.verify_executor, self.directory.verify, result
+                )
+            except RuntimeError:  # the node is stopping
+                self.abort()
+                return
+
+            def verified(done: asyncio.Future[bool]) -> None:
+                ok = not done.cancelled() and done.exception() is None and done.result()
+                self._logged_in(self.directory.verified(result, ok, time.time()), header)
+
+            future.add_done_callback(verified)
+            return
+        self._logged_in(result, header)
+
+    def _logged_in(self, result: AccountState | ProxyError, header: bytes) -> None:
+        if self.closed:
+            return
+        if isinstance(result, AccountState):
+            steered = steer(NO_OPTIONS, self.directory.logins.found(header))
+            if isinstance(steered, ProxyError):
+                log.debug("SOCKS5 client %s: %s", self.client_ip, steered.reason)
+                result = steered
+            else:
+                self.options = steered
+                self._adopt(result)
+        self._resume()
+        self._handle(self.machine.logged_in(isinstance(result, AccountState)))
+
+    def _adopt(self, account: AccountState) -> None:
+        self.account = account
+
+    async def _connect(self, request: Connect) -> None:
+        if self.account is None and self._by_address is not None:
+            self._adopt(self._by_address)  # the no-auth method
+        account = self.account
+        assert account is not None
+        services = self.listener.services
+        refusal = self.directory.refusal(account, self.listener.name)
+        if refusal is not None:
+            self._refuse(refusal.status, refusal.proxy_status, refusal.reason)
+            return
+        options = self.options
+        if options.session is not None:
+            options = replace(options, session_account=account.id)
+        addresses = services.resolver.cached(request.host)
+        if addresses is None:
+            try:
+                addresses = await services.resolver.resolve(request.host, request.port)
+            except OSError:
+                self._refuse(502, "dns_error", f"cannot resolve {request.host}")
+                return
+        routing = route(addresses, services.policy, self.listener.pool, options)
+        if isinstance(routing, ProxyError):
+            self._refuse(routing.status, routing.proxy_status, routing.reason)
+            return
+        address, egress = routing
+        behaviour = services.behaviour
+        try:
+            egress, sock = await self.listener.dialer.open(
+                egress, address, request.port, behaviour.connect_timeout, options
+            )
+        except TimeoutError:
+            self._reply(socks5.TTL_EXPIRED)
+            return
+        except OSError as error:
+            self._reply(_connect_error(error))
+            return
+        if self.closed:
+            sock.close()
+            return
+        early = request.early + self.machine.leftover()
+        try:
+            if early:
+                await self.loop.sock_sendall(sock, early)
+        except OSError:
+            sock.close()
+            self._reply(socks5.GENERAL_FAILURE)
+            return
+        # BND.ADDR: the egress address the destination sees (through an upstream: unknown).
+        bound = ("0.0.0.0", 0) if egress.upstream is not None else sock.getsockname()[:2]
+        self._reply(socks5.SUCCEEDED, (str(bound[0]), int(bound[1])))
+        # The handshake's bytes count once it opened a tunnel (a refusal's do not, as
+        # for an HTTP request refused).
+        self._charge(self.uncharged)
+        self.uncharged = 0
+        self._tunnel(sock)
+
+    def _refuse(self, status: int, proxy_status: str, reason: str) -> None:
+        log.debug("SOCKS5 client %s refused (%d): %s", self.client_ip, status, reason)
+        self._reply(socks5.reply_code(status, proxy_status))
+
+    def _reply(self, code: int, bound: tuple[str, int] | None = None) -> None:
+        if self.closed:
+            return
+        self._write(self.machine.reply(code, bound))
+        if code != socks5.SUCCEEDED:
+            self.close()
+
+    # ---- the tunnel -------------------------------------------------------------------------
+
+    def _tunnel(self, upstream: socket.socket) -> None:
+        client = self.transport
+        assert client is not None
+        if splice.available() and not client.get_write_buffer_size():
+            client_socket = detach(client)
+            if client_socket is None:  # EMFILE at the descriptor limit
+                upstream.close()
+                self.abort()
+                return
+            account = self.account
+            self.tunnel = SpliceTunnel(
+                self.loop, client_socket, upstream, self._tunnel_in, self._close_tunnel,
+                self._tunnel_out,
+                allowance=None if account is None else account.allowance,
+            )
+            self.tunnel.start()
+            return
+        self.loop.create_task(self._relay(client, upstream))
+
+    async def _relay(self, client: asyncio.Transport, upstream: socket.socket) -> None:
+        """The transport relay (tunnel.py): where splice is not available."""
+        client_end = TunnelEnd(self._tunnel_in, self._close_tunnel)
+        try:
+            transport, upstream_end = await self.loop.create_connection(
+                lambda: TunnelEnd(self._tunnel_out, self._close_tunnel), sock=upstream
+            )
+        except OSError:
+            self.abort()
+            return
+        assert isinstance(upstream_end, TunnelEnd)
+        if self.closed:
+            transport.close()
+            return
+        client_end.attach(client, upstream_end)
+        upstream_end.attach(transport, client_end)
+        self.tunnel = TransportTunnel(client_end, upstream_end)
+        client.set_protocol(client_end)
+        client.resume_reading()
+
+    def _charge(self, nbytes: int) -> None:
+        account = self.account
+        if account is not None and nbytes:
+            if account.charge(nbytes):  # a limit reached: cut now, not at the sweep
+                cut_soon(self, self.loop)
+            self._meter_add(account.id, account.parent_id, nbytes)
+
+    def _tunnel_in(self, nbytes: int) -> None:
+        self.last_active = self.loop.time()
+        self.received += nbytes
+        self._charge(nbytes)
+
+    def _tunnel_out(self, nbytes: int) -> None:
+        self.last_active = self.loop.time()
+        self.sent += nbytes
+        self._charge(nbytes)
+
+    def _close_tunnel(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.close()
+        self.closed = True
+        self.listener.services.connections.discard(self)
+
+    # ---- writing and closing ------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if data and transport is not None and not self.closed:
+            transport.write(data)
+            self.sent += len(data)
+            self.uncharged += len(data)
+
+    def _pause(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.listener.services.connections.discard(self)
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.close()
+        if self.transport is not None:
+            self.transport.abort()
+        if self.tunnel is not None:
+            self.tunnel.abort()
+
+    # ---- the node's sweep ---------------------------------------------------------------------
+
+    def check(self, now: float) -> None:
+        """The handshake's time limit (`header_timeout`: slow handshakes are closed), and
+        on an open tunnel quotas, account changes and the idle limit."""
+        if self.closed:
+            return
+        behaviour = self.listener.services.behaviour
+        if self.tunnel is None:  # a refusal before the tunnel is the request's reply
+            if self.machine.state in _HANDSHAKING and now - self.started > behaviour.header_timeout:
+                self.abort()
+            return
+        account = self.account
+        refused = account is not None and self.directory.refusal(account, self.listener.name)
+        if refused or now - self.last_active > behaviour.tunnel_idle_timeout:
+            self.abort()
+
+    def drain(self) -> None:
+        if self.tunnel is None:
+            self.close()
+
+
+_HANDSHAKING = (socks5.State.GREETING, socks5.State.AUTH, socks5.State.REQUEST)
+
+
+def _connect_error(error: OSError) -> int:
+    if isinstance(error, ConnectionRefusedError):
+        return socks5.CONNECTION_REFUSED
+    if error.errno == errno.ENETUNREACH:
+        return socks5.NETWORK_UNREACHABLE
+    return socks5.HOST_UNREACHABLE
