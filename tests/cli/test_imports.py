@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from bench.local import free_port
 
+from meshproxy.cli import COMMANDS, cli
 from meshproxy.store import Store
 
 # Runs the CLI like the `meshproxy` script and writes sys.modules to argv[1] at exit.
@@ -69,12 +71,20 @@ def test_api_client_imports_no_server_code(tmp_path: Path, args: list[str]) -> N
     assert loaded(modules(tmp_path), SERVER) == []
 
 
-def test_help_lists_every_command_and_its_old_spelling(tmp_path: Path) -> None:
+def test_help_lists_every_command_and_imports_none(tmp_path: Path) -> None:
     process = probe(tmp_path, "--help")
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     for name in ("admin", "api", "api-node", "client", "db", "proxy", "serve"):
         assert f"  {name} " in out, out
+    assert loaded(modules(tmp_path), ("meshproxy.cli.", "meshproxy.config")) == []
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_listed_command_is_the_command_of_that_name(name: str) -> None:
+    with click.Context(cli) as context:
+        command = cli.get_command(context, name)
+    assert command is not None and command.name == name
 
 
 @pytest.mark.parametrize("name", ["api", "client"])
