@@ -118,8 +118,9 @@ def caller_plan(settings: Settings, caller: AccountRecord) -> PlanConfig:
         # Only the operator ends this (declares the plan again, or moves the account): no
         # promise of minutes; Retry-After an hour (docs/configuration.md).
         raise PlanUnavailable(
-            "Unable to look up your subscription plan: it is not configured on this server."
-            " Please contact the operator.",
+            # The spec's words first (clients match on them), then what ends it.
+            "Plan error - unable to lookup subscription plan: it is not configured on this"
+            " server. Please contact the operator.",
             retry_after=3600,
         )
     return plan
