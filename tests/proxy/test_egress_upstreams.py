@@ -10,54 +10,22 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
 
-from meshproxy.config import Settings
-from meshproxy.proxy.server.node import ProxyNode
-from meshproxy.store import Store
-
 from .clients import basic, read_reply
 from .conftest import Env, LoopThread, Origins, _self_signed
-from .upstreams import UpstreamProcess, upstream_proxies
+from .upstreams import UpstreamProcess, egress_env, upstream_proxies
 
-__all__ = ["upstream_proxies"]  # the fixture, used by name
+__all__ = ["egress_env", "upstream_proxies"]  # the fixtures, used by name
 
 UpstreamFactory = Callable[..., UpstreamProcess]
-
-
-@pytest.fixture
-def egress_env(
-    make_settings: Callable[..., Settings], store: Store, proxy_thread: LoopThread,
-    origins: Origins,
-) -> Iterator[Callable[..., Env]]:
-    """start(egress entries, **[proxy] settings) -> a node whose proxy `open` has that
-    pool, with account alice/pw on it."""
-    nodes: list[ProxyNode] = []
-
-    def start(egress: list[dict[str, Any]], **behaviour: Any) -> Env:
-        settings = make_settings(
-            proxy={"flush_interval": 0.25, "quota_check_interval": 0.25, **behaviour},
-            proxies=[{"name": "open", "geo": True, "port": 31280, "listen_port": 0,
-                      "egress": egress}],
-        )
-        node = ProxyNode(settings, store)
-        proxy_thread.run(node.start())
-        nodes.append(node)
-        env = Env(node, store, proxy_thread, origins)
-        if store.get_account("alice") is None:  # a second node of the test: it has it
-            env.account("alice", proxies=("open",))
-        env.sync()
-        return env
-
-    yield start
-    for node in nodes:
-        proxy_thread.run(node.stop(1.0))
 
 
 def fetch(env: Env, **headers: str) -> requests.Response:
@@ -114,7 +82,7 @@ def test_requests_and_tunnels_leave_through_the_upstream(
     upstream = upstream_proxies(kind, "127.0.0.51", **credentials)
     url = upstream.url()
     if credentials:  # percent-encoded in the URL, as a provider's list would be turned
-        url = url.replace(credentials["password"], requests.utils.quote(credentials["password"]))
+        url = url.replace(credentials["password"], quote(credentials["password"], safe=""))
     env = egress_env([{"upstream": url, "name": "up-1", "country": "US"}])
     # Plain HTTP: through a tunnel of the upstream's; the origin sees the upstream's exit.
     for _ in range(3):

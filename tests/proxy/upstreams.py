@@ -16,6 +16,12 @@ from typing import Any
 
 import pytest
 
+from meshproxy.config import Settings
+from meshproxy.proxy.server.node import ProxyNode
+from meshproxy.store import Store
+
+from .conftest import Env, LoopThread, Origins
+
 START_TIMEOUT = 5.0
 
 
@@ -108,3 +114,32 @@ def upstream_proxies(
     yield start
     for upstream in started:
         upstream.stop()
+
+
+@pytest.fixture
+def egress_env(
+    make_settings: Callable[..., Settings], store: Store, proxy_thread: LoopThread,
+    origins: Origins,
+) -> Iterator[Callable[..., Env]]:
+    """start(egress entries, **[proxy] settings) -> a node whose proxy `open` has that
+    pool, with account alice/pw on it."""
+    nodes: list[ProxyNode] = []
+
+    def start(egress: list[dict[str, Any]], **behaviour: Any) -> Env:
+        settings = make_settings(
+            proxy={"flush_interval": 0.25, "quota_check_interval": 0.25, **behaviour},
+            proxies=[{"name": "open", "geo": True, "port": 31280, "listen_port": 0,
+                      "egress": egress}],
+        )
+        node = ProxyNode(settings, store)
+        proxy_thread.run(node.start())
+        nodes.append(node)
+        env = Env(node, store, proxy_thread, origins)
+        if store.get_account("alice") is None:  # a second node of the test: it has it
+            env.account("alice", proxies=("open",))
+        env.sync()
+        return env
+
+    yield start
+    for node in nodes:
+        proxy_thread.run(node.stop(1.0))

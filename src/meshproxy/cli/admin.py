@@ -235,8 +235,12 @@ def plans(config_path: Path | None, as_json: bool) -> None:
 @config_option
 @json_option
 def proxies(config_path: Path | None, as_json: bool) -> None:
-    """List the configured proxies."""
+    """List the configured proxies; `health`: their upstream egresses as the proxy node
+    on this host sees them ([admin] listener; "unknown" when none answers)."""
+    from meshproxy.control.egress_health import read_egress_health, summary
+
     settings = settings_from(config_path)
+    report = read_egress_health(settings)
     rows = [
         {
             "name": proxy.name,
@@ -244,11 +248,13 @@ def proxies(config_path: Path | None, as_json: bool) -> None:
             "listen": f"{proxy.listen}:{proxy.bind_port}",
             "geo": proxy.geo,
             "egress": [egress.label for egress in proxy.egress],  # never an upstream's password
+            "health": summary(proxy, report),
         }
         for proxy in settings.proxies
     ]
     emit_rows(
-        rows, ["name", "address", "listen", "geo", "egress"], as_json=as_json, title="Proxies"
+        rows, ["name", "address", "listen", "geo", "egress", "health"], as_json=as_json,
+        title="Proxies",
     )
 
 

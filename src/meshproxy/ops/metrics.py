@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.ops.status import NodeStatus
+from meshproxy.proxy.core.health import EgressState
 
 
 class NodeCollector:
@@ -46,6 +47,7 @@ class NodeCollector:
             yield requests
             yield moved
             yield active
+            yield from _egress_metrics(node.egress_health())
             yield CounterMetricFamily(
                 "meshproxy_auth_failures",
                 "Proxy authentication failures on this node.",
@@ -120,6 +122,33 @@ class NodeCollector:
             errors.add_metric([backend.name], backend.errors)
         yield up
         yield errors
+
+
+def _egress_metrics(health: dict[str, dict[str, EgressState]]) -> Iterator[Metric]:
+    """Each upstream egress as the node sees it (control/egress_health.py reads these)."""
+    labels = ["proxy", "egress"]
+    up = GaugeMetricFamily(
+        "meshproxy_egress_up", "1 while an upstream egress is in rotation.", labels=labels
+    )
+    failures = CounterMetricFamily(
+        "meshproxy_egress_failures",
+        "Connects, handshakes and probes through an upstream egress that failed.",
+        labels=labels,
+    )
+    latency = GaugeMetricFamily(
+        "meshproxy_egress_latency_seconds",
+        "Seconds the last good connect or probe through an upstream egress took.",
+        labels=labels,
+    )
+    for proxy, members in health.items():
+        for name, state in members.items():
+            up.add_metric([proxy, name], 1.0 if state.up else 0.0)
+            failures.add_metric([proxy, name], state.failures_total)
+            if state.latency is not None:
+                latency.add_metric([proxy, name], state.latency)
+    yield up
+    yield failures
+    yield latency
 
 
 def registry_for(status: NodeStatus, loop: asyncio.AbstractEventLoop) -> CollectorRegistry:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from meshproxy.config import ProxyConfig
+from meshproxy.control.egress_health import read_egress_health, summary
 from meshproxy.control.errors import ControlError
 from meshproxy.control.proxies import add_proxy, delete_proxy, geoips, list_proxies
 from meshproxy.domain.proxies import proxy_address
@@ -23,6 +24,7 @@ class ProxyUrls:
     address: str  # domain:port
     with_password: str  # a URL with the account's username and a password placeholder
     by_ip: str  # the URL for IP or hostname authentication
+    health: str = ""  # its upstream egresses' (control/egress_health.py); "" without any
 
 
 def _authorized(ctx: Ctx) -> list[ProxyConfig]:
@@ -31,15 +33,20 @@ def _authorized(ctx: Ctx) -> list[ProxyConfig]:
     return [proxy for proxy in ctx.settings.proxies if proxy_address(proxy) in listed]
 
 
-def proxy_urls(ctx: Ctx) -> list[ProxyUrls]:
+def proxy_urls(ctx: Ctx, *, health: bool = False) -> list[ProxyUrls]:
+    authorized = _authorized(ctx)
+    report = None
+    if health and any(e.upstream is not None for p in authorized for e in p.egress):
+        report = read_egress_health(ctx.settings)
     return [
         ProxyUrls(
             proxy=proxy,
             address=proxy_address(proxy),
             with_password=f"http://{ctx.user.username}:PASSWORD@{proxy_address(proxy)}",
             by_ip=f"http://{proxy_address(proxy)}",
+            health=summary(proxy, report) if health else "",
         )
-        for proxy in _authorized(ctx)
+        for proxy in authorized
     ]
 
 
@@ -53,7 +60,7 @@ def _geo_pools(ctx: Ctx) -> list[tuple[ProxyConfig, dict[str, int]]]:
 
 
 def _page(ctx: Ctx, errors: dict[str, FormErrors] | None = None, status: int = 200) -> Response:
-    urls = proxy_urls(ctx)
+    urls = proxy_urls(ctx, health=True)
     authorized = {item.proxy.name for item in urls}
     plan = ctx.settings.plan(ctx.user.plan or "") if ctx.user.is_parent else None
     return ctx.render(
