@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Coroutine
 from enum import IntEnum
 from functools import partial
 from typing import cast
@@ -90,6 +91,7 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.draining = False
         self.clocks = Clocks(self.loop.time())  # what the timeout rules count from
+        self.tasks: set[asyncio.Task[None]] = set()  # resolving, connecting (`_spawn`)
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
@@ -151,6 +153,8 @@ class ClientConnection(asyncio.Protocol):
         self.queue.clear()
         if self.tunnel is not None:
             self.tunnel.close()
+        if self.tasks:
+            self._cancel_tasks()
 
     def pause_writing(self) -> None:
         self.clocks.writing_paused = True
@@ -307,7 +311,7 @@ class ClientConnection(asyncio.Protocol):
         )
         addresses = listener.services.resolver.cached(request.target.host)
         if addresses is None:
-            self.loop.create_task(self._resolve(exchange))
+            self._spawn(self._resolve(exchange))
         else:
             self._route(exchange, addresses)
 
@@ -344,14 +348,26 @@ class ClientConnection(asyncio.Protocol):
         exchange.egress = choice
         exchange.addresses = (address, request.target.port)
         if request.connect:
-            self.loop.create_task(self._open_tunnel(exchange))
+            self._spawn(self._open_tunnel(exchange))
             return
         key: PoolKey = (choice.key, address, request.target.port)
         pooled = services.upstreams.take(key)
         if pooled is not None:
             exchange.attach(pooled, reused=True)
         else:
-            self.loop.create_task(self._connect(exchange, key))
+            self._spawn(self._connect(exchange, key))
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        """Run `work` as a task of this connection's own: cancelled if the client goes."""
+        task = self.loop.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _cancel_tasks(self) -> None:
+        current = asyncio.current_task(self.loop)
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
 
     def _connect_timeout(self, exchange: Exchange) -> float:
         assert exchange.request is not None
@@ -396,7 +412,7 @@ class ClientConnection(asyncio.Protocol):
         exchange.body = [data[len(exchange.request.upstream_head) :]] if exchange.request else []
         exchange.body_size = 0
         key: PoolKey = (exchange.egress.key, *exchange.addresses)
-        self.loop.create_task(self._connect(exchange, key))
+        self._spawn(self._connect(exchange, key))
 
     # ---- CONNECT ----------------------------------------------------------------------------
 
@@ -697,6 +713,8 @@ class ClientConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now (a truncated response, a quota crossed mid-transfer)."""
         self.close()
+        if self.tasks:
+            self._cancel_tasks()
         if self.transport is not None:
             self.transport.abort()
         if self.tunnel is not None:

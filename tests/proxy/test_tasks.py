@@ -1,0 +1,67 @@
+"""The connection owns the tasks it starts: a connection the proxy drops while its upstream
+is still connecting (here: its account deactivated, so the sweep aborts it) takes the
+connect with it, instead of leaving it to run to the connect timeout.
+
+The origin is a listener whose accept queue is full, so a connect to it hangs (Linux
+drops the SYN) until `connect_timeout` (10 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .clients import basic, connect
+from .conftest import Env
+
+
+@pytest.fixture
+def full_listener() -> Iterator[int]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # more than the queue holds: later SYNs are dropped
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+def _connecting(env: Env) -> int:
+    async def count() -> int:
+        names = ("_open_tunnel", "_connect", "_resolve")
+        return sum(1 for task in asyncio.all_tasks()
+                   if task.get_coro().__qualname__.rsplit(".", 1)[-1] in names)  # type: ignore[union-attr]
+    return env.thread.run(count())
+
+
+@pytest.mark.parametrize("method", ["CONNECT", "GET"])
+def test_a_dropped_connection_takes_its_pending_connect_with_it(
+    env: Env, full_listener: int, method: str
+) -> None:
+    target = f"127.0.0.1:{full_listener}"
+    line = f"CONNECT {target}" if method == "CONNECT" else f"GET http://{target}/"
+    with connect(env.address("world")) as sock:
+        sock.sendall(f"{line} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: {basic()}"
+                     "\r\n\r\n".encode())
+        deadline = time.monotonic() + 5
+        while not _connecting(env):  # the proxy's connect is under way
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        env.store.update_account("alice", active=False)
+        env.sync()  # the next sweep (every 0.25 s) aborts the connection
+        deadline = time.monotonic() + 3
+        while _connecting(env):
+            assert time.monotonic() < deadline, "the connect outlived its connection"
+            time.sleep(0.05)
