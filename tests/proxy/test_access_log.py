@@ -17,6 +17,10 @@ import requests
 from click.testing import CliRunner
 from tests.proxy.clients import basic, connect, curl
 from tests.proxy.conftest import EGRESS, Env, LoopThread, Origins, proxy_settings
+from tests.proxy.listeners import socks_env, start_listeners
+from tests.proxy.test_socks import http_get, socks_connect
+
+__all__ = ["socks_env", "start_listeners"]  # fixtures
 
 from meshproxy.cli.logs import logs
 from meshproxy.config import Settings
@@ -224,3 +228,41 @@ def test_a_full_disk_drops_lines_counts_them_and_the_proxy_serves(
         assert "meshproxy_access_log_dropped_total 5.0" in proxy_thread.run(scrape())
     finally:
         proxy_thread.run(node.stop(1.0))
+
+
+def test_socks5_connections_are_logged(socks_env: Env) -> None:
+    """One line per SOCKS5 connection: method SOCKS5, the HTTP proxy's status for the same
+    decision (200: the tunnel opened), its bytes as the meter charged them."""
+    env = socks_env
+    lines, charged = Lines(env.node), Charged(env)
+    target = ("127.0.0.1", env.origins.http)
+    sock, reply = socks_connect(env, target)
+    assert reply[:2] == b"\x05\x00"
+    with sock:
+        body = http_get(sock, "/bytes/30000")
+    assert len(body) > 30000
+    (line,) = lines.next()
+    assert line["method"] == "SOCKS5" and line["outcome"] == "tunnel" and line["status"] == 200
+    assert line["target"] == f"127.0.0.1:{env.origins.http}" and line["account"] == "alice"
+    assert line["egress"] == socket.inet_ntoa(reply[4:8]) and line["server"] == "127.0.0.1"
+    assert line["bytes_out"] > 30000
+    assert line["bytes_in"] + line["bytes_out"] == charged.since()
+
+    sock, answer = socks_connect(env, target, password="wrong")
+    sock.close()
+    assert answer == b"\x01\x01"
+    (line,) = lines.next()
+    assert line["status"] == 407 and line["outcome"] == "answered" and line["account"] is None
+    assert line["target"] is None and "wrong" not in json.dumps(line)
+
+    for destination, status, why in (
+        (("10.255.255.1", 8080), 403, "not allowed"),
+        (("127.0.0.1", _closed_port()), 502, "SOCKS reply 5"),
+    ):
+        sock, reply = socks_connect(env, destination)
+        sock.close()
+        assert reply[1] != 0
+        (line,) = lines.next()
+        assert line["status"] == status and why in line["error"], line
+        assert line["target"] == f"{destination[0]}:{destination[1]}"
+    assert charged.since() == 0  # refusals are charged to nobody

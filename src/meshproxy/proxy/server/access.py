@@ -1,5 +1,7 @@
 """The data plane's lines of the access log (meshproxy.accesslog): one when an exchange
-ends (relayed, answered by the proxy itself, or aborted) and one when a tunnel ends.
+ends (relayed, answered by the proxy itself, or aborted), one when a tunnel ends, and one
+per SOCKS5 connection (`socks_ended`: method SOCKS5, the HTTP proxy's status for the same
+decision, 200 for an opened tunnel).
 
 Each is one tuple appended to the log's bounded queue; the writer thread does the rest.
 Bytes are counted on the client's connection, as the meter charges them: what was read
@@ -17,6 +19,7 @@ from meshproxy.accesslog import AccessLog
 from meshproxy.accesslog.record import ABORTED, ANSWERED, RELAYED, TUNNEL
 
 if TYPE_CHECKING:
+    from meshproxy.proxy.core.directory import AccountState
     from meshproxy.proxy.server.exchange import Exchange
     from meshproxy.proxy.server.services import Listener
 
@@ -79,5 +82,74 @@ def _add(conn: Connection, exchange: Exchange, outcome: str) -> None:
             conn.loop.time() - exchange.started,
             outcome,
             error.reason if error is not None else None,
+        )
+    )
+
+
+class SocksTrail:
+    """What a SOCKS5 connection's line says, gathered as its handshake goes: one line per
+    connection that asked for something (a login or a CONNECT), written when it ends."""
+
+    __slots__ = ("egress", "host", "logged", "port", "reason", "server", "status")
+
+    def __init__(self) -> None:
+        self.host = ""
+        self.port = 0
+        self.server = ""  # the destination IP chosen
+        self.egress = ""  # the source IP of the connection to it
+        self.status = 0  # 200 when the tunnel opened, else the HTTP proxy's status for it
+        self.reason: str | None = None
+        self.logged = False
+
+    def refused(self, status: int, reason: str) -> None:
+        if not self.status:
+            self.status, self.reason = status, reason
+
+
+class SocksConnection(Protocol):
+    """What of a SOCKS5 client connection (socks.SocksConnection) its line reads."""
+
+    access_log: AccessLog | None
+    listener: Listener
+    loop: asyncio.AbstractEventLoop
+    client_ip: str
+    account: AccountState | None
+    received: int
+    sent: int
+    started: float
+    trail: SocksTrail
+
+
+def socks_ended(conn: SocksConnection) -> None:
+    """Once per connection (later calls do nothing): the tunnel closed, the handshake was
+    refused, or the client left."""
+    trail = conn.trail
+    log = conn.access_log
+    if log is None or trail.logged or not (trail.status or trail.host):
+        return
+    trail.logged = True
+    account = conn.account
+    parent = account.parent if account is not None else None
+    # Opened (however it ended later), refused, or left during the handshake.
+    outcome = TUNNEL if trail.status == 200 else (ANSWERED if trail.status else ABORTED)
+    log.add(
+        (
+            time.time(),
+            conn.listener.name,
+            account.username if account is not None else None,
+            parent.username if parent is not None else None,
+            conn.client_ip,
+            trail.egress,
+            trail.server,
+            b"SOCKS5",
+            trail.host,
+            trail.port,
+            b"",
+            trail.status,
+            conn.received,
+            conn.sent,
+            conn.loop.time() - conn.started,
+            outcome,
+            trail.reason,
         )
     )

@@ -28,7 +28,7 @@ from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions
 from meshproxy.proxy.core.routing import route
 from meshproxy.proxy.core.socks5 import Connect, Event, Login, Refused, Send, Socks5
 from meshproxy.proxy.core.username import steer
-from meshproxy.proxy.server import splice
+from meshproxy.proxy.server import access, splice
 from meshproxy.proxy.server.allowance import cut_soon
 from meshproxy.proxy.server.services import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel, detach
@@ -55,6 +55,8 @@ class SocksConnection(asyncio.Protocol):
         self.received = self.sent = 0
         self.uncharged = 0  # handshake bytes, both ways (charged once the tunnel opens)
         self.started = self.last_active = self.loop.time()
+        self.access_log = services.access_log
+        self.trail = access.SocksTrail()  # what its access-log line will say
 
     # ---- asyncio callbacks ----------------------------------------------------------------
 
@@ -81,6 +83,7 @@ class SocksConnection(asyncio.Protocol):
         self.listener.services.connections.discard(self)
         if self.tunnel is not None:
             self.tunnel.close()
+        access.socks_ended(self)
 
     # ---- the handshake ----------------------------------------------------------------------
 
@@ -133,6 +136,8 @@ class SocksConnection(asyncio.Protocol):
             else:
                 self.options = steered
                 self._adopt(result)
+        if isinstance(result, ProxyError):
+            self.trail.refused(result.status, result.reason)
         self._resume()
         self._handle(self.machine.logged_in(isinstance(result, AccountState)))
 
@@ -140,6 +145,7 @@ class SocksConnection(asyncio.Protocol):
         self.account = account
 
     async def _connect(self, request: Connect) -> None:
+        self.trail.host, self.trail.port = request.host, request.port
         if self.account is None and self._by_address is not None:
             self._adopt(self._by_address)  # the no-auth method
         account = self.account
@@ -164,6 +170,7 @@ class SocksConnection(asyncio.Protocol):
             self._refuse(routing.status, routing.proxy_status, routing.reason)
             return
         address, egress = routing
+        self.trail.server = address
         behaviour = services.behaviour
         try:
             egress, sock = await self.listener.dialer.open(
@@ -188,6 +195,7 @@ class SocksConnection(asyncio.Protocol):
             return
         # BND.ADDR: the egress address the destination sees (through an upstream: unknown).
         bound = ("0.0.0.0", 0) if egress.upstream is not None else sock.getsockname()[:2]
+        self.trail.status, self.trail.egress = 200, str(sock.getsockname()[0])
         self._reply(socks5.SUCCEEDED, (str(bound[0]), int(bound[1])))
         # The handshake's bytes count once it opened a tunnel (a refusal's do not, as
         # for an HTTP request refused).
@@ -197,6 +205,7 @@ class SocksConnection(asyncio.Protocol):
 
     def _refuse(self, status: int, proxy_status: str, reason: str) -> None:
         log.debug("SOCKS5 client %s refused (%d): %s", self.client_ip, status, reason)
+        self.trail.refused(status, reason)
         self._reply(socks5.reply_code(status, proxy_status))
 
     def _reply(self, code: int, bound: tuple[str, int] | None = None) -> None:
@@ -204,6 +213,7 @@ class SocksConnection(asyncio.Protocol):
             return
         self._write(self.machine.reply(code, bound))
         if code != socks5.SUCCEEDED:
+            self.trail.refused(504 if code == socks5.TTL_EXPIRED else 502, f"SOCKS reply {code}")
             self.close()
 
     # ---- the tunnel -------------------------------------------------------------------------
@@ -268,6 +278,7 @@ class SocksConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.close()
         self.closed = True
+        access.socks_ended(self)
         self.listener.services.connections.discard(self)
 
     # ---- writing and closing ------------------------------------------------------------------
@@ -291,6 +302,7 @@ class SocksConnection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        access.socks_ended(self)
         self.listener.services.connections.discard(self)
         if self.transport is not None:
             self.transport.close()
