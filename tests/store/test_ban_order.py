@@ -4,7 +4,9 @@ a proxy reports its failures a moment later, stamped with when they happened; a 
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.store import Store
@@ -63,3 +65,22 @@ def test_the_process_book_holds_bans_of_either_face(db: Store) -> None:
     db.record_auth_failure(IP, t + 2, POLICY)
     until = db.record_auth_failure(IP, t + 3, POLICY)  # the API's ban
     assert until is not None and db.local_bans.is_banned(IP, t + 4)  # the proxies' too
+
+
+def test_successes_and_bans_written_at_once_for_one_address_all_land(db: Store) -> None:
+    """Many requests from one address succeed at the same moment (API worker threads):
+    each success's reset row, and each ban of the address, is one upsert, never a second
+    INSERT of the same key (an IntegrityError on the loser)."""
+    t = time.time()
+    barrier = threading.Barrier(8)
+
+    def succeed(i: int) -> None:
+        barrier.wait()
+        db.record_auth_success(IP, t + i)
+        db.record_ban(IP, t + 100 + i)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(succeed, range(8)))  # re-raises any thread's error
+    # The latest of each was kept: failures before t + 7 do not count, the ban ends last.
+    assert db.record_auth_failure(IP, t + 6, POLICY) is None
+    assert db.ban_until(IP, t) == t + 107

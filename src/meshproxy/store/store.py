@@ -21,6 +21,7 @@ from sqlalchemy import (
     Engine,
     Select,
     bindparam,
+    case,
     delete,
     false,
     func,
@@ -958,11 +959,7 @@ class Store:
         return True
 
     def _ban(self, session: Session, ip: str, until: float) -> None:
-        existing = session.get(m.Ban, ip)
-        if existing is None:
-            session.add(m.Ban(ip=ip, until=until))
-        else:
-            existing.until = max(existing.until, until)
+        session.execute(_upsert_latest(session, m.Ban.ip, m.Ban.until, ip, until))
         self._note(session, "ban", ip)
 
     def _adopt_ban(self, ip: str, until: float) -> None:
@@ -981,11 +978,7 @@ class Store:
 
     def _reset(self, session: Session, ip: str, at: float) -> None:
         """Failures (and bans decided) before `at` no longer count, however late reported."""
-        reset = session.get(m.AuthReset, ip)
-        if reset is None:
-            session.add(m.AuthReset(ip=ip, at=at))
-        elif reset.at < at:
-            reset.at = at
+        session.execute(_upsert_latest(session, m.AuthReset.ip, m.AuthReset.at, ip, at))
 
     def ban_until(self, ip: str, now: float) -> float | None:
         local = self.local_bans
@@ -1116,6 +1109,24 @@ def _insert(session: Session, model: type[m.Base]) -> Any:
 
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def _upsert_latest(
+    session: Session,
+    key: InstrumentedAttribute[str],
+    column: InstrumentedAttribute[float],
+    key_value: str,
+    value: float,
+) -> Any:
+    """INSERT a row, or raise its `column` to `value` where the row exists (never lower
+    it): one statement, so concurrent writers of the same key (two requests from one
+    address) cannot both insert."""
+    model = key.class_
+    statement = _insert(session, model).values({key.key: key_value, column.key: value})
+    excluded = getattr(statement.excluded, column.key)
+    return statement.on_conflict_do_update(
+        index_elements=[key], set_={column.key: case((excluded > column, excluded), else_=column)}
+    )
 
 
 def _upsert_adding(session: Session, rows: Sequence[dict[str, Any]]) -> Any:
