@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.usage import bytes_per_account
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.schedule import FlushSchedule
 
@@ -57,13 +58,11 @@ class UsageBuffer:
         self._in_flight = {}
 
     def pending_totals(self) -> dict[int, int]:
-        totals: defaultdict[int, int] = defaultdict(int)
-        for source in (self._counts, self._in_flight):
-            for (account_id, parent_id), nbytes in source.items():
-                totals[account_id] += nbytes
-                if parent_id is not None:
-                    totals[parent_id] += nbytes
-        return dict(totals)
+        return bytes_per_account(
+            UsageDelta(account_id, parent_id, nbytes)
+            for source in (self._counts, self._in_flight)
+            for (account_id, parent_id), nbytes in source.items()
+        )
 
     def __bool__(self) -> bool:
         return any(self._counts.values()) or bool(self._in_flight)

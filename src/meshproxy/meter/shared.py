@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldBatch
+from meshproxy.domain.usage import bytes_per_account
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys, decoded, field
 from meshproxy.meter.local import UsageBuffer, _today
@@ -120,15 +121,6 @@ return out
 """
 
 
-def per_account(deltas: Sequence[UsageDelta]) -> dict[int, int]:
-    totals: dict[int, int] = {}
-    for delta in deltas:
-        totals[delta.account_id] = totals.get(delta.account_id, 0) + delta.nbytes
-        if delta.parent_id is not None:
-            totals[delta.parent_id] = totals.get(delta.parent_id, 0) + delta.nbytes
-    return totals
-
-
 def generation_suffix() -> str:
     """Sets apart generations two nodes make in the same microsecond."""
     return uuid.uuid4().hex[:8]
@@ -182,7 +174,7 @@ class RedisMeter:
         and journals Redis lost that are not yet in the store."""
         totals = dict(self._buffer.pending_totals())
         for batch in self._recovery:
-            for account_id, nbytes in per_account(batch.deltas).items():
+            for account_id, nbytes in bytes_per_account(batch.deltas).items():
                 totals[account_id] = totals.get(account_id, 0) + nbytes
         return totals
 
@@ -268,7 +260,7 @@ class RedisMeter:
             self._day = max(self._day, self._today())  # a meter's days never go back
             self._batch = (self._sequence, self._day, taken)
         sequence, day, deltas = self._batch
-        totals = per_account(deltas)
+        totals = bytes_per_account(deltas)
         args: list[Any] = [
             f"{day.isoformat()}:{self.meter_id}",
             sequence,

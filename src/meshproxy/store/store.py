@@ -39,6 +39,7 @@ from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.folds import MAX_ID_LENGTH, FoldBatch, FoldOutcome, SeqRanges
 from meshproxy.domain.limits import Limits
+from meshproxy.domain.usage import bytes_per_account
 from meshproxy.store import models as m
 from meshproxy.store.engine import lock_for_writing, make_engine
 from meshproxy.store.errors import Conflict, LimitReached, StoreUnavailable
@@ -390,10 +391,10 @@ class Store:
 
         A delta whose account was deleted meanwhile still counts for the parent.
         """
-        per_account = _per_account(deltas)
-        if per_account:
+        totals = bytes_per_account(deltas)
+        if totals:
             with self._session() as session:
-                self._add_usage(session, {day: per_account}, {})
+                self._add_usage(session, {day: totals}, {})
 
     def fold_usage(
         self,
@@ -464,15 +465,15 @@ class Store:
             ranges[batch.meter_id] = held.add(batch.first_seq, batch.last_seq)
             outcome.folded += 1
             outcome.nbytes += batch.nbytes
-            per_account = _per_account(batch.deltas)
+            totals = bytes_per_account(batch.deltas)
             day = usage[batch.day]
             counted_in_shared = batch.generation is not None and batch.generation == generation
-            for account_id, nbytes in per_account.items():
+            for account_id, nbytes in totals.items():
                 day[account_id] += nbytes
                 if counted_in_shared:
                     folded[account_id] += nbytes
             if not counted_in_shared:
-                not_folded.update(per_account)
+                not_folded.update(totals)
         self._add_usage(session, usage, folded)
         for username in self._usernames(session, not_folded):
             self._note(session, "account", username)
@@ -1062,18 +1063,6 @@ class Store:
 
 
 Columns = TypeVarTuple("Columns")
-
-
-def _per_account(deltas: Sequence[UsageDelta]) -> dict[int, int]:
-    """Bytes per account id, a sub-account's also counted for its parent."""
-    per_account: dict[int, int] = defaultdict(int)
-    for delta in deltas:
-        if delta.nbytes <= 0:
-            continue
-        per_account[delta.account_id] += delta.nbytes
-        if delta.parent_id is not None:
-            per_account[delta.parent_id] += delta.nbytes
-    return per_account
 
 
 def _sub_account_days(

@@ -30,6 +30,7 @@ from meshproxy.domain.passwords import (
     decoy_hash,
 )
 from meshproxy.domain.units import GB
+from meshproxy.domain.usage import counted_for
 from meshproxy.domain.verifications import SharedVerification, VerificationSlots
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
@@ -70,12 +71,9 @@ class AccountState:
         self.total_bytes = self.loaded_total + unfolded + pending
 
     def add_usage(self, nbytes: int) -> None:
-        self.monthly_bytes += nbytes
-        self.total_bytes += nbytes
-        parent = self.parent
-        if parent is not None:
-            parent.monthly_bytes += nbytes
-            parent.total_bytes += nbytes
+        for account in counted_for(self, self.parent, nbytes):
+            account.monthly_bytes += nbytes
+            account.total_bytes += nbytes
 
     def allowance(self) -> int | None:
         """Bytes this account may still move before it reaches a limit of its own or of its
