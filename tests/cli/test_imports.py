@@ -17,6 +17,7 @@ from bench.local import free_port
 
 from meshproxy.cli import COMMANDS, cli
 from meshproxy.store import Store
+from meshproxy.store.migrate import MIGRATIONS, head_revision
 
 # Runs the CLI like the `meshproxy` script and writes sys.modules to argv[1] at exit.
 PROBE = """
@@ -93,6 +94,13 @@ def test_client_and_its_old_spelling_share_the_subcommands(tmp_path: Path, name:
     out, _ = process.communicate(timeout=60)
     for subcommand in ("sub", "ips", "hostnames", "proxies", "geoips", "usage-report"):
         assert f"  {subcommand} " in out, out
+
+
+def test_the_head_revision_read_without_alembic_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    assert head_revision() == script.get_current_head() is not None
 
 
 def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, sqlite_url: str) -> None:

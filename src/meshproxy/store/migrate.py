@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_REVISION = re.compile(r"""^(down_revision|revision)\s*=\s*(?:["']([^"']+)["']|None)\s*$""", re.M)
+# `revision = "0004"`, also annotated (`down_revision: str | None = None`), as templates write
+_REVISION = re.compile(
+    r"""^(down_revision|revision)\s*(?::[^=\n]+)?=\s*(?:["']([^"']+)["']|None)\s*$""", re.M
+)
 
 
 def alembic_config(engine: Engine) -> Config:
