@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from meshproxy.api.tls import ensure_certificate
 from meshproxy.config import Settings
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
 
 from .conftest import EGRESS, Env, LoopThread, Origins, country_of
 
-EXTRA = {"socks_port": 31380, "socks_listen_port": 0}  # any free port: the node reports it
+# Any free port for each: the node reports them (socks_addresses, tls_addresses).
+EXTRA = {"socks_port": 31380, "socks_listen_port": 0, "tls_port": 31480, "tls_listen_port": 0}
 
 
 def listener_settings(make_settings: Callable[..., Settings], **behaviour: Any) -> Settings:
-    """conftest.proxy_settings' three proxies, each with a SOCKS5 listener."""
+    """conftest.proxy_settings' three proxies, each with a SOCKS5 and a TLS listener."""
     return make_settings(
         proxy={"flush_interval": 0.25, "quota_check_interval": 0.25, **behaviour},
         ban={"max_failures": 4, "window_seconds": 600, "ban_seconds": 10_800},
@@ -38,7 +41,9 @@ def start_listeners(
     nodes: list[ProxyNode] = []
 
     def start(**behaviour: Any) -> Env:
-        node = ProxyNode(listener_settings(make_settings, **behaviour), store)
+        settings = listener_settings(make_settings, **behaviour)
+        # The API's certificate, as the command gives it (a self-signed one generated here).
+        node = ProxyNode(settings, store, certificate=ensure_certificate(settings))
         proxy_thread.run(node.start())
         nodes.append(node)
         environment = Env(node, store, proxy_thread, origins)
@@ -61,3 +66,20 @@ def socks_url(env: Env, user: str | None = "alice", password: str = "pw",
     host, port = env.node.socks_addresses[proxy]
     auth = f"{user}:{password}@" if user is not None else ""
     return f"{scheme}://{auth}{host}:{port}"
+
+
+@pytest.fixture
+def tls_env(start_listeners: Callable[..., Env]) -> Env:
+    return start_listeners()
+
+
+def tls_url(env: Env, user: str | None = "alice", password: str = "pw",
+            proxy: str = "open") -> str:
+    host, port = env.node.tls_addresses[proxy]
+    auth = f"{user}:{password}@" if user is not None else ""
+    return f"https://{auth}{host}:{port}"
+
+
+def proxy_ca(env: Env) -> Path:
+    """The certificate the TLS listeners present (the API's, generated self-signed)."""
+    return ensure_certificate(env.node.settings)[0]

@@ -40,6 +40,8 @@ from meshproxy.shared import open_store, sync_client
 from meshproxy.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:  # the API side is imported only by nodes that serve it
+    from pathlib import Path
+
     from meshproxy.api.server import ApiPorts, ApiServer
     from meshproxy.cli.banner import FirstRun
 
@@ -104,7 +106,10 @@ async def run_node(
     try:
         if role.proxies:
             meter = None if role.meter is None else role.meter()
-            proxy_node = ProxyNode(settings, store, meter=meter, reuse_port=reuse_port)
+            proxy_node = ProxyNode(
+                settings, store, meter=meter, reuse_port=reuse_port,
+                certificate=_proxy_certificate(settings),
+            )
             status.proxy_node = proxy_node
             await proxy_node.start()
         ports: ApiPorts | None = None
@@ -203,6 +208,16 @@ def _api_bind_error(settings: Settings, error: OSError) -> str:
     if api.tls and api.http_port is not None:
         ports += f" or http_port {api.http_port}"
     return f"API on {api.listen or '*'} ({ports}): {error.strerror or error}"
+
+
+def _proxy_certificate(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate of the proxies' TLS listeners (tls_port): the API's, the
+    configured files or the generated self-signed one (api/tls.py)."""
+    if all(p.tls_bind_port is None for p in settings.proxies):
+        return None
+    from meshproxy.api.tls import ensure_certificate
+
+    return ensure_certificate(settings)
 
 
 def _serving_listeners(settings: Settings, role: Role) -> list[ListenerAddress]:
@@ -316,6 +331,8 @@ def run(settings: Settings, role: Role, workers: int = 1) -> None:
         if settings.api.tls:
             ensure_certificate(settings)
         load_or_create_secret(settings.data_dir)
+    if role.proxies:
+        _proxy_certificate(settings)  # made once before the fork, as the API's
     if workers <= 1:
         _serve(settings, role, first_run, reuse_port=False, worker=0)
         return

@@ -43,7 +43,7 @@ from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange
 from meshproxy.proxy.server.services import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel
-from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
+from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd, no_backlog
 from meshproxy.proxy.server.upstream import (
     PoolKey,
     UpstreamConnection,
@@ -103,7 +103,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         # Any backlog stops reading the upstream at once: a client that does not take its
         # response holds one upstream read of it here (upstream.READ_SIZE), no more.
-        self.transport.set_write_buffer_limits(high=0)
+        no_backlog(self.transport)
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
         self.client_ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
@@ -450,7 +450,12 @@ class ClientConnection(asyncio.Protocol):
         client = self.transport
         assert client is not None
         head_sent = False
-        if splice.available() and not exchange.body and not client.get_write_buffer_size():
+        if (
+            splice.available()
+            and not exchange.body
+            and not client.get_write_buffer_size()
+            and client.get_extra_info("ssl_object") is None  # TLS bytes are not the tunnel's
+        ):
             exchange.discard()
             shown = dial.shown(exchange.egress, sock.getsockname())
             self.send(self._established(exchange, shown))

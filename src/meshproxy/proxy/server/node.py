@@ -13,10 +13,12 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from meshproxy.accesslog import open_access_log
 from meshproxy.config import (
@@ -81,8 +83,12 @@ class ProxyNode:
         *,
         meter: Meter | None = None,
         reuse_port: bool = False,
+        certificate: tuple[Path, Path] | None = None,
     ) -> None:
         self.settings = settings
+        # (certificate, key) of the proxies' TLS listeners (tls_port): the API's, given by
+        # the command (api/tls.py: the configured files or the generated self-signed one).
+        self._certificate = certificate
         self._reuse_port = reuse_port  # several worker processes listen on the same ports
         self.store = store
         policy = settings.ban.policy()
@@ -119,6 +125,7 @@ class ProxyNode:
         self.directory.read_through = StoreLookups(self._sync.read_through, time.monotonic)
         self.addresses: dict[str, tuple[str, int]] = {}
         self.socks_addresses: dict[str, tuple[str, int]] = {}  # proxies with a socks_port
+        self.tls_addresses: dict[str, tuple[str, int]] = {}  # proxies with a tls_port
         self.bytes_by_proxy: dict[str, CountingMeter] = {}  # for metrics
         self.dialers: dict[str, Dialer] = {}  # each proxy's egress pool and its health
         self._servers: list[asyncio.Server] = []
@@ -224,6 +231,11 @@ class ProxyNode:
                     self.socks_addresses[proxy.name] = await self._serve(
                         SocksConnection, listener, proxy.listen, proxy.socks_bind_port
                     )
+                if proxy.tls_bind_port is not None:  # the HTTP proxy protocol inside TLS
+                    self.tls_addresses[proxy.name] = await self._serve(
+                        ClientConnection, listener, proxy.listen, proxy.tls_bind_port,
+                        tls=self._tls_context(proxy.name),
+                    )
         except BaseException:
             for server in self._servers:
                 server.close()
@@ -268,6 +280,8 @@ class ProxyNode:
         listener: Listener,
         host: str,
         port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> tuple[str, int]:
         """Serve `listener` with `protocol` on (host, port); the address bound (port 0:
         the one the system chose)."""
@@ -278,10 +292,22 @@ class ProxyNode:
             reuse_address=True,
             reuse_port=self._reuse_port or None,
             backlog=1024,
+            ssl=tls,
+            # A TLS handshake is part of the request head's time (the sweep sees a
+            # connection only once its handshake is done).
+            ssl_handshake_timeout=self.settings.proxy.header_timeout if tls else None,
         )
         self._servers.append(server)
         sockname = server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
+
+    def _tls_context(self, proxy: str) -> ssl.SSLContext:
+        if self._certificate is None:
+            raise RuntimeError(f"proxy {proxy!r} has a tls_port but the node has no certificate")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*self._certificate)
+        context.set_alpn_protocols(["http/1.1"])  # the proxy protocol is HTTP/1.1
+        return context
 
     async def _sync_loop(self, seconds: float) -> None:
         """Poll the change feed every `seconds`, or at once when a notification arrives."""

@@ -29,6 +29,14 @@ class _SharedBuffer:
 _shared = _SharedBuffer()
 
 
+def no_backlog(transport: asyncio.Transport) -> None:
+    """Any byte left unsent pauses the writer (flow control at once). A TLS transport
+    pauses at a high-water mark of 0 even with nothing unsent, and then never resumes:
+    there the mark is 1 byte."""
+    high = 1 if transport.get_extra_info("ssl_object") is not None else 0
+    transport.set_write_buffer_limits(high=high)
+
+
 class TunnelEnd(asyncio.BufferedProtocol):
     """One side of a tunnel. `count(n)` is told of every byte moved through this side."""
 
@@ -42,7 +50,7 @@ class TunnelEnd(asyncio.BufferedProtocol):
     def attach(self, transport: asyncio.Transport, peer: TunnelEnd) -> None:
         self.transport = transport
         self.peer = peer
-        transport.set_write_buffer_limits(high=0)
+        no_backlog(transport)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
