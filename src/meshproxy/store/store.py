@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple, cast
 
 from sqlalchemy import (
     Engine,
@@ -1110,7 +1110,7 @@ def _upsert_latest(
     """INSERT a row, or raise its `column` to `value` where the row exists (never lower
     it): one statement, so concurrent writers of the same key (two requests from one
     address) cannot both insert."""
-    model = key.class_
+    model = cast("type[m.Base]", key.class_)  # a column attribute's mapped class
     statement = _insert(session, model).values({key.key: key_value, column.key: value})
     excluded = getattr(statement.excluded, column.key)
     return statement.on_conflict_do_update(
