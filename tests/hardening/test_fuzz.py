@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshproxy.api.auth import parse_basic as api_parse_basic
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.proxy.core.directory import AccountDirectory, CredentialCheck, parse_basic
+from meshproxy.domain.basic_auth import parse_basic
+from meshproxy.proxy.core.directory import AccountDirectory, CredentialCheck
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
 from meshproxy.proxy.server import dial as dial_module
@@ -186,8 +186,8 @@ def test_proxy_basic_parser_takes_any_decoded_credentials(raw: bytes) -> None:
 
 
 @given(st.text(max_size=300))
-def test_api_basic_parser_takes_any_text(value: str) -> None:
-    parsed = api_parse_basic(value)
+def test_basic_parser_takes_any_text(value: str) -> None:
+    parsed = parse_basic(value)
     assert parsed is None or all(isinstance(part, str) for part in parsed)
 
 

@@ -3,12 +3,10 @@ store (the proxies count failures into the same ban)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from meshproxy.control.credentials import BANNED, CredentialChecker, LoginRefused
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.bans import BanPolicy
+from meshproxy.domain.basic_auth import parse_basic
 from meshproxy.store import Store
 
 REALM = "meshproxy API"
@@ -21,22 +19,6 @@ class Unauthorized(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
-
-
-def parse_basic(header: str) -> tuple[str, str] | None:
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "basic" or not token.strip():
-        return None
-    try:
-        raw = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    username, colon, password = text.partition(":")
-    return (username, password) if colon else None
 
 
 class Authenticator:

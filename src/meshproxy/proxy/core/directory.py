@@ -10,8 +10,6 @@ store had folded of it at load (`apply_shared`), so limits hold across nodes.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
@@ -22,6 +20,7 @@ from typing import Literal, NamedTuple
 from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.addresses import hostname_address_refused, networks
 from meshproxy.domain.bans import BanBook, BanPolicy
+from meshproxy.domain.basic_auth import parse_basic
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import Limits, Usage, check_quota
 from meshproxy.domain.passwords import (
@@ -155,20 +154,6 @@ class AuthReport(NamedTuple):
     kind: Literal["failure", "success", "ban"]
     ip: str
     at: float
-
-
-def parse_basic(value: bytes) -> tuple[str, str] | None:
-    scheme, _, encoded = value.strip().partition(b" ")
-    if scheme.lower() != b"basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    username, colon, password = decoded.partition(":")
-    if not colon or not username:
-        return None
-    return username, password
 
 
 class AccountDirectory:
