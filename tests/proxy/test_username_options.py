@@ -6,6 +6,9 @@ import requests
 
 from .clients import curl
 from .conftest import Env, country_of, echo_json
+from .test_geoip import geo_env
+
+__all__ = ["geo_env"]  # a fixture
 
 
 def get(env: Env, user: str, password: str = "pw", **kw: object) -> requests.Response:
@@ -50,3 +53,12 @@ def test_a_bad_option_is_a_407_naming_it_and_a_literal_account_wins(env: Env) ->
     literal = get(env, "alice-country-us", password="other")
     assert literal.status_code == 200  # its own password: the account of that name
     assert get(env, "alice-country-us").status_code == 407  # alice's password: not alice
+
+
+def test_country_over_20_requests_on_a_geoip_proxy(geo_env: Env) -> None:
+    """The GeoIP database's countries (test_geoip.py), asked for in the username."""
+    peers = {get(geo_env, "alice-cc-jp").json()["peer"] for _ in range(20)}
+    assert peers == {"127.0.0.4", "127.0.0.5"}
+    assert get(geo_env, "alice-country-fr").headers["X-ProxyMesh-Error"] == (
+        "no egress IP in country FR on this proxy"
+    )
