@@ -228,3 +228,61 @@ def keeps_after_refusal(
     a refusal that does not close by its nature (a framing error does), off a node that is
     not draining."""
     return request_complete and keep_alive and version == "1.1" and not closes and not draining
+
+
+# ---- one exchange: its upstream lost, its response clock ------------------------------------
+
+
+class Lost(IntEnum):
+    """What an exchange does when its upstream connection ends under it."""
+
+    IGNORE = 0  # not waiting for anything from it (admitting, or done)
+    COMPLETE = 1  # a close-delimited body: the close is its end
+    ABORT = 2  # a body cut short: the client must see its connection end
+    RETRY = 3  # a pooled connection that died unanswered: the same request on a new one
+    BAD_GATEWAY = 4  # nothing of the final response went out: 502 is still an answer
+
+
+def upstream_lost(
+    phase: Phase, until_close: bool, replayable: bool, interim_sent: bool, retried: bool
+) -> Lost:
+    """The upstream of an exchange in `phase` is gone. A request is resent once, only if
+    it went over a reused connection and is small enough to have been kept (`replayable`)
+    and no interim head (1xx) of its answer reached the client."""
+    if phase is Phase.BODY:
+        return Lost.COMPLETE if until_close else Lost.ABORT
+    if phase is Phase.WAITING:
+        if replayable and not interim_sent and not retried:
+            return Lost.RETRY
+        return Lost.BAD_GATEWAY
+    return Lost.IGNORE
+
+
+def timer_at_start(timeout: float, sweep_interval: float) -> bool:
+    """Whether a response clock just started needs its own loop timer: only a deadline the
+    next sweep might see too late (within two sweeps) does; later ones are armed by the
+    sweep that comes within two sweeps of them (`timer_due`)."""
+    return timeout < 2 * sweep_interval
+
+
+def timer_due(deadline: float, now: float, sweep_interval: float) -> bool:
+    return deadline - now < 2 * sweep_interval
+
+
+def continue_clock_starts(
+    expects_continue: bool,
+    request_complete: bool,
+    body_received: int,
+    interim_sent: bool,
+    timeout: float,
+) -> bool:
+    """The response clock starts with the head, before the body, for a client that sent
+    `Expect: 100-continue` and waits (no body yet, no 100 passed on): the silence is the
+    origin's. It stops when a 100 or body bytes come (`Exchange.stop_continue_clock`)."""
+    return (
+        expects_continue
+        and not request_complete
+        and not body_received
+        and not interim_sent
+        and bool(timeout)
+    )

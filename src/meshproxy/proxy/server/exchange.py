@@ -19,7 +19,14 @@ import httptools
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.egress import not_honoured
 from meshproxy.proxy.core.errors import ProxyError
-from meshproxy.proxy.core.machine import Phase
+from meshproxy.proxy.core.machine import (
+    Lost,
+    Phase,
+    continue_clock_starts,
+    timer_at_start,
+    timer_due,
+    upstream_lost,
+)
 from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
 from meshproxy.proxy.core.response import MAX_HEAD, Framing, interim, parse_response_head
 
@@ -180,12 +187,12 @@ class Exchange:
         self.replay = data if replayable else None
         self.phase = Phase.WAITING
         upstream.write(data)
-        if (
-            self.request.expects_continue
-            and not self.request_complete
-            and not self.body_received
-            and not self.interim_sent
-            and self.timeout
+        if self.request.expects_continue and continue_clock_starts(  # (most do not)
+            self.request.expects_continue,
+            self.request_complete,
+            self.body_received,
+            self.interim_sent,
+            self.timeout,
         ):
             self.continue_clock = True
             self._start_clock()  # until the 100 or the body comes
@@ -328,18 +335,23 @@ class Exchange:
         if upstream is not self.upstream:
             return
         self.upstream = None
-        if self.phase is Phase.BODY:
-            if self.response_framing is Framing.UNTIL_CLOSE:
-                self._complete()
-            else:
-                self.conn.abort()  # truncated: the client must see the connection end
-        elif self.phase is Phase.WAITING:
-            # Nothing of the final response went out yet: a 502 is still a valid answer.
-            if self.replay is not None and not self.interim_sent and not self.retried:
-                self.retried = True
-                self.conn.retry(self, self.replay)
-            else:
-                self.conn.answer(self, errors.upstream_closed())
+        outcome = upstream_lost(
+            self.phase,
+            self.response_framing is Framing.UNTIL_CLOSE,
+            self.replay is not None,
+            self.interim_sent,
+            self.retried,
+        )
+        if outcome is Lost.COMPLETE:
+            self._complete()
+        elif outcome is Lost.ABORT:
+            self.conn.abort()
+        elif outcome is Lost.RETRY:
+            assert self.replay is not None
+            self.retried = True
+            self.conn.retry(self, self.replay)
+        elif outcome is Lost.BAD_GATEWAY:
+            self.conn.answer(self, errors.upstream_closed())
 
     def _complete(self) -> None:
         self.phase = Phase.DONE
@@ -393,14 +405,14 @@ class Exchange:
             sweep_interval = self.conn.listener.services.behaviour.quota_check_interval
         loop = self.conn.loop
         self.deadline = deadline = loop.time() + self.timeout
-        if self.timeout < 2 * sweep_interval:
+        if timer_at_start(self.timeout, sweep_interval):
             self.timer = loop.call_at(deadline, self._timed_out)
 
     def watch(self, now: float, sweep_interval: float) -> None:
         """The sweep's look: arm the timer if the deadline may pass before the next one."""
         if (
             self.timer is None
-            and self.deadline - now < 2 * sweep_interval
+            and timer_due(self.deadline, now, sweep_interval)
             and self._awaiting_response()
         ):
             self.timer = self.conn.loop.call_at(self.deadline, self._timed_out)
