@@ -60,7 +60,9 @@ class BanBook:
         return ip in self._failures
 
     def record_failure(self, ip: str, now: float) -> float | None:
-        """Count one failure; returns the ban's end time if this failure starts a ban."""
+        """Count one failure; returns the ban's end time if this failure starts a ban (the
+        later of now + ban_seconds and a ban's already in force: a ban is never shortened,
+        here, in the store or in Redis; tests/test_ban_window.py)."""
         with self.lock:
             if len(self._failures) >= MAX_TRACKED and ip not in self._failures:
                 self._prune(now)
@@ -70,8 +72,8 @@ class BanBook:
                 window.popleft()
             if len(window) >= self.policy.max_failures:
                 del self._failures[ip]
-                until = now + self.policy.ban_seconds
-                self._banned_until[ip] = max(until, self._banned_until.get(ip, 0.0))
+                until = max(now + self.policy.ban_seconds, self._banned_until.get(ip, 0.0))
+                self._banned_until[ip] = until
                 return until
             return None
 

@@ -939,9 +939,10 @@ class Store:
             )
             if count < policy.max_failures:
                 return None
-            until = at + policy.ban_seconds
             session.execute(delete(m.AuthFailure).where(m.AuthFailure.ip == ip))
-            self._ban(session, ip, until)
+            self._ban(session, ip, at + policy.ban_seconds)
+            # The ban's end as stored: a ban in force that ends later is kept (BanBook's rule).
+            until = float(session.scalar(select(m.Ban.until).where(m.Ban.ip == ip)) or 0.0)
         self._adopt_ban(ip, until)
         return until
 
