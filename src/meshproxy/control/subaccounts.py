@@ -9,7 +9,6 @@ from typing import Any
 from meshproxy.config import Settings
 from meshproxy.control.common import (
     caller_plan,
-    change,
     operation,
     own_sub_account,
     validated,
@@ -66,7 +65,7 @@ def _store_fields(cleaned: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-@change("sub.create")
+@operation
 def create_sub_account(
     settings: Settings,
     store: Store,
@@ -97,7 +96,7 @@ def create_sub_account(
     return sub_account_details(account, 0, 0)
 
 
-@change("sub.edit")
+@operation
 def edit_sub_account(
     settings: Settings,
     store: Store,
@@ -141,7 +140,7 @@ def _set_active(
     return _details(store, updated, now)
 
 
-@change("sub.deactivate")
+@operation
 def deactivate_sub_account(
     settings: Settings,
     store: Store,
@@ -153,7 +152,7 @@ def deactivate_sub_account(
     return _set_active(store, caller, data, False, now)
 
 
-@change("sub.activate")
+@operation
 def activate_sub_account(
     settings: Settings,
     store: Store,
@@ -165,7 +164,7 @@ def activate_sub_account(
     return _set_active(store, caller, data, True, now)
 
 
-@change("sub.delete")
+@operation
 def delete_sub_account(
     settings: Settings,
     store: Store,
