@@ -29,6 +29,7 @@ from meshproxy.api.json_body import FixedJSONResponse
 from meshproxy.api.openapi import openapi_document
 from meshproxy.api.params import form_body, query
 from meshproxy.config import Settings
+from meshproxy.control.audit import Origin, acting_from
 from meshproxy.control.errors import ControlError
 from meshproxy.store import Store
 
@@ -82,9 +83,10 @@ class _Api:
         caller = self.authenticator.authenticate(authorization, client_ip, now)
         if bad_request is not None:
             raise bad_request
-        return endpoint.operation(
-            self.settings, self.store, caller, data, now=datetime.fromtimestamp(now, UTC)
-        )
+        with acting_from(Origin("api", client_ip)):
+            return endpoint.operation(
+                self.settings, self.store, caller, data, now=datetime.fromtimestamp(now, UTC)
+            )
 
 
 async def _query(request: Request) -> dict[str, str]:

@@ -11,12 +11,15 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.engine import make_url
 
+from meshproxy.cli.audit import audit
 from meshproxy.cli.bans import bans
+from meshproxy.cli.egress import egress
 from meshproxy.cli.logs import logs
 from meshproxy.cli.options import config_option, settings_from
 from meshproxy.cli.output import emit_record, emit_rows
 from meshproxy.config import Settings
 from meshproxy.control import operator
+from meshproxy.control.audit import acting_from, cli_origin
 from meshproxy.domain.proxies import proxy_address
 from meshproxy.store import Store, StoreUnavailable
 
@@ -51,7 +54,8 @@ def _opened(config_path: Path | None) -> Iterator[tuple[Settings, Store]]:
     except StoreUnavailable as error:
         raise click.ClickException(f"database unreachable: {error}") from None
     try:
-        yield settings, store
+        with acting_from(cli_origin()):
+            yield settings, store
     except operator.OperatorError as error:
         raise click.ClickException(str(error)) from None
     except StoreUnavailable as error:
@@ -66,7 +70,9 @@ def admin() -> None:
 
 
 admin.add_command(bans)
+admin.add_command(egress)
 admin.add_command(logs)
+admin.add_command(audit)
 
 
 @admin.command("create")
@@ -264,7 +270,5 @@ def proxies(config_path: Path | None, as_json: bool) -> None:
 def unban(ip: str, config_path: Path | None) -> None:
     """Lift an authentication-failure ban on a client IP."""
     with _opened(config_path) as (_settings, store):
-        if store.unban(ip):
-            click.echo(f"unbanned {ip}")
-        else:
-            raise click.ClickException(f"{ip} is not banned")
+        operator.lift_ban(store, ip)
+        click.echo(f"unbanned {ip}")

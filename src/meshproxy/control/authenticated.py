@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from meshproxy.config import Settings
-from meshproxy.control.common import Data, operation, target_account, validated
+from meshproxy.control.common import Data, change, operation, target_account, validated
 from meshproxy.control.errors import FormInvalid
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.addresses import hostname_address_refused, networks, normalise_ip
@@ -121,14 +121,14 @@ def _list(
     return {kind.list_key: kind.list(store, target_account(store, caller, cleaned.get("username")))}
 
 
-@operation
+@change("ip.add")
 def add_ip(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, str]:
     return _add(_IP, store, caller, data)
 
 
-@operation
+@change("ip.delete")
 def delete_ip(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> None:
@@ -142,7 +142,7 @@ def list_ips(
     return _list(_IP, store, caller, data)
 
 
-@operation
+@change("hostname.add")
 def add_hostname(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, str]:
@@ -155,7 +155,7 @@ def add_hostname(
     )
 
 
-@operation
+@change("hostname.delete")
 def delete_hostname(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> None:

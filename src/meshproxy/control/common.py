@@ -4,11 +4,12 @@ resolving the account an operation acts on."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from meshproxy.config import PlanConfig, Settings
+from meshproxy.control import audit
 from meshproxy.control.errors import (
     Forbidden,
     FormInvalid,
@@ -61,7 +62,17 @@ class _Body(Protocol[R]):
 
 def operation(fn: _Body[R2]) -> Operation[R2]:
     """Only active parent accounts may operate; an unreachable store is a 503."""
+    return _operation(fn, None)
 
+
+def change(name: str) -> Callable[[_Body[R2]], Operation[R2]]:
+    """An operation that changes something: as `operation`, and each success is written to
+    the audit log as `name` (its target: the `username` parameter, else the caller; its
+    fields: the other parameters, secrets redacted)."""
+    return lambda fn: _operation(fn, name)
+
+
+def _operation(fn: _Body[R2], audited: str | None) -> Operation[R2]:
     @functools.wraps(fn)
     def run(
         settings: Settings,
@@ -72,10 +83,16 @@ def operation(fn: _Body[R2]) -> Operation[R2]:
         now: datetime | None = None,
     ) -> R2:
         require_parent(caller)
+        now = now or datetime.now(UTC)
         try:
-            return fn(settings, store, caller, data, now=now or datetime.now(UTC))
+            result = fn(settings, store, caller, data, now=now)
         except StoreUnavailable:
             raise Unavailable(STORE_DOWN) from None
+        if audited is not None:
+            target = data.get("username") or caller.username
+            fields = {k: v for k, v in data.items() if k != "username"}
+            audit.record(store, audited, target, fields, actor=caller, owner=caller, now=now)
+        return result
 
     return run
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meshproxy.config import Settings
+from meshproxy.control import audit
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.billing import (
     MAX_BILLING_DAY,
@@ -101,6 +102,15 @@ def create_parent(
         )
     except Conflict:
         raise OperatorError(f"username {username!r} is already taken") from None
+    audit.record(
+        store,
+        "parent.create",
+        username,
+        {"plan": plan, "billing_day": billing_day, "email": email, "password": password},
+        actor=None,
+        owner=account,
+        now=now,
+    )
     return NewParent(account=account, password=password, generated=generated)
 
 
@@ -137,12 +147,29 @@ def update_parent(
     updated = store.update_account(username, **fields)
     if updated is None:
         raise OperatorError(f"no account named {username!r}")
+    changed = {
+        "plan": plan,
+        "billing_day": billing_day,
+        "monthly_limit": monthly_limit,
+        "total_limit": total_limit,
+        "password": password,
+        "active": active,
+    }
+    audit.record(store, "parent.set", username, changed, actor=None, owner=updated)
     return updated
 
 
 def delete_parent(store: Store, username: str) -> None:
-    get_parent(store, username)
+    account = get_parent(store, username)
     store.delete_account(username)
+    audit.record(store, "parent.delete", username, {}, actor=None, owner=account)
+
+
+def lift_ban(store: Store, ip: str) -> None:
+    """Lift an authentication-failure ban on a client IP (and its count of failures)."""
+    if not store.unban(ip):
+        raise OperatorError(f"{ip} is not banned")
+    audit.record(store, "ban.lift", ip, {}, actor=None, owner=None)
 
 
 def account_summary(store: Store, account: AccountRecord, now: datetime) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from meshproxy.control import audit
 from meshproxy.control.errors import FormInvalid, NotFound
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.forms import Field, Form, clean_password
@@ -47,4 +48,7 @@ def change_own_password(
     )
     if updated is None:
         raise NotFound("Account not found.")
+    audit.record(
+        store, "account.password", account.username, {"password": ""}, actor=account, owner=account
+    )
     return updated

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from meshproxy.config import ProxyConfig, Settings
-from meshproxy.control.common import Data, caller_plan, operation, validated
+from meshproxy.control.common import Data, caller_plan, change, operation, validated
 from meshproxy.control.errors import FormInvalid, NotFound, PaymentRequired
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.forms import ProxyForm
@@ -41,7 +41,7 @@ def list_proxies(
     return {"proxies": [proxy_address(proxy) for proxy in authorized]}
 
 
-@operation
+@change("proxy.add")
 def add_proxy(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, str]:
@@ -63,7 +63,7 @@ def add_proxy(
     return {"proxy": proxy.domain}
 
 
-@operation
+@change("proxy.delete")
 def delete_proxy(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> None:

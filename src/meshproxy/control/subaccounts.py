@@ -9,6 +9,7 @@ from typing import Any
 from meshproxy.config import Settings
 from meshproxy.control.common import (
     caller_plan,
+    change,
     operation,
     own_sub_account,
     validated,
@@ -65,7 +66,7 @@ def _store_fields(cleaned: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-@operation
+@change("sub.create")
 def create_sub_account(
     settings: Settings,
     store: Store,
@@ -96,7 +97,7 @@ def create_sub_account(
     return sub_account_details(account, 0, 0)
 
 
-@operation
+@change("sub.edit")
 def edit_sub_account(
     settings: Settings,
     store: Store,
@@ -140,7 +141,7 @@ def _set_active(
     return _details(store, updated, now)
 
 
-@operation
+@change("sub.deactivate")
 def deactivate_sub_account(
     settings: Settings,
     store: Store,
@@ -152,7 +153,7 @@ def deactivate_sub_account(
     return _set_active(store, caller, data, False, now)
 
 
-@operation
+@change("sub.activate")
 def activate_sub_account(
     settings: Settings,
     store: Store,
@@ -164,7 +165,7 @@ def activate_sub_account(
     return _set_active(store, caller, data, True, now)
 
 
-@operation
+@change("sub.delete")
 def delete_sub_account(
     settings: Settings,
     store: Store,

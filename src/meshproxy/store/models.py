@@ -160,3 +160,35 @@ class UsageGeneration(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditLog(Base):
+    """One control-plane change. No foreign keys: an entry outlives the accounts it names
+    (a parent sees its own by owner_id, from its creation on: ids and names may be reused)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(30))  # a username, or "operator"
+    operation: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(255))
+    fields: Mapped[str] = mapped_column(Text)  # a JSON object; never passwords or secrets
+    via: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str | None] = mapped_column(String(255))
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    owner: Mapped[str | None] = mapped_column(String(30))
+
+
+class AccountStat(Base):
+    """One request statistic of an account on a day (domain/stats.py: `requests`, an
+    outcome, `bytes`, `host:<name>`, `hosts_other`); an account's own requests only."""
+
+    __tablename__ = "account_stats"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(260), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

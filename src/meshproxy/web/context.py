@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from meshproxy.config import Settings
+from meshproxy.control.audit import Origin, acting_from
 from meshproxy.control.credentials import CredentialChecker
 from meshproxy.control.errors import ControlError
 from meshproxy.domain.accounts import AccountRecord
@@ -145,7 +146,9 @@ def _run(dash: Dashboard, page: Page, access: Access, ctx: Ctx, csrf_ok: bool) -
             return ctx.error(403, STALE_FORM)
         if access is Access.PARENT and not ctx.user.is_parent:
             return ctx.error(403, "This page is for parent accounts only.")
-        return page(ctx)
+        user = None if ctx.account is None else ctx.account.username
+        with acting_from(Origin("dashboard", ctx.client_ip, user)):
+            return page(ctx)
     except ControlError as error:  # not handled by the page: a whole-page answer
         return ctx.error(error.status, error.message)
     except StoreUnavailable as error:

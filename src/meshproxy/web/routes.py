@@ -19,7 +19,16 @@ from meshproxy.control.credentials import CredentialChecker
 from meshproxy.store import Store
 from meshproxy.web.clients import ClientInfo, PeerOnly
 from meshproxy.web.context import HOME_PATH, PREFIX, Access, Clock, Dashboard, Page, endpoint
-from meshproxy.web.pages import access, auth, export, help, overview, proxies, subaccounts
+from meshproxy.web.pages import (
+    access,
+    audit,
+    auth,
+    export,
+    help,
+    overview,
+    proxies,
+    subaccounts,
+)
 from meshproxy.web.pages.missing import not_found, not_found_without_session
 from meshproxy.web.secret import load_or_create_secret
 from meshproxy.web.sessions import SessionCodec
@@ -40,6 +49,7 @@ _TABLE: Sequence[tuple[str, Page, Access, tuple[str, ...]]] = (
     (f"{PREFIX}/help/", help.api_help, Access.PARENT, ("GET",)),
     (f"{PREFIX}/export/", export.export, Access.PARENT, ("GET",)),
     (f"{PREFIX}/export/usage.csv", export.usage_csv, Access.PARENT, ("GET",)),
+    (f"{PREFIX}/audit/", audit.audit, Access.PARENT, ("GET",)),
     (f"{PREFIX}/sub-accounts/", subaccounts.sub_accounts, Access.PARENT, ("GET",)),
     (f"{PREFIX}/new-sub-account/", subaccounts.new_sub_account, Access.PARENT, ("GET", "POST")),
     (f"{SUB}/", subaccounts.sub_account, Access.PARENT, ("GET",)),
