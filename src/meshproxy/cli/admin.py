@@ -13,7 +13,6 @@ from sqlalchemy.engine import make_url
 
 from meshproxy.cli.audit import audit
 from meshproxy.cli.bans import bans
-from meshproxy.cli.egress import egress
 from meshproxy.cli.logs import logs
 from meshproxy.cli.options import config_option, settings_from
 from meshproxy.cli.output import emit_record, emit_rows
@@ -70,7 +69,6 @@ def admin() -> None:
 
 
 admin.add_command(bans)
-admin.add_command(egress)
 admin.add_command(logs)
 admin.add_command(audit)
 
