@@ -8,7 +8,9 @@ from datetime import date
 
 import pytest
 
+from meshproxy.domain import stats
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.stats import StatDelta
 from meshproxy.meter import LocalMeter, UsageBuffer
 
 DAY = date(2026, 3, 15)
@@ -18,12 +20,16 @@ class FlakySink:
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.batches: list[list[UsageDelta]] = []
+        self.stats: list[list[StatDelta]] = []
 
-    def record_usage(self, deltas: Sequence[UsageDelta], day: date) -> None:
+    def record_usage(
+        self, deltas: Sequence[UsageDelta], day: date, stats: Sequence[StatDelta] = ()
+    ) -> None:
         if self.failures:
             self.failures -= 1
             raise OSError("database down")
         self.batches.append(list(deltas))
+        self.stats.append(list(stats))
 
     def total(self, account_id: int) -> int:
         return sum(d.nbytes for b in self.batches for d in b if d.account_id == account_id)
@@ -78,3 +84,25 @@ async def test_stop_retries_a_failing_store() -> None:
     meter.add(3, None, 9)
     await meter.stop()
     assert sink.total(3) == 9
+
+
+async def test_request_statistics_ride_the_flush_and_survive_a_failed_one() -> None:
+    sink = FlakySink(failures=1)
+    meter = LocalMeter(sink, interval=3600)
+    meter.count_request(7, stats.ORIGIN_2XX, "a.example", 100)
+    meter.count_request(7, stats.PROXY_4XX, "b.example", 0)  # no bytes: no host figure
+    with pytest.raises(OSError):
+        await meter.flush()
+    meter.count_request(7, stats.ORIGIN_2XX, "a.example", 50)
+    await meter.flush()  # the failed flush's statistics and the new ones, together
+    assert len(sink.stats) == 1
+    written = {(s.account_id, s.name): s.value for s in sink.stats[0]}
+    assert written == {
+        (7, stats.REQUESTS): 3,
+        (7, stats.ORIGIN_2XX): 2,
+        (7, stats.PROXY_4XX): 1,
+        (7, stats.BYTES): 150,
+        (7, "host:a.example"): 150,
+    }
+    await meter.flush()
+    assert len(sink.stats) == 1  # nothing counted since: nothing written

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.stats import StatDelta
 
 MAX_ID_LENGTH = 64  # of a meter id and of a generation (the store's columns)
 
@@ -97,6 +98,8 @@ class FoldBatch:
     # The shared-counter generation the bytes were counted in; None: bytes that never went
     # into the shared counters (a node's own journal, written when Redis lost them).
     generation: str | None
+    # The request statistics counted by the same flushes (domain/stats.py).
+    stats: tuple[StatDelta, ...] = ()
 
     def __post_init__(self) -> None:
         _check_range(self.first_seq, self.last_seq)

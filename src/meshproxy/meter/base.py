@@ -28,6 +28,10 @@ class Meter(Protocol):
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         """Count bytes for an account (and so its parent). Called on the hot path: O(1)."""
 
+    def count_request(self, account_id: int, outcome: str, host: str, nbytes: int) -> None:
+        """One request (or tunnel) of the account ended: its outcome (domain/stats.py), the
+        destination host and the bytes it moved, for the daily statistics. O(1)."""
+
     def pending_totals(self) -> Mapping[int, int]:
         """Bytes counted but not yet in the store, per account (a parent's includes its
         sub-accounts'), so a reload from the store plus these is the live usage."""

@@ -14,6 +14,7 @@ class CountingMeter:
         self.meter = meter
         self.nbytes = 0
         self._add = meter.add
+        self.count_request = meter.count_request  # not summed here: straight through
 
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         self.nbytes += nbytes

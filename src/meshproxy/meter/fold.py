@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldBatch, FoldOutcome
+from meshproxy.domain.stats import StatDelta
 from meshproxy.meter.health import BackendHealth
-from meshproxy.meter.keys import UsageKeys, decoded, parse_field
+from meshproxy.meter.keys import STAT, UsageKeys, decoded, parse_field, parse_stat_field
 from meshproxy.meter.sink import FoldSink
 
 if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that uses it
@@ -123,10 +124,14 @@ class UsageFolder:
         day, meter_id = self._keys.batch_source(key)
         marks: dict[str, str] = {}
         deltas = []
+        stats = []
         for name, value in counters.items():
             text = decoded(name)
             if text.startswith("#"):
                 marks[text] = decoded(value)
+            elif text.startswith(STAT):
+                account_id, stat = parse_stat_field(text)
+                stats.append(StatDelta(account_id, stat, int(value)))
             else:
                 account_id, parent_id = parse_field(text)
                 deltas.append(UsageDelta(account_id, parent_id, int(value)))
@@ -137,6 +142,7 @@ class UsageFolder:
             day,
             tuple(deltas),
             marks.get("#gen"),
+            tuple(stats),
         )
 
     def _prune(self) -> None:

@@ -2,6 +2,8 @@
 scripts that touch several of them stay within one slot of a Redis Cluster.
 
     <p>{usage}:day:<YYYY-MM-DD>:<meter>  hash "<account>:<parent>" -> bytes not yet folded,
+                                         "s:<account>:<name>" -> a request statistic
+                                         (domain/stats.py) of the same flushes,
                                          "#first"/"#last" -> the meter's flush numbers in it,
                                          "#gen" -> their generation
     <p>{usage}:days                      set of "<day>:<meter>" with such a hash
@@ -68,6 +70,19 @@ class UsageKeys:
 
 def field(account_id: int, parent_id: int | None) -> str:
     return f"{account_id}:{'' if parent_id is None else parent_id}"
+
+
+STAT = "s:"  # the day hash's fields of request statistics
+
+
+def stat_field(account_id: int, name: str) -> str:
+    return f"{STAT}{account_id}:{name}"
+
+
+def parse_stat_field(text: str) -> tuple[int, str]:
+    """(account id, statistic name) of a `stat_field` (names may hold colons: IPv6 hosts)."""
+    account, _, name = text.removeprefix(STAT).partition(":")
+    return int(account), name
 
 
 def parse_field(name: str) -> tuple[int, int | None]:

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.stats import BYTES, HOST, REQUESTS, StatDelta
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.schedule import FlushSchedule
@@ -28,34 +29,64 @@ Key = tuple[int, int | None]
 class UsageSink(Protocol):
     """Where flushed usage goes (the Store; the meter must not import the store layer)."""
 
-    def record_usage(self, deltas: Sequence[UsageDelta], day: date) -> None: ...
+    def record_usage(
+        self, deltas: Sequence[UsageDelta], day: date, stats: Sequence[StatDelta] = ()
+    ) -> None: ...
+
+
+StatKey = tuple[int, str]
 
 
 class UsageBuffer:
-    """Pure bookkeeping: counted bytes, the batch being written, and rollback on failure."""
+    """Pure bookkeeping: counted bytes and request statistics (domain/stats.py), the batch
+    being written, and rollback on failure. Both ride the same batch, so they are written
+    (and folded) together, exactly as often."""
 
     def __init__(self) -> None:
         self._counts: defaultdict[Key, int] = defaultdict(int)
         self._in_flight: dict[Key, int] = {}
+        self._stats: defaultdict[StatKey, int] = defaultdict(int)
+        self._stats_in_flight: dict[StatKey, int] = {}
 
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         self._counts[(account_id, parent_id)] += nbytes
 
+    def count_request(self, account_id: int, outcome: str, host: str, nbytes: int) -> None:
+        """One request of the account ended: its outcome counter (domain/stats.py), and
+        its bytes, to `host` too."""
+        stats = self._stats
+        stats[(account_id, REQUESTS)] += 1
+        stats[(account_id, outcome)] += 1
+        if nbytes > 0:
+            stats[(account_id, BYTES)] += nbytes
+            if host:
+                stats[(account_id, HOST + host)] += nbytes
+
     def take(self) -> list[UsageDelta]:
-        """Start a write: the counted bytes move to the in-flight batch."""
-        if self._in_flight:
+        """Start a write: the counted bytes (and statistics, `taken_stats`) move to the
+        in-flight batch."""
+        if self._in_flight or self._stats_in_flight:
             raise RuntimeError("a flush is already in flight")
         batch, self._counts = self._counts, defaultdict(int)
         self._in_flight = {k: v for k, v in batch.items() if v}
+        self._stats_in_flight, self._stats = dict(self._stats), defaultdict(int)
         return [UsageDelta(a, p, n) for (a, p), n in self._in_flight.items()]
+
+    def taken_stats(self) -> list[StatDelta]:
+        """The statistics of the batch `take` started."""
+        return [StatDelta(a, name, n) for (a, name), n in self._stats_in_flight.items()]
 
     def committed(self) -> None:
         self._in_flight = {}
+        self._stats_in_flight = {}
 
     def failed(self) -> None:
         for key, nbytes in self._in_flight.items():
             self._counts[key] += nbytes
+        for stat, value in self._stats_in_flight.items():
+            self._stats[stat] += value
         self._in_flight = {}
+        self._stats_in_flight = {}
 
     def pending_totals(self) -> dict[int, int]:
         return bytes_per_account(
@@ -65,7 +96,12 @@ class UsageBuffer:
         )
 
     def __bool__(self) -> bool:
-        return any(self._counts.values()) or bool(self._in_flight)
+        return (
+            any(self._counts.values())
+            or bool(self._in_flight)
+            or bool(self._stats)
+            or bool(self._stats_in_flight)
+        )
 
 
 def _today() -> date:
@@ -92,6 +128,7 @@ class LocalMeter:
         self.last_flush = 0.0  # loop time of the last successful flush (for flush lag)
         self.generation: str | None = None  # no shared counters
         self.add = self._buffer.add  # the hot path: one bound-method call, no wrapper
+        self.count_request = self._buffer.count_request  # once per request, at its end
 
     async def current_generation(self) -> str | None:
         return None
@@ -114,14 +151,17 @@ class LocalMeter:
     async def flush(self) -> None:
         async with self._lock:
             deltas = self._buffer.take()
+            stats = self._buffer.taken_stats()
             loop = asyncio.get_running_loop()
-            if not deltas:
+            if not deltas and not stats:
                 self._buffer.committed()
                 self.last_flush = loop.time()
                 return
             day = self._today()
             try:
-                await loop.run_in_executor(self._executor, self._store.record_usage, deltas, day)
+                await loop.run_in_executor(
+                    self._executor, self._store.record_usage, deltas, day, stats
+                )
             except BaseException as error:
                 self._buffer.failed()
                 self.health.failed(error, f"writing usage of {len(deltas)} accounts")

@@ -16,6 +16,9 @@ class NullMeter:
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         pass
 
+    def count_request(self, account_id: int, outcome: str, host: str, nbytes: int) -> None:
+        pass
+
     async def current_generation(self) -> str | None:
         return None
 

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldBatch
+from meshproxy.domain.stats import StatDelta
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.meter.health import BackendHealth
-from meshproxy.meter.keys import UsageKeys, decoded, field
+from meshproxy.meter.keys import UsageKeys, decoded, field, stat_field
 from meshproxy.meter.local import UsageBuffer, _today
 from meshproxy.meter.schedule import FlushSchedule
 from meshproxy.meter.sink import FoldSink
@@ -43,6 +44,9 @@ if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that us
     from redis.asyncio import Redis
 
 log = logging.getLogger("meshproxy.meter")
+
+# One flush: its day, bytes and request statistics.
+Flushed = tuple[date, tuple[UsageDelta, ...], tuple[StatDelta, ...]]
 
 MAX_JOURNAL = 10_000  # flushes kept until folded (about 3 h at one a second)
 
@@ -150,7 +154,7 @@ class RedisMeter:
         self.generation: str | None = None  # of the shared counters; None until Redis answers
         self._day = date.min
         # Flushes Redis applied, by sequence number, until a folder reports them folded.
-        self._journal: dict[int, tuple[date, tuple[UsageDelta, ...]]] = {}
+        self._journal: dict[int, Flushed] = {}
         # Journals of earlier meter ids that Redis lost, until the store has them.
         self._recovery: list[FoldBatch] = []
         self._changed: set[int] = set()
@@ -159,12 +163,13 @@ class RedisMeter:
         self.recovery_health = BackendHealth("the store (usage Redis lost)")
         self.last_flush = 0.0  # loop time of the last successful flush (for flush lag)
         self.add = self._buffer.add  # the hot path: one bound-method call, no wrapper
+        self.count_request = self._buffer.count_request  # once per request, at its end
 
     def _new_meter(self) -> None:
         self.meter_id = uuid.uuid4().hex
         self._sequence = 0  # of the last batch made
         self._acknowledged = 0  # the last sequence Redis confirmed applied
-        self._batch: tuple[int, date, tuple[UsageDelta, ...]] | None = None
+        self._batch: tuple[int, Flushed] | None = None
         self._meter_generation = ""  # its flushes' generation, from the first one applied
 
     # ---- what the directory reads -------------------------------------------------------
@@ -251,15 +256,17 @@ class RedisMeter:
         """Send the held batch (one whose flush failed), or a new one of what was counted."""
         if self._batch is None:
             taken = tuple(self._buffer.take())
-            if not taken:
+            stats = tuple(self._buffer.taken_stats())
+            if not taken and not stats:
                 self._buffer.committed()
                 await self.current_generation()  # an idle node still learns of a new one
                 self.last_flush = asyncio.get_running_loop().time()
                 return
             self._sequence += 1
             self._day = max(self._day, self._today())  # a meter's days never go back
-            self._batch = (self._sequence, self._day, taken)
-        sequence, day, deltas = self._batch
+            self._batch = (self._sequence, (self._day, taken, stats))
+        sequence, flushed = self._batch
+        day, deltas, stats = flushed
         totals = bytes_per_account(deltas)
         args: list[Any] = [
             f"{day.isoformat()}:{self.meter_id}",
@@ -268,10 +275,12 @@ class RedisMeter:
             self._meter_generation,
             generation_suffix(),
             self._keys.cumulative_prefix,
-            len(deltas),
+            len(deltas) + len(stats),
         ]
         for delta in deltas:
             args += [field(delta.account_id, delta.parent_id), delta.nbytes]
+        for stat in stats:  # the day hash holds the flush's statistics too (keys.py)
+            args += [stat_field(stat.account_id, stat.name), stat.value]
         for account_id, nbytes in totals.items():
             args += [account_id, nbytes]
         keys = [
@@ -296,7 +305,7 @@ class RedisMeter:
         self._adopt(generation)
         self._meter_generation = generation
         self._acknowledged = sequence
-        self._journal[sequence] = (day, deltas)
+        self._journal[sequence] = flushed
         self._batch = None
         self._buffer.committed()
         self._forget_folded(int(reply[2]))
@@ -323,15 +332,14 @@ class RedisMeter:
         self._adopt(generation)
 
     def _journal_batches(self) -> list[FoldBatch]:
-        return [self._flushed(seq, day, deltas) for seq, (day, deltas) in self._journal.items()]
+        return [self._flushed(seq, flushed) for seq, flushed in self._journal.items()]
 
-    def _flushed(
-        self, sequence: int, day: date, deltas: tuple[UsageDelta, ...], *, sent: bool = True
-    ) -> FoldBatch:
+    def _flushed(self, sequence: int, flushed: Flushed, *, sent: bool = True) -> FoldBatch:
         """One flush of this meter as the store takes it; its bytes are in the shared
         counters of the meter's generation if it was sent."""
         generation = (self._meter_generation or None) if sent else None
-        return FoldBatch(self.meter_id, sequence, sequence, day, deltas, generation)
+        day, deltas, stats = flushed
+        return FoldBatch(self.meter_id, sequence, sequence, day, deltas, generation, stats)
 
     def _forget_folded(self, folded_through: int) -> None:
         for seq in [s for s in self._journal if s <= folded_through]:
@@ -381,15 +389,16 @@ class RedisMeter:
             self._recovery += self._journal_batches()
             self._journal = {}
             if self._batch is not None:  # Redis may or may not have applied it
-                sequence, day, deltas = self._batch
-                self._recovery.append(self._flushed(sequence, day, deltas))
+                sequence, flushed = self._batch
+                self._recovery.append(self._flushed(sequence, flushed))
                 self._batch = None
                 self._buffer.committed()
             unsent = tuple(self._buffer.take())
-            if unsent:  # a number Redis has never seen
+            unsent_stats = tuple(self._buffer.taken_stats())
+            if unsent or unsent_stats:  # a number Redis has never seen
                 self._sequence += 1
-                day = max(self._day, self._today())
-                self._recovery.append(self._flushed(self._sequence, day, unsent, sent=False))
+                flushed = (max(self._day, self._today()), unsent, unsent_stats)
+                self._recovery.append(self._flushed(self._sequence, flushed, sent=False))
             self._buffer.committed()
             for attempt in range(attempts):
                 await self._recover()

@@ -179,3 +179,16 @@ class AuditLog(Base):
     owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
     owner: Mapped[str | None] = mapped_column(String(30))
 
+
+class AccountStat(Base):
+    """One request statistic of an account on a day (domain/stats.py: `requests`, an
+    outcome, `bytes`, `host:<name>`, `hosts_other`); an account's own requests only."""
+
+    __tablename__ = "account_stats"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(260), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

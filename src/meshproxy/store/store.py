@@ -39,12 +39,14 @@ from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.folds import MAX_ID_LENGTH, FoldBatch, FoldOutcome, SeqRanges
 from meshproxy.domain.limits import Limits
+from meshproxy.domain.stats import DayStats, StatDelta
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.store import models as m
 from meshproxy.store.audit import AuditRecords
 from meshproxy.store.engine import lock_for_writing, make_engine
 from meshproxy.store.errors import Conflict, LimitReached, StoreUnavailable
 from meshproxy.store.migrate import upgrade
+from meshproxy.store.stats import add_stats, collect, daily_stats
 
 ACCOUNT_FIELDS = frozenset(
     {
@@ -387,15 +389,22 @@ class Store(AuditRecords):
 
     # ---- usage ------------------------------------------------------------------------
 
-    def record_usage(self, deltas: Sequence[UsageDelta], day: date) -> None:
-        """Add bytes to daily history and totals, for each account and its parent.
+    def record_usage(
+        self, deltas: Sequence[UsageDelta], day: date, stats: Sequence[StatDelta] = ()
+    ) -> None:
+        """Add bytes to daily history and totals, for each account and its parent, and the
+        request statistics of the same flush, in one transaction.
 
         A delta whose account was deleted meanwhile still counts for the parent.
         """
         totals = bytes_per_account(deltas)
-        if totals:
+        by_day: defaultdict[date, defaultdict[tuple[int, str], int]] = defaultdict(
+            lambda: defaultdict(int)
+        )
+        collect(by_day, day, stats)
+        if totals or by_day[day]:
             with self._session() as session:
-                self._add_usage(session, {day: totals}, {})
+                self._add_usage(session, {day: totals}, {}, by_day)
 
     def fold_usage(
         self,
@@ -453,6 +462,9 @@ class Store(AuditRecords):
         outcome = FoldOutcome()
         overlapping: list[FoldBatch] = []
         usage: dict[date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        stats: defaultdict[date, defaultdict[tuple[int, str], int]] = defaultdict(
+            lambda: defaultdict(int)
+        )
         folded: dict[int, int] = defaultdict(int)
         not_folded: set[int] = set()  # accounts whose nodes must reload their usage
         for batch in batches:
@@ -467,6 +479,7 @@ class Store(AuditRecords):
             outcome.folded += 1
             outcome.nbytes += batch.nbytes
             totals = bytes_per_account(batch.deltas)
+            collect(stats, batch.day, batch.stats)
             day = usage[batch.day]
             counted_in_shared = batch.generation is not None and batch.generation == generation
             for account_id, nbytes in totals.items():
@@ -475,7 +488,7 @@ class Store(AuditRecords):
                     folded[account_id] += nbytes
             if not counted_in_shared:
                 not_folded.update(totals)
-        self._add_usage(session, usage, folded)
+        self._add_usage(session, usage, folded, stats)
         for username in self._usernames(session, not_folded):
             self._note(session, "account", username)
         if ranges:
@@ -558,18 +571,23 @@ class Store(AuditRecords):
         session: Session,
         usage: Mapping[date, Mapping[int, int]],
         folded: Mapping[int, int],
+        stats: Mapping[date, Mapping[tuple[int, str], int]] | None = None,
     ) -> None:
         """Add usage[day][account id] bytes to the daily rows and the accounts' total_bytes,
         and folded[account id] (a part of those) to their folded_bytes; deleted accounts
         are left out. All in the caller's transaction, in chunks (PostgreSQL takes at most
         65,535 parameters a statement), the totals in one executemany (pipelined by
         psycopg). Rows are written in (day, account) order, then accounts in id order: the
-        same order in every usage write, so concurrent ones cannot deadlock."""
+        same order in every usage write, so concurrent ones cannot deadlock. The request
+        statistics `stats` (store/stats.py) are added after the accounts."""
         totals: dict[int, int] = defaultdict(int)
         for per_account in usage.values():
             for account_id, nbytes in per_account.items():
                 totals[account_id] += nbytes
-        existing = self._existing_accounts(session, totals)
+        stats = stats or {}
+        counted = {account_id for per_day in stats.values() for account_id, _ in per_day}
+        existing = self._existing_accounts(session, set(totals) | counted)
+        moved = sorted(existing & set(totals))
         for day in sorted(usage):
             rows = [
                 {"account_id": account_id, "day": day, "bytes": nbytes}
@@ -578,7 +596,7 @@ class Store(AuditRecords):
             ]
             for chunk in _chunks(rows):
                 session.execute(_upsert_adding(session, chunk))
-        if existing:
+        if moved:
             session.connection().execute(
                 update(m.Account)
                 .where(m.Account.id == bindparam("account"))
@@ -592,9 +610,11 @@ class Store(AuditRecords):
                         "n": totals[account_id],
                         "folded": folded.get(account_id, 0),
                     }
-                    for account_id in sorted(existing)
+                    for account_id in moved
                 ],
             )
+        if stats:
+            add_stats(session, _insert, stats, existing)
 
     def _existing_accounts(self, session: Session, ids: Iterable[int]) -> set[int]:
         existing: set[int] = set()
@@ -666,6 +686,11 @@ class Store(AuditRecords):
                 .order_by(m.UsageDaily.day)
             )
             return [(day, int(nbytes)) for day, nbytes in rows]
+
+    def daily_stats(self, account_id: int, start: date, end: date) -> list[DayStats]:
+        """The account's request statistics (domain/stats.py) of each day in [start, end)."""
+        with self._session() as session:
+            return daily_stats(session, account_id, start, end)
 
     def sub_account_daily_usage(
         self, parent_id: int, start: date, end: date, account_ids: Iterable[int] | None = None

@@ -1,7 +1,8 @@
 """The data plane's lines of the access log (meshproxy.accesslog): one when an exchange
 ends (relayed, answered by the proxy itself, or aborted), one when a tunnel ends, and one
 per SOCKS5 connection (`socks_ended`: method SOCKS5, the HTTP proxy's status for the same
-decision, 200 for an opened tunnel).
+decision, 200 for an opened tunnel). The same ends are counted, log or no log, in the
+account's daily request statistics (the meter's `count_request`, domain/stats.py).
 
 Each is one tuple appended to the log's bounded queue; the writer thread does the rest.
 Bytes are counted on the client's connection, as the meter charges them: what was read
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from meshproxy.accesslog import AccessLog
 from meshproxy.accesslog.record import ABORTED, ANSWERED, RELAYED, TUNNEL
+from meshproxy.domain import stats
 
 if TYPE_CHECKING:
     from meshproxy.proxy.core.directory import AccountState
@@ -40,29 +42,34 @@ class Connection(Protocol):
 def exchange_ended(conn: Connection, exchange: Exchange, *, complete: bool) -> None:
     """`complete`: the exchange finished; else the connection ended first. Answered: the
     proxy sent its own answer (and may have closed the connection after it)."""
-    if conn.access_log is not None:
-        if exchange.error is not None and not exchange.response_started:
-            _add(conn, exchange, ANSWERED)
-        else:
-            _add(conn, exchange, RELAYED if complete else ABORTED)
+    if exchange.error is not None and not exchange.response_started:
+        _add(conn, exchange, ANSWERED, stats.outcome(exchange.status, by_proxy=True))
+    else:
+        counted = stats.outcome(exchange.status, by_proxy=False)
+        _add(conn, exchange, RELAYED if complete else ABORTED, counted)
 
 
 def tunnel_ended(conn: Connection, exchange: Exchange) -> None:
-    if conn.access_log is not None:
-        _add(conn, exchange, TUNNEL)
+    _add(conn, exchange, TUNNEL, stats.TUNNELS)
 
 
-def _add(conn: Connection, exchange: Exchange, outcome: str) -> None:
-    # On the request path: attribute reads and one tuple, nothing formatted.
+def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> None:
+    # On the request path: attribute reads, one count and one tuple, nothing formatted.
     received, sent = conn.received, conn.sent
     bytes_in, bytes_out = received - conn.logged_received, sent - conn.logged_sent
     conn.logged_received, conn.logged_sent = received, sent
-    account, request, egress = exchange.account, exchange.request, exchange.egress
-    error, addresses = exchange.error, exchange.addresses
-    parent = account.parent if account is not None else None
+    account, request = exchange.account, exchange.request
     target = request.target if request is not None else None
+    if account is not None:
+        host = target.host if target is not None else ""
+        conn.listener.services.meter.count_request(
+            account.id, counted, host, bytes_in + bytes_out
+        )
     log = conn.access_log
-    assert log is not None
+    if log is None:
+        return
+    egress, error, addresses = exchange.egress, exchange.error, exchange.addresses
+    parent = account.parent if account is not None else None
     log.add(
         (
             time.time(),
@@ -124,14 +131,22 @@ def socks_ended(conn: SocksConnection) -> None:
     """Once per connection (later calls do nothing): the tunnel closed, the handshake was
     refused, or the client left."""
     trail = conn.trail
-    log = conn.access_log
-    if log is None or trail.logged or not (trail.status or trail.host):
+    if trail.logged or not (trail.status or trail.host):
         return
     trail.logged = True
     account = conn.account
+    opened = trail.status == 200
+    if account is not None:
+        counted = stats.outcome(trail.status, by_proxy=True, tunnel=opened)
+        conn.listener.services.meter.count_request(
+            account.id, counted, trail.host, conn.received + conn.sent
+        )
+    log = conn.access_log
+    if log is None:
+        return
     parent = account.parent if account is not None else None
     # Opened (however it ended later), refused, or left during the handshake.
-    outcome = TUNNEL if trail.status == 200 else (ANSWERED if trail.status else ABORTED)
+    outcome = TUNNEL if opened else (ANSWERED if trail.status else ABORTED)
     log.add(
         (
             time.time(),

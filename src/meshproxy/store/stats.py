@@ -1,0 +1,117 @@
+"""The request statistics' table (`account_stats`): added to in the usage writes'
+transactions (so a fold adds a flush's statistics exactly when it adds its bytes), read
+per account and day.
+
+Destination hosts are kept to MAX_HOSTS per account and day: after an add, the hosts
+beyond those with most bytes are deleted and their bytes added to `hosts_other`, so the
+day's host bytes still add up (which hosts are kept is decided by the bytes seen so far).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from meshproxy.domain.stats import (
+    HOST,
+    MAX_HOSTS,
+    MAX_NAME_LENGTH,
+    OTHER_HOSTS,
+    DayStats,
+    StatDelta,
+    day_stats,
+    trim_hosts,
+)
+from meshproxy.store import models as m
+
+CHUNK = 5_000  # rows a statement (4 parameters each: under PostgreSQL's 65,535)
+
+# stats[day][(account id, name)] -> value to add
+StatsByDay = Mapping[date, Mapping[tuple[int, str], int]]
+# The dialect's INSERT, which has ON CONFLICT (store.py's `_insert`).
+Insert = Callable[[Session, type[m.Base]], Any]
+
+
+def collect(
+    into: defaultdict[date, defaultdict[tuple[int, str], int]],
+    day: date,
+    stats: Iterable[StatDelta],
+) -> None:
+    """Sum `stats` of `day` into `into` (names too long for the table are left out)."""
+    per_day = into[day]
+    for stat in stats:
+        if stat.value and len(stat.name) <= MAX_NAME_LENGTH:
+            per_day[(stat.account_id, stat.name)] += stat.value
+
+
+def add_stats(
+    session: Session, insert: Insert, stats: StatsByDay, existing: Collection[int]
+) -> None:
+    """Add the statistics of the accounts in `existing` (deleted ones are left out), in
+    (day, account, name) order like the usage rows, then trim each touched day's hosts."""
+    for day in sorted(stats):
+        rows = [
+            {"account_id": account_id, "day": day, "name": name, "value": value}
+            for (account_id, name), value in sorted(stats[day].items())
+            if account_id in existing
+        ]
+        for start in range(0, len(rows), CHUNK):
+            statement = insert(session, m.AccountStat).values(rows[start : start + CHUNK])
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[
+                        m.AccountStat.account_id,
+                        m.AccountStat.day,
+                        m.AccountStat.name,
+                    ],
+                    set_={"value": m.AccountStat.value + statement.excluded.value},
+                )
+            )
+        hosted = sorted(
+            {a for (a, name) in stats[day] if name.startswith(HOST) and a in existing}
+        )
+        _trim_hosts(session, insert, day, hosted)
+
+
+def _trim_hosts(session: Session, insert: Insert, day: date, account_ids: Sequence[int]) -> None:
+    is_host = m.AccountStat.name.startswith(HOST, autoescape=True)
+    for start in range(0, len(account_ids), CHUNK):
+        chunk = account_ids[start : start + CHUNK]
+        over = session.scalars(
+            select(m.AccountStat.account_id)
+            .where(m.AccountStat.day == day, m.AccountStat.account_id.in_(chunk), is_host)
+            .group_by(m.AccountStat.account_id)
+            .having(func.count() > MAX_HOSTS)
+        ).all()
+        for account_id in over:
+            query = select(m.AccountStat.name, m.AccountStat.value).where(
+                m.AccountStat.account_id == account_id, m.AccountStat.day == day, is_host
+            )
+            hosts = {name: int(value) for name, value in session.execute(query)}
+            dropped, nbytes = trim_hosts(hosts)
+            session.execute(
+                delete(m.AccountStat).where(
+                    m.AccountStat.account_id == account_id,
+                    m.AccountStat.day == day,
+                    m.AccountStat.name.in_(sorted(dropped)),
+                )
+            )
+            add_stats(session, insert, {day: {(account_id, OTHER_HOSTS): nbytes}}, {account_id})
+
+
+def daily_stats(session: Session, account_id: int, start: date, end: date) -> list[DayStats]:
+    """The account's figures for each day in [start, end) that has any, by day."""
+    rows: dict[date, list[tuple[str, int]]] = defaultdict(list)
+    query = select(m.AccountStat.day, m.AccountStat.name, m.AccountStat.value).where(
+        m.AccountStat.account_id == account_id,
+        m.AccountStat.day >= start,
+        m.AccountStat.day < end,
+    )
+    for day, name, value in session.execute(query):
+        rows[day].append((name, int(value)))
+    return [day_stats(day.isoformat(), rows[day]) for day in sorted(rows)]
