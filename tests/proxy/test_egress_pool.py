@@ -3,6 +3,7 @@ configuration's validation and the pool's choice, without sockets."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 
@@ -192,3 +193,20 @@ def test_geoips_counts_a_prefix_as_one_entry(store: Store) -> None:
     parent = store.create_account("boss", billing_day=1, proxies=["open"])
     assert proxies.geoips(settings, store, parent, {"name": "open"}) == {
         "DE": 2, "FR": 1, "US": 2}
+
+
+def test_a_sticky_session_keeps_one_address_of_a_prefix_on_every_node() -> None:
+    def prefix_pool(seed: int) -> EgressPool:
+        return EgressPool([Egress(None, "DE", prefix=PREFIX)], geo=True, rng=random.Random(seed))
+
+    first, second = prefix_pool(1), prefix_pool(2)
+    session = parse_options([("session", b"basket7")])
+    session = dataclasses.replace(session, session_account=42)
+    kept = {chosen(first, session, family=6).address for _ in range(20)}
+    assert len(kept) == 1 and kept == {chosen(second, session, family=6).address}
+    (address,) = kept
+    assert address is not None and ipaddress.ip_address(address) in ipaddress.ip_network(PREFIX)
+    other = dataclasses.replace(session, session="basket8")
+    assert chosen(first, other, family=6).address != address
+    without = {chosen(first, family=6).address for _ in range(20)}
+    assert len(without) == 20  # no session: a new address per request

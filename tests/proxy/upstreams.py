@@ -79,6 +79,9 @@ class UpstreamProcess:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self._command()[0]} did not start on {self.port}")
             time.sleep(0.02)
+        time.sleep(0.05)
+        if self.process.poll() is not None:  # the port was someone else's: it could not bind
+            raise RuntimeError(f"{self._command()[0]} exited at start on {self.port}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -13,8 +13,9 @@ from sqlalchemy.engine import make_url
 
 from meshproxy.cli.audit import audit
 from meshproxy.cli.bans import bans
+from meshproxy.cli.egress import egress
 from meshproxy.cli.logs import logs
-from meshproxy.cli.options import config_option, settings_from
+from meshproxy.cli.options import config_option, settings_from, store_unreachable
 from meshproxy.cli.output import emit_record, emit_rows
 from meshproxy.config import Settings
 from meshproxy.control import operator
@@ -51,14 +52,14 @@ def _opened(config_path: Path | None) -> Iterator[tuple[Settings, Store]]:
     try:
         store = Store.open(settings.database_url)
     except StoreUnavailable as error:
-        raise click.ClickException(f"database unreachable: {error}") from None
+        raise store_unreachable(error) from None
     try:
         with acting_from(cli_origin()):
             yield settings, store
     except operator.OperatorError as error:
         raise click.ClickException(str(error)) from None
     except StoreUnavailable as error:
-        raise click.ClickException(f"database unreachable: {error}") from None
+        raise store_unreachable(error) from None
     finally:
         store.close()
 
@@ -69,6 +70,7 @@ def admin() -> None:
 
 
 admin.add_command(bans)
+admin.add_command(egress)
 admin.add_command(logs)
 admin.add_command(audit)
 

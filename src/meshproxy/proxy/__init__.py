@@ -4,12 +4,15 @@ Two subpackages, one rule between them:
 
 - `core/` — the sans-I/O rules: parsing and preparing requests (`request`, `target`,
   `options`), response framing (`response`), the proxy's own answers (`errors`), egress
-  choice (`egress`), destination policy (`policy`) and the account directory
+  choice (`egress`) and upstream health (`health`), the client side of upstream proxy
+  handshakes (`handshake`), destination policy (`policy`) and the account directory
   (`directory`). It imports no asyncio and no socket, and is tested without either.
 - `server/` — the asyncio side that drives it: one client connection (`connection`), one
-  request through an upstream (`exchange`), the upstream pool (`upstream`), CONNECT relays
-  (`splice`, `tunnel`), name resolution (`resolver`), the directory's feed from the store
-  (`sync`, `notices`) and the node that owns the listeners (`node`).
+  request through an upstream (`exchange`), the upstream pool (`upstream`), the connect
+  through any egress (`dial`: an address, a prefix, an upstream proxy) and its probes
+  (`probe`), CONNECT relays (`splice`, `tunnel`), name resolution (`resolver`), the
+  directory's feed from the store (`sync`, `notices`) and the node that owns the
+  listeners (`node`). docs/egress.md describes the egress kinds.
 
 `server` imports `core`; `core` never imports `server`.
 """

@@ -168,7 +168,10 @@ class EgressPool:
             members = self._healthy(candidates)
             if avoid is not None:  # it failed: the session's next choice, on every node
                 members = tuple(e for e in members if e != avoid) or members
-            return self._of(self.sessions.choose(options, members), options)
+            member = self.sessions.choose(options, members)
+            if member.prefix is not None:  # and an address of it for the whole session
+                return EgressChoice(self._session_address(member, options), egress=member)
+            return self._of(member, options)
         if pinned is not None and avoid is None:
             for egress in candidates:
                 if egress.label == pinned:
@@ -206,6 +209,16 @@ class EgressPool:
             address = str(network[self._rng.randrange(usable.start, usable.stop)])
             if address not in not_ips:
                 return address
+
+    def _session_address(self, egress: Egress, options: RequestOptions) -> str:
+        """The address of a prefix a sticky session keeps (derived, as the member is)."""
+        network = self._networks[egress]
+        usable = _usable(network)
+        weight = self.sessions.address_weight(options, egress.label)
+        address = str(network[usable.start + weight % (usable.stop - usable.start)])
+        if address in options.not_ips:
+            return self._address_in(egress, options.not_ips)
+        return address
 
     def _excluded(self, egress: Egress, not_ips: frozenset[str]) -> bool:
         if egress.label in not_ips:

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar, cast
 
-from meshproxy.proxy.core.options import DEFAULT_SESSION_MINUTES, RequestOptions
+from meshproxy.domain.steering import DEFAULT_SESSION_MINUTES
+from meshproxy.proxy.core.options import RequestOptions
 
 MAX_SESSIONS = 100_000  # sessions remembered per pool (oldest dropped first)
 
@@ -85,3 +86,13 @@ class StickySessions:
         winner = ranked_first(key, window, members)
         self._held[key] = (window, until, members, winner)
         return winner
+
+    def address_weight(self, options: RequestOptions, label: str) -> int:
+        """A number fixed for this session's current window and a prefix (`label`): which
+        address of the prefix the session keeps (egress.py), the same on every node."""
+        assert options.session is not None
+        minutes = options.session_minutes or DEFAULT_SESSION_MINUTES
+        key = (options.session_account, options.session, minutes)
+        held = self._held.get(key)
+        window = held[0] if held is not None else window_index(key, self.clock())
+        return _weight(options.session_account, options.session, window, label, "address")
