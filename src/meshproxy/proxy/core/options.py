@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 from meshproxy.domain.addresses import normalise_ip
+from meshproxy.domain.steering import (
+    MAX_SESSION_MINUTES,
+    SESSION_ID,
+    is_country_code,
+    session_minutes,
+)
 
 MAX_TIMEOUT = 600.0
-SESSION_ID = re.compile(r"[A-Za-z0-9._~]{1,64}")  # a sticky session's id (design.md)
-MAX_SESSION_MINUTES = 1440
-DEFAULT_SESSION_MINUTES = 10
 
 
 class OptionError(ValueError):
@@ -50,7 +52,7 @@ def parse_options(pairs: list[tuple[str, bytes]]) -> RequestOptions:
     for name, raw in pairs:
         value = raw.decode("latin-1").strip()
         if name == "country":
-            if len(value) != 2 or not value.isascii() or not value.isalpha():
+            if not is_country_code(value):
                 raise OptionError(f"X-ProxyMesh-Country must be a two-letter code, not {value!r}")
             country = value.upper()
         elif name in ("ip", "prefer-ip"):
@@ -80,14 +82,6 @@ def parse_options(pairs: list[tuple[str, bytes]]) -> RequestOptions:
                     f"X-ProxyMesh-Session-Time must be whole minutes, 1-{MAX_SESSION_MINUTES}"
                 )
     return RequestOptions(country, ip, frozenset(not_ips), timeout, session, minutes)
-
-
-def session_minutes(value: str) -> int | None:
-    """A session time in minutes, or None when not one (1-1440)."""
-    if not value.isascii() or not value.isdigit() or len(value) > 4:
-        return None
-    minutes = int(value)
-    return minutes if 1 <= minutes <= MAX_SESSION_MINUTES else None
 
 
 def overlay(headers: RequestOptions, username: RequestOptions) -> RequestOptions:

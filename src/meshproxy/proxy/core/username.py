@@ -18,15 +18,10 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from meshproxy.domain.addresses import normalise_ip
+from meshproxy.domain.steering import SESSION_ID, is_country_code, session_minutes
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
-from meshproxy.proxy.core.options import (
-    NO_OPTIONS,
-    SESSION_ID,
-    RequestOptions,
-    overlay,
-    session_minutes,
-)
+from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions, overlay
 from meshproxy.proxy.core.request import PreparedRequest
 
 MAX_REMEMBERED = 100_000  # parsed usernames kept (oldest dropped first)
@@ -66,7 +61,7 @@ def parse_options(tokens: list[str]) -> RequestOptions | str:
             return f"username option {key!r} given twice"
         seen.add(name)
         if name == "country":
-            if len(value) != 2 or not value.isascii() or not value.isalpha():
+            if not is_country_code(value):
                 return f"username option {key!r} must be a two-letter country code"
             country = value.upper()
         elif name == "session":

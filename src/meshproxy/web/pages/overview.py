@@ -10,7 +10,7 @@ from starlette.responses import Response
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import Usage
 from meshproxy.web.context import Ctx
-from meshproxy.web.pages.proxies import proxy_urls
+from meshproxy.web.pages.proxies import proxy_urls, steering
 from meshproxy.web.state import account_state, usage_now
 from meshproxy.web.usage import billing_day_of, period_charts, period_text, top_sub_accounts_chart
 
@@ -37,4 +37,6 @@ def overview(ctx: Ctx) -> Response:
             top_chart=top_sub_accounts_chart(store, user, ctx.now),
         )
         return ctx.render("overview_parent.html", **context)
-    return ctx.render("overview_sub.html", proxies=proxy_urls(ctx), **context)
+    return ctx.render(
+        "overview_sub.html", proxies=proxy_urls(ctx), steering=steering(ctx), **context
+    )
