@@ -90,3 +90,33 @@ def test_a_client_that_stops_reading_is_cut_at_the_send_timeout(
     while connections and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not connections
+
+
+def test_a_client_that_pipelines_and_does_not_read_holds_one_read_at_a_time(
+    start_env: Callable[..., Env],
+) -> None:
+    """200 pipelined requests for 60 KB each, none of it read: each response fits one
+    upstream read, so each exchange completes at once and the next one starts while the
+    client still has a backlog. Its upstream must not be read until the client drains,
+    or the proxy would hold all 12 MB (a client sending 100 bytes a request could make
+    it hold 64 KiB for each)."""
+    env = start_env()
+    env.account("alice")
+    env.sync()
+    _warm(env)
+    request = (f"GET {env.origins.url('/bytes/60000')} HTTP/1.1\r\nHost: x\r\n"
+               f"Proxy-Authorization: {basic()}\r\n\r\n").encode()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        sock.connect(env.address())
+        sock.sendall(request * 200)
+        time.sleep(2.0)
+
+        async def backlog() -> int:
+            return max((c.transport.get_write_buffer_size()  # type: ignore[attr-defined]
+                        for c in env.node.services.connections
+                        if c.transport is not None), default=0)  # type: ignore[attr-defined]
+
+        held = env.thread.run(backlog())
+    assert held <= 256 * 1024, held

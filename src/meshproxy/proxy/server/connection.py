@@ -609,6 +609,10 @@ class ClientConnection(asyncio.Protocol):
     def reading_clock(self, now: float) -> float:
         return self.clocks.reading_clock(now)
 
+    @property
+    def writing_paused(self) -> bool:
+        return self.clocks.writing_paused
+
     def pause_for_upstream(self) -> None:
         self.pause(Pause.UPSTREAM)
 

@@ -53,6 +53,8 @@ class Owner(Protocol):
     def transport(self) -> asyncio.Transport | None: ...
     @property
     def draining(self) -> bool: ...
+    @property
+    def writing_paused(self) -> bool: ...  # its client has a backlog: read no upstream
 
     def reading_clock(self, now: float) -> float: ...
     def send(self, data: bytes | memoryview) -> None: ...
@@ -176,6 +178,8 @@ class Exchange:
         self.upstream = upstream
         self.local_ip = upstream.local_ip
         upstream.exchange = self
+        if self.conn.writing_paused and upstream.transport is not None:
+            upstream.transport.pause_reading()  # until the client drains (resume_writing)
         self.head_buffer = b""  # a retry: not the part of a head the last upstream sent
         data = self.request.upstream_head
         if self.body:
