@@ -19,6 +19,7 @@ from meshproxy.control.errors import (
     Unavailable,
 )
 from meshproxy.store import StoreUnavailable
+from meshproxy.store.errors import STORE_DOWN
 
 log = logging.getLogger("meshproxy.api")
 
@@ -53,11 +54,7 @@ async def _unauthorized(request: Request, exc: Exception) -> Response:
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("store unavailable: %s", exc)
-    return error_response(
-        503,
-        "The account database is unreachable. Please try again in a few minutes.",
-        _retry_after(RETRY_AFTER_SECONDS),
-    )
+    return error_response(503, STORE_DOWN, _retry_after(RETRY_AFTER_SECONDS))
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

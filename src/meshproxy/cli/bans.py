@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from meshproxy.cli.options import config_option, settings_from
+from meshproxy.cli.options import config_option, settings_from, store_unreachable
 from meshproxy.cli.output import emit_rows
 
 
@@ -31,7 +31,7 @@ def bans(as_json: bool, config_path: Path | None) -> None:
         finally:
             store.close()
     except StoreUnavailable as error:
-        raise click.ClickException(f"database unreachable: {error}") from None
+        raise store_unreachable(error) from None
     rows = [
         {
             "address": address,

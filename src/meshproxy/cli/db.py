@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from meshproxy.cli.options import config_option, settings_from
+from meshproxy.cli.options import config_option, settings_from, store_unreachable
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.shared import open_store, sync_client
@@ -28,7 +28,7 @@ def upgrade(config_path: Path | None) -> None:
     try:
         store = Store.open(settings.database_url)
     except StoreUnavailable as error:
-        raise click.ClickException(f"database unreachable: {error}") from None
+        raise store_unreachable(error) from None
     click.echo(f"database at revision {current_revision(store.engine)}")
     store.close()
 
@@ -46,7 +46,7 @@ def fold(config_path: Path | None, watch: bool, interval: float | None) -> None:
     try:
         store = open_store(settings)
     except StoreUnavailable as error:
-        raise click.ClickException(f"database unreachable: {error}") from None
+        raise store_unreachable(error) from None
     folder = UsageFolder(sync_client(settings.redis_url), UsageKeys(settings.shared.prefix), store)
     pause = settings.shared.fold_interval if interval is None else interval
     try:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from meshproxy.cli.options import store_unreachable
 from meshproxy.config import ListenerAddress, Settings
 from meshproxy.meter import Meter
 from meshproxy.meter.fold import FoldingTask, UsageFolder
@@ -82,7 +83,7 @@ def _open(settings: Settings) -> Store:
     try:
         return open_store(settings)
     except StoreUnavailable as error:
-        raise click.ClickException(f"database unreachable: {error}") from None
+        raise store_unreachable(error) from None
 
 
 async def run_node(

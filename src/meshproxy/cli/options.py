@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def store_unreachable(error: Exception) -> click.ClickException:
+    """The operator's error for a database the command cannot reach."""
+    return click.ClickException(f"database unreachable: {error}")
+
+
 def config_option(function: F) -> F:
     return click.option(
         "--config",

@@ -20,6 +20,7 @@ from meshproxy.control.errors import (
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.forms import Form
 from meshproxy.store import Store, StoreUnavailable
+from meshproxy.store.errors import STORE_DOWN
 
 Data = Mapping[str, str]  # a request's raw parameters (query string or form body)
 R = TypeVar("R", covariant=True)
@@ -29,7 +30,6 @@ SUB_ACCOUNT_CALLER = "Sub-accounts cannot use the API; authenticate as the paren
 DEACTIVATED_CALLER = "This account is deactivated."
 NOT_YOURS = "This username is not one of your sub-accounts."
 NO_SUCH_ACCOUNT = "Sub-account not found."
-STORE_DOWN = "The account database is unreachable. Please try again in a few minutes."
 
 
 class Operation(Protocol[R]):

@@ -1,3 +1,7 @@
+# What a caller is told while the store cannot be reached (API, dashboard, control layer).
+STORE_DOWN = "The account database is unreachable. Please try again in a few minutes."
+
+
 class StoreError(Exception):
     """Base for store errors that callers map to answers."""
 

@@ -24,6 +24,7 @@ from meshproxy.control.credentials import CredentialChecker
 from meshproxy.control.errors import ControlError
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.store import Store, StoreUnavailable
+from meshproxy.store.errors import STORE_DOWN
 from meshproxy.web.clients import ClientInfo
 from meshproxy.web.sessions import COOKIE_NAME, Session, SessionCodec
 
@@ -34,7 +35,6 @@ PREFIX = "/dashboard"
 LOGIN_PATH = f"{PREFIX}/login/"
 HOME_PATH = f"{PREFIX}/"
 STALE_FORM = "This form has expired (or came from another site). Reload the page and try again."
-STORE_DOWN = "The account database is unreachable. Please try again in a few minutes."
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (

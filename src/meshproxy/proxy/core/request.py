@@ -8,28 +8,17 @@ Connection header names), and the client's Host (replaced by the target's author
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import IntEnum
 
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.headers import DIGITS, FRAMING, HOP_BY_HOP
 from meshproxy.proxy.core.options import NO_OPTIONS, OptionError, RequestOptions, parse_options
 from meshproxy.proxy.core.target import Target, TargetError, parse_absolute, parse_authority
 
-_DIGITS = re.compile(rb"[0-9]{1,18}")
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-        b"content-length",  # re-added from the validated value
-    }
-)
+# Never forwarded as they came: hop-by-hop, framing and Host (each re-added as validated).
+_REMOVED = HOP_BY_HOP | FRAMING | {b"trailer", b"host"}
 # Cheap pre-check: only names starting with these letters can need removal.
 _SUSPECT_FIRST = frozenset(b"CcHhKkPpTtUuXx")
 
@@ -82,7 +71,7 @@ def _framing(
         if len(values) != 1:
             return errors.bad_request("conflicting Content-Length headers")
         value = values.pop()
-        if not _DIGITS.fullmatch(value):
+        if not DIGITS.fullmatch(value):
             return errors.bad_request("invalid Content-Length")
         length = int(value)
         return Body.LENGTH, length
@@ -122,7 +111,7 @@ def prepare_request(
         if lower.startswith(b"x-proxymesh-"):
             option_pairs.append((lower[12:].decode("latin-1"), value))
             continue
-        if lower in _HOP_BY_HOP:
+        if lower in _REMOVED:
             if lower == b"content-length":
                 lengths.append(value)
             elif lower == b"transfer-encoding":
@@ -148,7 +137,7 @@ def prepare_request(
     if connect:
         upstream_head = b""
     else:
-        connection_tokens -= _HOP_BY_HOP  # those are gone already ("keep-alive" mostly)
+        connection_tokens -= _REMOVED  # those are gone already ("keep-alive" mostly)
         if connection_tokens:
             kept = [(n, v) for n, v in kept if n.lower() not in connection_tokens]
         upstream_head = _upstream_head(head, target, kept, body, length, forwarded_for)

@@ -14,17 +14,14 @@ from enum import IntEnum
 
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.headers import DIGITS, FRAMING, HOP_BY_HOP
 
 MAX_HEAD = 64 * 1024
 _STATUS_RE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?")
 _FIELDS_RE = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
 _SPECIAL_RE = re.compile(
-    rb"\r\n(connection|keep-alive|proxy-connection|upgrade|te|x-proxymesh-[^:]*"
-    rb"|content-length|transfer-encoding):([^\r\n]*)"
+    rb"\r\n(" + b"|".join(sorted(HOP_BY_HOP | FRAMING)) + rb"|x-proxymesh-[^:]*):([^\r\n]*)"
 )
-_FRAMING = frozenset({b"transfer-encoding", b"content-length"})
-_DIGITS = re.compile(rb"[0-9]{1,18}")
-_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"upgrade", b"te"})
 
 
 class Framing(IntEnum):
@@ -92,7 +89,7 @@ def parse_response_head(
             copied = copied_to
     kept.append(fields[copied:])
     block = b"".join(kept)
-    named = {t for t in connection if t not in _DROP and t not in _FRAMING} if connection else None
+    named = {t for t in connection if t not in HOP_BY_HOP | FRAMING} if connection else None
     if named:  # headers the origin named in Connection are hop-by-hop too
         lines = block.split(b"\r\n")
         block = b"\r\n".join(
@@ -109,7 +106,7 @@ def parse_response_head(
         framing = Framing.CHUNKED if last == b"chunked" else Framing.UNTIL_CLOSE
     elif lengths:
         value = lengths[0]
-        if (len(lengths) > 1 and len(set(lengths)) != 1) or not _DIGITS.fullmatch(value):
+        if (len(lengths) > 1 and len(set(lengths)) != 1) or not DIGITS.fullmatch(value):
             return errors.bad_response("invalid upstream Content-Length")
         framing, length = Framing.LENGTH, int(value)
         if not length:

@@ -26,6 +26,7 @@ from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
 from meshproxy.proxy.core.egress import EgressChoice, not_honoured
 from meshproxy.proxy.core.errors import ProxyError, render
+from meshproxy.proxy.core.headers import ip_not_found_line
 from meshproxy.proxy.core.machine import (
     Clocks,
     Next,
@@ -469,13 +470,14 @@ class ClientConnection(asyncio.Protocol):
     def _established(self, exchange: Exchange, local: str) -> bytes:
         assert exchange.egress is not None
         exchange.local_ip, exchange.status = local, 200
-        head = [b"HTTP/1.1 200 Connection established\r\nX-ProxyMesh-IP: ", local.encode()]
+        head = [b"HTTP/1.1 200 Connection established\r\n"]
+        head += (b"X-ProxyMesh-IP: ", local.encode(), b"\r\n")
         if exchange.egress.not_found:
-            head += (b"\r\nX-ProxyMesh-IP-Not-Found: ", exchange.egress.not_found.encode())
+            head.append(ip_not_found_line(exchange.egress.not_found))
         ignored = exchange.request and not_honoured(exchange.request.options.not_ips, local)
         if ignored:
-            head += (b"\r\nX-ProxyMesh-Not-IP-Ignored: ", ignored.encode())
-        head.append(b"\r\n\r\n")
+            head += (b"X-ProxyMesh-Not-IP-Ignored: ", ignored.encode(), b"\r\n")
+        head.append(b"\r\n")
         return b"".join(head)
 
     def _splice(self, client: asyncio.Transport, upstream: socket.socket) -> None:
@@ -645,7 +647,7 @@ class ClientConnection(asyncio.Protocol):
         exchange.client_keep = keep
         extra = b""
         if exchange.egress is not None and exchange.egress.not_found:
-            extra = b"X-ProxyMesh-IP-Not-Found: " + exchange.egress.not_found.encode() + b"\r\n"
+            extra = ip_not_found_line(exchange.egress.not_found)
         self.send(
             render(error, realm=self.listener.services.behaviour.realm, close=not keep,
                    extra_headers=extra)

@@ -19,6 +19,7 @@ import httptools
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.egress import not_honoured
 from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.headers import ip_not_found_line
 from meshproxy.proxy.core.machine import (
     Lost,
     Phase,
@@ -247,7 +248,7 @@ class Exchange:
         upstream = self.upstream
         added = upstream.ip_line if upstream else b"X-ProxyMesh-IP: \r\n"
         if self.egress.not_found:
-            added += b"X-ProxyMesh-IP-Not-Found: " + self.egress.not_found.encode() + b"\r\n"
+            added += ip_not_found_line(self.egress.not_found)
         ignored = upstream and not_honoured(self.request.options.not_ips, upstream.local_ip)
         if ignored:
             added += b"X-ProxyMesh-Not-IP-Ignored: " + ignored.encode() + b"\r\n"
