@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from .clients import basic, read_reply
-from .conftest import Env, LoopThread, Origins, _self_signed
-from .upstreams import UpstreamProcess, egress_env, upstream_proxies
+from .clients import basic, curl, read_reply
+from .conftest import Env, LoopThread, Origins
+from .upstreams import UpstreamProcess, egress_env, tls_upstream, upstream_proxies
 
-__all__ = ["egress_env", "upstream_proxies"]  # the fixtures, used by name
+__all__ = ["egress_env", "tls_upstream", "upstream_proxies"]  # the fixtures, used by name
 
 UpstreamFactory = Callable[..., UpstreamProcess]
 
@@ -166,92 +164,45 @@ async def _closed(server: asyncio.Server) -> None:
 
 
 def test_an_https_upstream_gets_tls_then_connect(
-    egress_env: Callable[..., Env], upstream_proxies: UpstreamFactory, origin_thread: LoopThread,
-    tmp_path: Path,
+    egress_env: Callable[..., Env], tls_upstream: tuple[int, Path],
 ) -> None:
     """https://: TLS to the upstream (verified against upstream_ca_file), CONNECT inside
     (a TLS front on loopback relaying to tinyproxy stands in for a provider's)."""
-    inner = upstream_proxies("http", "127.0.0.52", username="u3", password="p3")
-    cert, key = _self_signed(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-
-    async def front(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", inner.port)
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, ssl.SSLError):
-                pass
-            finally:
-                sink.close()
-
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-    async def serve() -> asyncio.Server:
-        return await asyncio.start_server(front, "127.0.0.1", 0, ssl=context)
-
-    server = origin_thread.run(serve())
-    port = server.sockets[0].getsockname()[1]
-    try:
-        env = egress_env([{"upstream": f"https://u3:p3@localhost:{port}", "name": "tls-1"}],
-                         upstream_ca_file=str(cert))
-        for _ in range(3):
-            response = fetch(env)
-            assert response.status_code == 200, response.text
-            assert response.json()["peer"] == "127.0.0.52"
-            assert response.headers["X-ProxyMesh-IP"] == "tls-1"
-        response = requests.get(f"https://127.0.0.1:{env.origins.https}/echo",
-                                proxies={"https": env.proxy_url()},
-                                verify=str(env.origins.ca_file), timeout=10)
-        assert response.status_code == 200 and response.json()["peer"] == "127.0.0.52"
-        # An upstream whose certificate is not trusted is refused, never used.
-        untrusted = egress_env([{"upstream": f"https://u3:p3@localhost:{port}"}])
-        assert fetch(untrusted).status_code == 502
-    finally:
-        origin_thread.run(_closed(server))
-
-
-def test_a_pool_of_three_upstreams_loses_one_and_takes_it_back(
-    egress_env: Callable[..., Env], upstream_proxies: UpstreamFactory, origins: Origins,
-) -> None:
-    """Two HTTP upstreams and one SOCKS5 upstream: 30 requests use all three; one killed,
-    the next 20 all succeed and none uses it (connect refused: retried on another
-    egress, then out of rotation); restarted, a probe brings it back."""
-    first = upstream_proxies("http", "127.0.0.51")
-    second = upstream_proxies("http", "127.0.0.52", username="u2", password="p2")
-    socks = upstream_proxies("socks5", "127.0.0.53")
-    env = egress_env(
-        [{"upstream": first.url(), "name": "http-1"},
-         {"upstream": second.url(), "name": "http-2"},
-         {"upstream": socks.url(), "name": "socks-1"}],
-        egress_max_failures=2, health_check_url=origins.url("/status/204"),
-        health_check_interval=0.2, health_check_max_backoff=0.4,
-    )
-    session = requests.Session()
-    session.proxies = {"http": env.proxy_url()}
-
-    def peer() -> str:
-        response = session.get(origins.url("/echo"), timeout=10)
+    port, cert = tls_upstream
+    env = egress_env([{"upstream": f"https://u3:p3@localhost:{port}", "name": "tls-1"}],
+                     upstream_ca_file=str(cert))
+    for _ in range(3):
+        response = fetch(env)
         assert response.status_code == 200, response.text
-        address: str = response.json()["peer"]
-        return address
+        assert response.json()["peer"] == "127.0.0.52"
+        assert response.headers["X-ProxyMesh-IP"] == "tls-1"
+    response = requests.get(f"https://127.0.0.1:{env.origins.https}/echo",
+                            proxies={"https": env.proxy_url()},
+                            verify=str(env.origins.ca_file), timeout=10)
+    assert response.status_code == 200 and response.json()["peer"] == "127.0.0.52"
+    # An upstream whose certificate is not trusted is refused, never used.
+    untrusted = egress_env([{"upstream": f"https://u3:p3@localhost:{port}"}])
+    assert fetch(untrusted).status_code == 502
 
-    assert {peer() for _ in range(30)} == {"127.0.0.51", "127.0.0.52", "127.0.0.53"}
-    second.stop()
-    after = [peer() for _ in range(20)]
-    assert "127.0.0.52" not in after and set(after) == {"127.0.0.51", "127.0.0.53"}
-    health = env.node.egress_health()["open"]
-    assert not health["http-2"].up and "refused" in health["http-2"].last_error
-    assert health["http-1"].up and health["socks-1"].up
-    second.start()
-    deadline = time.monotonic() + 5
-    while not env.node.egress_health()["open"]["http-2"].up:  # the probe's doing alone
-        assert time.monotonic() < deadline, env.node.egress_health()
-        time.sleep(0.05)
-    back = [peer() for _ in range(30)]
-    assert "127.0.0.52" in back
-    assert all(state.latency is not None for state in env.node.egress_health()["open"].values())
+
+def test_socks5_clients_leave_through_every_kind_of_upstream(
+    egress_env: Callable[..., Env], upstream_proxies: UpstreamFactory,
+    tls_upstream: tuple[int, Path],
+) -> None:
+    """The SOCKS5 listener's CONNECT goes through the same dialer: an HTTP CONNECT, a
+    SOCKS5 CONNECT or TLS + CONNECT upstream carries it."""
+    tls_port, cert = tls_upstream
+    cases = [
+        (upstream_proxies("http", "127.0.0.51").url(), "127.0.0.51"),
+        (upstream_proxies("socks5", "127.0.0.53", username="u", password="p").url(),
+         "127.0.0.53"),
+        (f"https://u3:p3@localhost:{tls_port}", "127.0.0.52"),
+    ]
+    for url, exit_address in cases:
+        env = egress_env([{"upstream": url, "name": "up-1"}], upstream_ca_file=str(cert),
+                         proxy_fields={"socks_port": 31380, "socks_listen_port": 0})
+        host, port = env.node.socks_addresses["open"]
+        for _ in range(2):
+            result = curl("-x", f"socks5h://alice:pw@{host}:{port}", env.origins.url("/echo"))
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout)["peer"] == exit_address, url

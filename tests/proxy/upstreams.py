@@ -5,8 +5,10 @@ upstream carried a request. Installed by .ci/services; missing: `service_missing
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from meshproxy.config import Settings
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
 
-from .conftest import Env, LoopThread, Origins
+from .conftest import Env, LoopThread, Origins, _self_signed
 
 START_TIMEOUT = 5.0
 
@@ -124,15 +126,18 @@ def egress_env(
     make_settings: Callable[..., Settings], store: Store, proxy_thread: LoopThread,
     origins: Origins,
 ) -> Iterator[Callable[..., Env]]:
-    """start(egress entries, **[proxy] settings) -> a node whose proxy `open` has that
-    pool, with account alice/pw on it."""
+    """start(egress entries, proxy_fields={...}, **[proxy] settings) -> a node whose proxy
+    `open` has that pool (and those [[proxies]] fields), with account alice/pw on it."""
     nodes: list[ProxyNode] = []
 
-    def start(egress: list[dict[str, Any]], **behaviour: Any) -> Env:
+    def start(
+        egress: list[dict[str, Any]], *, proxy_fields: dict[str, Any] | None = None,
+        **behaviour: Any,
+    ) -> Env:
         settings = make_settings(
             proxy={"flush_interval": 0.25, "quota_check_interval": 0.25, **behaviour},
             proxies=[{"name": "open", "geo": True, "port": 31280, "listen_port": 0,
-                      "egress": egress}],
+                      "egress": egress, **(proxy_fields or {})}],
         )
         node = ProxyNode(settings, store)
         proxy_thread.run(node.start())
@@ -146,3 +151,41 @@ def egress_env(
     yield start
     for node in nodes:
         proxy_thread.run(node.stop(1.0))
+
+
+@pytest.fixture
+def tls_upstream(
+    upstream_proxies: Callable[..., UpstreamProcess], origin_thread: LoopThread, tmp_path: Path,
+) -> Iterator[tuple[int, Path]]:
+    """An https:// upstream: a TLS front on loopback (certificate for localhost) relaying
+    to a tinyproxy that asks for u3/p3 and leaves from 127.0.0.52. (port, its CA file)."""
+    inner = upstream_proxies("http", "127.0.0.52", username="u3", password="p3")
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def front(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", inner.port)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    async def serve() -> asyncio.Server:
+        return await asyncio.start_server(front, "127.0.0.1", 0, ssl=context)
+
+    async def close(server: asyncio.Server) -> None:
+        server.close()
+        await server.wait_closed()
+
+    server = origin_thread.run(serve())
+    yield int(server.sockets[0].getsockname()[1]), cert
+    origin_thread.run(close(server))

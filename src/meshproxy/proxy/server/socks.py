@@ -28,7 +28,7 @@ from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions
 from meshproxy.proxy.core.routing import route
 from meshproxy.proxy.core.socks5 import Connect, Event, Login, Refused, Send, Socks5
 from meshproxy.proxy.core.username import steer
-from meshproxy.proxy.server import access, splice
+from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon
 from meshproxy.proxy.server.services import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel, detach
@@ -195,7 +195,8 @@ class SocksConnection(asyncio.Protocol):
             return
         # BND.ADDR: the egress address the destination sees (through an upstream: unknown).
         bound = ("0.0.0.0", 0) if egress.upstream is not None else sock.getsockname()[:2]
-        self.trail.status, self.trail.egress = 200, str(sock.getsockname()[0])
+        # The access log's egress: an upstream's name, else the source address (dial.py).
+        self.trail.status, self.trail.egress = 200, dial.shown(egress, sock.getsockname())
         self._reply(socks5.SUCCEEDED, (str(bound[0]), int(bound[1])))
         # The handshake's bytes count once it opened a tunnel (a refusal's do not, as
         # for an HTTP request refused).
