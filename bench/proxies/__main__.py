@@ -42,7 +42,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tunnels", type=int, help="idle tunnels held (default 2000)")
     parser.add_argument("--only", default="",
                         help="comma-separated contenders (direct,squid,tinyproxy,proxy.py,"
-                             "meshproxy,meshproxy-nometer,meshproxy-nolog)")
+                             "meshproxy,meshproxy-nometer,meshproxy-nolog,meshproxy-socks5)")
     parser.add_argument("--proxy-py", help="the proxy.py executable (default: "
                         "bench/.venv-peers/bin/proxy, then `proxy` on PATH)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
@@ -86,6 +86,10 @@ def _contenders(options: argparse.Namespace) -> list[tuple[str, Starter | None]]
         # `meshproxy` row logs every request (the default), this one does not.
         ("meshproxy-nolog",
          lambda d: rig.start_meshproxy(d, meshproxy, metering=True, access_log=False)),
+        # Issue 13: SOCKS5 tunnels beside CONNECT's (throughput, memory per idle tunnel);
+        # wrk speaks no SOCKS, so its request columns stay empty.
+        ("meshproxy-socks5", lambda d: rig.start_meshproxy(d, meshproxy, metering=True,
+                                                           socks=True)),
     ]
     wanted = {n.strip() for n in options.only.split(",") if n.strip()}
     return [(n, s) for n, s in every if not wanted or n in wanted]
@@ -106,7 +110,7 @@ def _measure(
     for path, rates, p50s, p99s, costs in (
         ("/1k.bin", row.small_rate, row.small_p50, row.small_p99, row.small_cpu_us),
         ("/64k.bin", row.medium_rate, None, None, row.medium_cpu_us),
-    ):
+    ) if proxy is None or not proxy.socks else ():
         measured = load.run_wrk(origin, proxy, path, options.seconds, workdir)
         result = measured.wrk
         if result.failed:
@@ -132,7 +136,7 @@ def _measure(
             (True, row.connect_mbps, row.connect_core_s_per_gb),
             (False, row.plain_mbps, row.plain_core_s_per_gb),
         ):
-            if not tunnel and name in skip_plain:
+            if not tunnel and (name in skip_plain or proxy.socks):
                 continue
             done = load.transfer(origin, proxy, size, tunnel=tunnel, max_seconds=max_seconds)
             if done.mbps is None:

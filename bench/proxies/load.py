@@ -73,7 +73,9 @@ def transfer(
     url = f"http://{HOST}:{origin.port}/big.bin"
     argv = ["curl", "-s", "-o", "/dev/null", "--max-time", f"{max_seconds:g}",
             "-w", "%{http_code} %{size_download} %{time_total}"]  # fmt: skip
-    if proxy is not None:
+    if proxy is not None and proxy.socks:  # a SOCKS5 CONNECT: always a tunnel
+        argv += ["-x", f"socks5h://{proxy.auth + '@' if proxy.auth else ''}{HOST}:{proxy.port}"]
+    elif proxy is not None:
         argv += ["-x", proxy.proxy_url]
         if proxy.auth:
             argv += ["--proxy-user", proxy.auth]
@@ -102,8 +104,36 @@ class IdleTunnels:
     note: str = ""
 
 
+def _socks_tunnel(sock: socket.socket, proxy: Server, origin_port: int) -> None:
+    """RFC 1928 CONNECT with RFC 1929 credentials on `sock` (blocking, with a timeout)."""
+    user, _, password = (proxy.auth or "").partition(":")
+    sock.sendall(b"\x05\x01\x02")
+    if sock.recv(2) != b"\x05\x02":
+        raise ConnectionError("the proxy refused username/password authentication")
+    sock.sendall(bytes([1, len(user)]) + user.encode() + bytes([len(password)])
+                 + password.encode())  # fmt: skip
+    if sock.recv(2) != b"\x01\x00":
+        raise ConnectionError("the proxy refused the credentials")
+    sock.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(HOST) + origin_port.to_bytes(2, "big"))
+    reply = b""
+    while len(reply) < 10:
+        piece = sock.recv(10 - len(reply))
+        if not piece:
+            raise ConnectionError("the proxy closed the tunnel")
+        reply += piece
+    if reply[1] != 0:
+        raise ConnectionError(f"SOCKS5 reply {reply[1]}")
+
+
 def _open_tunnel(proxy: Server, origin_port: int, deadline: float) -> socket.socket:
     sock = socket.create_connection((HOST, proxy.port), timeout=5)
+    if proxy.socks:
+        try:
+            _socks_tunnel(sock, proxy, origin_port)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
     try:
         head = [f"CONNECT {HOST}:{origin_port} HTTP/1.1", f"Host: {HOST}:{origin_port}"]
         if proxy.authorization:

@@ -62,6 +62,7 @@ class Server:
     process: subprocess.Popen[bytes]
     auth: str | None = None  # "user:password" for proxy authentication
     version: str = ""
+    socks: bool = False  # `port` is a SOCKS5 listener (meshproxy's socks_port)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -256,12 +257,17 @@ egress = [{{address = "127.0.0.2"}}, {{address = "127.0.0.3"}},
 
 
 def start_meshproxy(
-    workdir: Path, meshproxy: str, *, metering: bool, access_log: bool = True
+    workdir: Path, meshproxy: str, *, metering: bool, access_log: bool = True,
+    socks: bool = False,
 ) -> Server:
+    """meshproxy's HTTP listener, or with `socks` its SOCKS5 listener of the same proxy."""
     workdir.mkdir()
     port = free_port()
     conf = workdir / "meshproxy.toml"
     text = MESHPROXY_CONF.format(dir=workdir, host=HOST, port=port)
+    if socks:
+        port = free_port()
+        text += f"socks_port = {port}\n"  # the [[proxies]] table is the last one
     conf.write_text(text if access_log else text + "[access_log]\nenabled = false\n")
     # A new database first: `admin create` refuses a data_dir without one (a wrong directory).
     for step in (["db", "upgrade"], ["admin", "create", USER, "--password", PASSWORD]):
@@ -281,7 +287,9 @@ def start_meshproxy(
     name = "meshproxy" if metering else "meshproxy, metering off"
     if not access_log:
         name += ", access log off"
-    return Server(name, port, process, auth=f"{USER}:{PASSWORD}")
+    if socks:
+        name += ", SOCKS5"
+    return Server(name, port, process, auth=f"{USER}:{PASSWORD}", socks=socks)
 
 
 # ---- what a process tree uses -------------------------------------------------------------
