@@ -6,10 +6,10 @@ from paying for it more than once per (username, password, hash) triple.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
-import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -33,18 +33,12 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-_decoy_lock = threading.Lock()
-_decoy: str | None = None
-
-
+@functools.cache
 def decoy_hash() -> str:
     """A hash of a random password, to verify unknown usernames against: a failed login
-    then costs the same time whether or not the username exists (no enumeration)."""
-    global _decoy
-    with _decoy_lock:
-        if _decoy is None:
-            _decoy = hash_password(random_password())
-        return _decoy
+    then costs the same time whether or not the username exists (no enumeration). Made
+    once (two first callers at once may each make one: any decoy serves, none is known)."""
+    return hash_password(random_password())
 
 
 def random_password(length: int = 20) -> str:

@@ -30,11 +30,11 @@ from meshproxy.domain.passwords import (
 )
 from meshproxy.domain.units import GB
 from meshproxy.domain.usage import counted_for
-from meshproxy.domain.verifications import SharedVerification, VerificationSlots
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.proxy.core.username import Logins
+from meshproxy.proxy.core.verifications import SharedVerification, VerificationSlots
 
 MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization fingerprints (oldest dropped first)
 

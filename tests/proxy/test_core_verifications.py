@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from meshproxy.domain.verifications import VerificationSlots
+from meshproxy.proxy.core.verifications import VerificationSlots
 
 
 def test_at_most_limit_distinct_keys_and_the_same_key_shares() -> None:
