@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,14 @@ def test_requests_and_tunnels_leave_through_the_upstream(
     assert response.status_code == 200 and response.json()["peer"] == "127.0.0.51"
     (state,) = env.node.egress_health()["open"].values()
     assert state.up and state.failures == 0 and state.latency is not None
+    # The access log's egress names the upstream ("who used egress X"), never a password.
+    log = env.node.settings.data_dir / env.node.settings.access_log.path
+    deadline = time.monotonic() + 10
+    while len(lines := log.read_text().splitlines() if log.exists() else []) < 4:
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.02)
+    assert {json.loads(line)["egress"] for line in lines} == {"up-1"}
+    assert all(credentials.get("password", "\0") not in line for line in lines)
 
 
 def test_bad_upstream_credentials_are_a_502_naming_the_upstream(
@@ -206,3 +215,45 @@ def test_socks5_clients_leave_through_every_kind_of_upstream(
             result = curl("-x", f"socks5h://alice:pw@{host}:{port}", env.origins.url("/echo"))
             assert result.returncode == 0, result.stderr
             assert json.loads(result.stdout)["peer"] == exit_address, url
+
+
+def test_a_pool_of_three_upstreams_loses_one_and_takes_it_back(
+    egress_env: Callable[..., Env], upstream_proxies: UpstreamFactory, origins: Origins,
+) -> None:
+    """Two HTTP upstreams and one SOCKS5 upstream: 30 requests use all three; one killed,
+    the next 20 all succeed and none uses it (connect refused: retried on another
+    egress, then out of rotation); restarted, a probe brings it back."""
+    first = upstream_proxies("http", "127.0.0.51")
+    second = upstream_proxies("http", "127.0.0.52", username="u2", password="p2")
+    socks = upstream_proxies("socks5", "127.0.0.53")
+    env = egress_env(
+        [{"upstream": first.url(), "name": "http-1"},
+         {"upstream": second.url(), "name": "http-2"},
+         {"upstream": socks.url(), "name": "socks-1"}],
+        egress_max_failures=2, health_check_url=origins.url("/status/204"),
+        health_check_interval=0.2, health_check_max_backoff=0.4,
+    )
+    session = requests.Session()
+    session.proxies = {"http": env.proxy_url()}
+
+    def peer() -> str:
+        response = session.get(origins.url("/echo"), timeout=10)
+        assert response.status_code == 200, response.text
+        address: str = response.json()["peer"]
+        return address
+
+    assert {peer() for _ in range(30)} == {"127.0.0.51", "127.0.0.52", "127.0.0.53"}
+    second.stop()
+    after = [peer() for _ in range(20)]
+    assert "127.0.0.52" not in after and set(after) == {"127.0.0.51", "127.0.0.53"}
+    health = env.node.egress_health()["open"]
+    assert not health["http-2"].up and "refused" in health["http-2"].last_error
+    assert health["http-1"].up and health["socks-1"].up
+    second.start()
+    deadline = time.monotonic() + 5
+    while not env.node.egress_health()["open"]["http-2"].up:  # the probe's doing alone
+        assert time.monotonic() < deadline, env.node.egress_health()
+        time.sleep(0.05)
+    back = [peer() for _ in range(30)]
+    assert "127.0.0.52" in back
+    assert all(state.latency is not None for state in env.node.egress_health()["open"].values())
