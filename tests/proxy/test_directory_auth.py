@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import types
 from dataclasses import replace
 
 from meshproxy.domain.accounts import AccountView
@@ -29,7 +30,9 @@ def reachable_texts(root: object) -> list[bytes | str]:
         seen.add(id(item))
         if isinstance(item, str | bytes):
             texts.append(item)
-        elif not isinstance(item, type):  # classes lead to the whole module graph
+        elif not isinstance(item, type | types.ModuleType | types.FunctionType):
+            # Classes, modules and functions (their globals) lead to the whole module
+            # graph, this test's constants included: the directory's own state is the rest.
             stack.extend(gc.get_referents(item))
     return texts
 
