@@ -163,7 +163,9 @@ def test_options() -> None:
             ("country", b"fr"),
         ]
     )
-    assert options == RequestOptions("FR", "127.0.0.5", frozenset({"127.0.0.2", "127.0.0.3"}), 2.5)
+    # Not-IP keeps what is not an address as a name (an upstream egress's, docs/egress.md).
+    excluded = frozenset({"127.0.0.2", "junk", "127.0.0.3"})
+    assert options == RequestOptions("FR", "127.0.0.5", excluded, 2.5)
     assert parse_options([("prefer-ip", b"not-an-ip")]).ip == "not-an-ip"
     assert parse_options([("timeout", b"100000")]).timeout == 600.0
     for bad in (b"0", b"-1", b"nan", b"inf"):
