@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from meshproxy.config import Settings
-from meshproxy.meter import LocalMeter
+from meshproxy.meter import LocalMeter, NoSharedCounters
 from meshproxy.proxy.server.exchange import Exchange
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
@@ -241,7 +241,7 @@ def test_an_origin_that_stops_taking_the_body_gets_504(
     assert result.stdout == b"504", (result.stdout, result.stderr)
 
 
-class HungSharedCounters(LocalMeter):
+class HungSharedCounters(LocalMeter, NoSharedCounters):
     """Usage goes to the store as usual; once `hung`, a read of the shared counters never
     answers (a hung Redis)."""
 

@@ -1,11 +1,18 @@
 """Usage counters: bytes per account summed in memory and written to the store in batches.
 
 `Meter` is the interface the data plane uses; `LocalMeter` keeps the sums in this
-process. A Redis-backed meter (shared live counters for many nodes) fits the same
-interface.
+process. The Redis meter (meter/shared.py) also keeps `SharedCounters`, live counters every
+node adds to.
 """
 
-from meshproxy.meter.base import Meter
+from meshproxy.meter.base import Meter, NoSharedCounters, SharedCounters, shared_counters
 from meshproxy.meter.local import LocalMeter, UsageBuffer
 
-__all__ = ["LocalMeter", "Meter", "UsageBuffer"]
+__all__ = [
+    "LocalMeter",
+    "Meter",
+    "NoSharedCounters",
+    "SharedCounters",
+    "UsageBuffer",
+    "shared_counters",
+]

@@ -3,7 +3,7 @@ for the per-proxy byte metrics); everything else goes to the meter behind it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 
 from meshproxy.meter.base import Meter
 from meshproxy.meter.health import BackendHealth
@@ -28,24 +28,8 @@ class CountingMeter:
     def last_flush(self) -> float:
         return self.meter.last_flush
 
-    @property
-    def generation(self) -> str | None:
-        return self.meter.generation
-
-    async def current_generation(self) -> str | None:
-        return await self.meter.current_generation()
-
     def pending_totals(self) -> Mapping[int, int]:
         return self.meter.pending_totals()
-
-    def shared_totals(self) -> Mapping[int, int]:
-        return self.meter.shared_totals()
-
-    def take_changed(self) -> dict[int, int]:
-        return self.meter.take_changed()
-
-    async def refresh_shared(self, account_ids: Collection[int]) -> None:
-        await self.meter.refresh_shared(account_ids)
 
     async def start(self) -> None:
         await self.meter.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -126,24 +126,11 @@ class LocalMeter:
         self._schedule = FlushSchedule(self.flush, interval)
         self.health = BackendHealth("the store (usage)")
         self.last_flush = 0.0  # loop time of the last successful flush (for flush lag)
-        self.generation: str | None = None  # no shared counters
         self.add = self._buffer.add  # the hot path: one bound-method call, no wrapper
         self.count_request = self._buffer.count_request  # once per request, at its end
 
-    async def current_generation(self) -> str | None:
-        return None
-
     def pending_totals(self) -> Mapping[int, int]:
         return self._buffer.pending_totals()
-
-    def shared_totals(self) -> Mapping[int, int]:
-        return {}  # no shared counters: each node's own usage goes to the store
-
-    def take_changed(self) -> dict[int, int]:
-        return {}
-
-    async def refresh_shared(self, account_ids: Collection[int]) -> None:
-        return None
 
     async def start(self) -> None:
         await self._schedule.start()

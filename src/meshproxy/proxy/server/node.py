@@ -382,7 +382,7 @@ class ProxyNode:
 
     async def _refresh_shared(self, account_ids: set[int]) -> None:
         try:
-            await self.meter.refresh_shared(account_ids)
+            await self._sync.shared.refresh_shared(account_ids)
         except Exception:
             log.exception("reading the shared usage counters failed")
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.meter import Meter
+from meshproxy.meter import Meter, shared_counters
 from meshproxy.meter.health import BackendHealth
 from meshproxy.proxy.core.directory import AccountDirectory, AuthReport
 from meshproxy.store import Store, StoreUnavailable
@@ -45,6 +45,7 @@ class DirectorySync:
         self._store = store
         self._directory = directory
         self._meter = meter
+        self.shared = shared_counters(meter)  # the Redis meter's; else none to read
         self._executor = executor
         self._lock = lock
         self._ban_policy = ban_policy
@@ -61,11 +62,11 @@ class DirectorySync:
         last_id = await self._run(self._store.latest_change_id)
         now = datetime.now(UTC)
         async with self._lock:
-            generation = await self._meter.current_generation()
+            generation = await self.shared.current_generation()
             views = await self._run(self._store.account_views, now, None, generation)
-            await self._meter.refresh_shared([v.account.id for v in views])
+            await self.shared.refresh_shared([v.account.id for v in views])
             self._directory.load(
-                views, now, self._meter.pending_totals(), self._meter.shared_totals()
+                views, now, self._meter.pending_totals(), self.shared.shared_totals()
             )
             self._loaded_generation = generation
         for ip, until in (await self._run(self._store.active_bans, time.time())).items():
@@ -81,7 +82,7 @@ class DirectorySync:
 
     def apply_shared(self) -> None:
         """Live usage from the shared counters the meter learnt of since the last call."""
-        changed = self._meter.take_changed()
+        changed = self.shared.take_changed()
         if changed:
             self._directory.apply_shared(changed, self._meter.pending_totals())
 
@@ -101,7 +102,7 @@ class DirectorySync:
         # lost data): every account's usage is read again.
         if (
             time.time() >= self._directory.next_reset
-            or self._meter.generation != self._loaded_generation
+            or self.shared.generation != self._loaded_generation
         ):
             await self.load_all()
             return set(self._directory.by_username)
@@ -117,9 +118,9 @@ class DirectorySync:
                 views = await self._run(
                     self._store.account_views, now, usernames, self._loaded_generation
                 )
-                await self._meter.refresh_shared([v.account.id for v in views])
+                await self.shared.refresh_shared([v.account.id for v in views])
                 self._directory.update(
-                    usernames, views, now, self._meter.pending_totals(), self._meter.shared_totals()
+                    usernames, views, now, self._meter.pending_totals(), self.shared.shared_totals()
                 )
         if ips:
             active = await self._run(self._store.active_bans, time.time())
