@@ -98,7 +98,7 @@ def test_a_limit_is_enforced_across_all_proxy_nodes(
             if status == 509:
                 refused[index] = True
                 return
-            assert status == 200
+            assert status in (200, 0)  # 0: cut at the limit before its status line
             moved[index] += nbytes
 
     time.sleep(0.5)
