@@ -9,7 +9,7 @@ from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions, overlay, parse_options
 from meshproxy.proxy.core.username import Login, split_login, steer
 
-from .test_core_directory import authenticate, basic, directory, record, view
+from .test_core_directory import NOW, authenticate, basic, directory, record, view
 
 ACCOUNTS = {"alice", "bob-smith", "carol", "carol-country-us"}
 
@@ -75,7 +75,8 @@ def test_the_account_is_authenticated_and_the_options_are_remembered() -> None:
     assert isinstance(account, AccountState) and account.username == "alice"
     assert authenticate(d, header) is account  # the remembered credentials
     found = d.logins.found(header)
-    assert found is not None and found.options == RequestOptions(country="DE", session="x")
+    assert found is not None
+    assert found.options == RequestOptions(country="DE", session="x", session_account=1)
     assert d.logins.found(header) is found  # parsed once
     literal = authenticate(d, basic("alice-country-us", "pw"))
     assert isinstance(literal, AccountState) and literal.username == "alice-country-us"
@@ -87,3 +88,15 @@ def test_a_wrong_password_with_bad_options_says_nothing_about_the_options() -> N
     refused = authenticate(d, basic("alice-colour-red", "wrong"))
     assert isinstance(refused, ProxyError) and refused.reason == "invalid proxy credentials"
     assert d.auth_failures == 1  # the ban counter of the client, as for the account's name
+
+
+def test_an_account_created_later_wins_over_remembered_options() -> None:
+    d = directory(view(record(1, "alice")))
+    header = basic("alice-country-de", "pw")
+    first = authenticate(d, header)
+    assert isinstance(first, AccountState) and first.username == "alice"
+    assert authenticate(d, header) is first  # remembered
+    d.update(["alice-country-de"], [view(record(2, "alice-country-de"))], NOW, {})
+    second = authenticate(d, header)
+    assert isinstance(second, AccountState) and second.username == "alice-country-de"
+    assert d.logins.found(header) is None

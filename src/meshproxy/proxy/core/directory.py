@@ -283,6 +283,9 @@ class AccountDirectory:
             )
             self.by_username[record.username] = state
             self.by_id[record.id] = state
+            if "-" in record.username:  # it now wins over the options it reads as
+                for key in self.logins.forget(record.username):
+                    self._authorized.pop(key, None)
         else:
             state.parent_id = record.parent_id
             state.password_hash = record.password_hash
@@ -393,7 +396,7 @@ class AccountDirectory:
             username, password = credentials
             account = self.by_username.get(username)
             if account is None and "-" in username:
-                username = self.logins.account_name(username)
+                username = self.logins.account_name(username, key)
                 account = self.by_username.get(username)
             if account is None or not account.password_hash:
                 # Verified against a decoy (and so refused in `verified`) in the same time a

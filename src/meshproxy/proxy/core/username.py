@@ -13,9 +13,9 @@ costs one hash and one dict lookup.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import replace
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from meshproxy.domain.addresses import normalise_ip
 from meshproxy.domain.steering import SESSION_ID, is_country_code, session_minutes
@@ -25,6 +25,13 @@ from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions, overlay
 from meshproxy.proxy.core.request import PreparedRequest
 
 MAX_REMEMBERED = 100_000  # parsed usernames kept (oldest dropped first)
+
+
+class Account(Protocol):
+    """An account of the directory (directory.AccountState) as options see it."""
+
+    @property
+    def id(self) -> int: ...
 
 KEYS = {
     "country": "country",
@@ -101,17 +108,44 @@ class Logins:
 
     def __init__(
         self,
-        accounts: Container[str],
+        accounts: Mapping[str, Account],
         credentials: Callable[[bytes], tuple[str, str] | None],
     ) -> None:
         self.accounts = accounts  # the directory's live `by_username`
         self._credentials = credentials  # Proxy-Authorization -> (username, password)
         self._by_header: dict[int, Login | None] = {}
 
-    def account_name(self, username: str) -> str:
-        """The account a username names (the directory's credential check)."""
-        login = split_login(username, self.accounts)
+    def account_name(self, username: str, header: int) -> str:
+        """The account a username names (the directory's credential check of the header
+        with fingerprint `header`, remembered for `found`)."""
+        login = self._split(username)
+        self._remember(header, login)
         return username if login is None else login.account
+
+    def _split(self, username: str) -> Login | None:
+        """`split_login`, its options already the account's (a sticky session's owner):
+        a remembered request builds nothing."""
+        login = split_login(username, self.accounts)
+        if login is None or login.options.session is None:
+            return login
+        owner = self.accounts[login.account].id
+        return login._replace(options=replace(login.options, session_account=owner))
+
+    def _remember(self, header: int, login: Login | None) -> None:
+        by_header = self._by_header
+        if len(by_header) >= MAX_REMEMBERED:
+            by_header.pop(next(iter(by_header)))
+        by_header[header] = login
+
+    def forget(self, username: str) -> list[int]:
+        """A new account of this name: the remembered headers that read it as another
+        account's username with options (their fingerprints, for the directory to forget
+        too). A scan, only when an account with a '-' in its name appears."""
+        keys = [k for k, login in self._by_header.items()
+                if login is not None and login.whole == username]
+        for key in keys:
+            del self._by_header[key]
+        return keys
 
     def found(self, authorization: bytes) -> Login | None:
         """The options of these credentials (None: none), remembered."""
@@ -124,11 +158,8 @@ class Logins:
             if login is None or login.whole not in self.accounts:
                 return login
         credentials = self._credentials(authorization)
-        login = None if credentials is None else split_login(credentials[0], self.accounts)
-        by_header = self._by_header
-        if len(by_header) >= MAX_REMEMBERED:
-            by_header.pop(next(iter(by_header)))
-        by_header[key] = login
+        login = None if credentials is None else self._split(credentials[0])
+        self._remember(key, login)
         return login
 
 
@@ -154,7 +185,7 @@ def steer_request(
         if isinstance(steered, ProxyError):
             return steered
         options = steered
-    if options.session is not None:
-        options = replace(options, session_account=account)
+    if options.session is not None and options.session_account != account:
+        options = replace(options, session_account=account)  # a header's session
     request.options = options
     return None
