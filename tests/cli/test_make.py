@@ -14,7 +14,7 @@ ROOT = Path(__file__).parent.parent.parent
 def serve_command(directory: Path) -> str:
     """The command `make serve` would run there (the virtualenv taken as built)."""
     result = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "serve"],
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "serve"],
         cwd=directory, capture_output=True, text=True, timeout=30, check=True,
     )
     return result.stdout.strip().splitlines()[-1].strip()
