@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from meshproxy.control import authenticated, proxies, subaccounts
+from meshproxy.control import authenticated, proxies, stats, subaccounts
 from meshproxy.control.common import Operation
 from meshproxy.domain.forms import (
     Form,
@@ -15,6 +15,7 @@ from meshproxy.domain.forms import (
     OptionalUsernameForm,
     PageForm,
     ProxyForm,
+    StatsForm,
     SubAccountForm,
     UsernameForm,
 )
@@ -100,6 +101,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "List your sub-accounts, a page at a time, by username (meshproxy extension)",
         body="SubAccountPage",
         errors=(400, 403),
+        extension=True,
+    ),
+    Endpoint(
+        "GET",
+        "/api/sub/stats/",
+        stats.account_stats,
+        StatsForm,
+        "Daily request statistics of your account or a sub-account: requests, outcomes, "
+        "bytes and top destination hosts (meshproxy extension)",
+        body="AccountStats",
+        errors=_SUB,
         extension=True,
     ),
     Endpoint(

@@ -9,6 +9,7 @@ from meshproxy import __version__
 from meshproxy.api.endpoints import ENDPOINTS, Endpoint
 from meshproxy.config import Settings
 from meshproxy.domain.forms import NON_FIELD_ERRORS, Form
+from meshproxy.domain.stats import COUNTERS
 
 _GB = {"type": "number", "format": "double", "description": "gigabytes (10^9 bytes)"}
 _LIMIT = {"type": "integer", "minimum": 0, "description": "whole GB; 0 means no limit"}
@@ -49,6 +50,22 @@ SCHEMAS: dict[str, Any] = {
         total={"type": "integer"},
         offset={"type": "integer"},
         limit={"type": "integer"},
+    ),
+    "AccountStats": _object(
+        username={"type": "string"},
+        days={
+            "type": "array",
+            "description": "every day of the window, oldest first (UTC; zeros without requests)",
+            "items": _object(
+                day={"type": "string", "format": "date"},
+                **{name: {"type": "integer", "minimum": 0} for name in COUNTERS},
+                hosts={
+                    "type": "array",
+                    "description": "destination hosts by bytes, at most 100 and '(other)'",
+                    "items": _object(host={"type": "string"}, bytes={"type": "integer"}),
+                },
+            ),
+        },
     ),
     "Ip": _object(ip={"type": "string"}),
     "Ips": _object(ips=_STRINGS),

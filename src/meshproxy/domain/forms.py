@@ -312,3 +312,19 @@ class PageForm(Form):
             schema=_integer(1, PAGE_MAX),
         ),
     }
+
+
+STATS_DAYS_MAX = 366
+
+
+class StatsForm(Form):
+    """Whose request statistics, and of how many days (meshproxy's GET /api/sub/stats/)."""
+
+    fields = {
+        "username": _account_name(_OF_SUB_ACCOUNT, required=False),
+        "days": Field(
+            _whole_number(1, STATS_DAYS_MAX),
+            description=f"how many days up to today (UTC), 1-{STATS_DAYS_MAX} (default 30)",
+            schema=_integer(1, STATS_DAYS_MAX),
+        ),
+    }

@@ -72,9 +72,7 @@ def add_stats(
                     set_={"value": m.AccountStat.value + statement.excluded.value},
                 )
             )
-        hosted = sorted(
-            {a for (a, name) in stats[day] if name.startswith(HOST) and a in existing}
-        )
+        hosted = sorted({a for (a, name) in stats[day] if name.startswith(HOST) and a in existing})
         _trim_hosts(session, insert, day, hosted)
 
 
@@ -115,3 +113,26 @@ def daily_stats(session: Session, account_id: int, start: date, end: date) -> li
     for day, name, value in session.execute(query):
         rows[day].append((name, int(value)))
     return [day_stats(day.isoformat(), rows[day]) for day in sorted(rows)]
+
+
+def tree_daily_stats(
+    session: Session, parent_id: int, start: date, end: date
+) -> list[tuple[str, DayStats]]:
+    """(username, figures) of a parent and each of its sub-accounts, for each day in
+    [start, end) with any, by username then day."""
+    query = (
+        select(m.Account.username, m.AccountStat.day, m.AccountStat.name, m.AccountStat.value)
+        .join(m.Account, m.Account.id == m.AccountStat.account_id)
+        .where(
+            (m.Account.id == parent_id) | (m.Account.parent_id == parent_id),
+            m.AccountStat.day >= start,
+            m.AccountStat.day < end,
+        )
+    )
+    rows: dict[tuple[str, date], list[tuple[str, int]]] = defaultdict(list)
+    for username, day, name, value in session.execute(query):
+        rows[(username, day)].append((name, int(value)))
+    return [
+        (username, day_stats(day.isoformat(), rows[(username, day)]))
+        for username, day in sorted(rows)
+    ]

@@ -46,7 +46,7 @@ from meshproxy.store.audit import AuditRecords
 from meshproxy.store.engine import lock_for_writing, make_engine
 from meshproxy.store.errors import Conflict, LimitReached, StoreUnavailable
 from meshproxy.store.migrate import upgrade
-from meshproxy.store.stats import add_stats, collect, daily_stats
+from meshproxy.store.stats import add_stats, collect, daily_stats, tree_daily_stats
 
 ACCOUNT_FIELDS = frozenset(
     {
@@ -691,6 +691,14 @@ class Store(AuditRecords):
         """The account's request statistics (domain/stats.py) of each day in [start, end)."""
         with self._session() as session:
             return daily_stats(session, account_id, start, end)
+
+    def tree_daily_stats(
+        self, parent_id: int, start: date, end: date
+    ) -> list[tuple[str, DayStats]]:
+        """(username, figures) of a parent and its sub-accounts, days in [start, end) with
+        requests, by username then day."""
+        with self._session() as session:
+            return tree_daily_stats(session, parent_id, start, end)
 
     def sub_account_daily_usage(
         self, parent_id: int, start: date, end: date, account_ids: Iterable[int] | None = None

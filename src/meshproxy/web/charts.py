@@ -8,7 +8,7 @@ screen readers and for copying.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
@@ -47,9 +47,16 @@ def _label_every(days: int) -> int:
 
 
 def daily_chart(
-    chart_id: str, title: str, days: Sequence[date], series: Sequence[Series]
+    chart_id: str,
+    title: str,
+    days: Sequence[date],
+    series: Sequence[Series],
+    *,
+    value_text: Callable[[int], str] = human_bytes,
+    what: str = "Daily usage",
 ) -> Markup:
-    """Bars per day; several series stack bottom-up in the given order."""
+    """Bars per day; several series stack bottom-up in the given order. Values are bytes,
+    or what `value_text` writes them as (counts: `str`)."""
     totals = [sum(s.values[i] for s in series) for i in range(len(days))]
     peak = max(totals, default=0)
     step = _nice_step(peak)
@@ -57,20 +64,20 @@ def daily_chart(
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(days))
     bar_w = max(1.0, slot * 0.8)
-    total_text = human_bytes(sum(totals))
+    total_text = value_text(sum(totals))
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
-        f'<desc id="{chart_id}-desc">Daily usage, {len(days)} days, '
-        f"{escape(total_text)} in all; peak day {escape(human_bytes(peak))}.</desc>",
+        f'<desc id="{chart_id}-desc">{escape(what)}, {len(days)} days, '
+        f"{escape(total_text)} in all; peak day {escape(value_text(peak))}.</desc>",
     ]
     for value in range(0, top + 1, step):
         y = TOP + plot_h - plot_h * value / top
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(human_bytes(value))}</text>"
+            f"{escape(value_text(value))}</text>"
         )
     every = _label_every(len(days))
     for index, day in enumerate(days):
@@ -87,7 +94,7 @@ def daily_chart(
                 continue
             height = plot_h * value / top
             base -= height
-            label = f"{day.isoformat()} {item.label}: {human_bytes(value)}"
+            label = f"{day.isoformat()} {item.label}: {value_text(value)}"
             parts.append(
                 f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar_w:.1f}" height="{height:.1f}" '
                 f'fill="{item.colour}"><title>{escape(label)}</title></rect>'

@@ -49,6 +49,7 @@ _TABLE: Sequence[tuple[str, Page, Access, tuple[str, ...]]] = (
     (f"{PREFIX}/help/", help.api_help, Access.PARENT, ("GET",)),
     (f"{PREFIX}/export/", export.export, Access.PARENT, ("GET",)),
     (f"{PREFIX}/export/usage.csv", export.usage_csv, Access.PARENT, ("GET",)),
+    (f"{PREFIX}/export/requests.csv", export.stats_csv, Access.PARENT, ("GET",)),
     (f"{PREFIX}/audit/", audit.audit, Access.PARENT, ("GET",)),
     (f"{PREFIX}/sub-accounts/", subaccounts.sub_accounts, Access.PARENT, ("GET",)),
     (f"{PREFIX}/new-sub-account/", subaccounts.new_sub_account, Access.PARENT, ("GET", "POST")),

@@ -1,5 +1,7 @@
 """CSV export of daily usage per sub-account for a chosen period: what a reseller bills
-from. The current or previous billing period, or any range of days up to a year."""
+from. The current or previous billing period, or any range of days up to a year. The same
+period's request statistics (domain/stats.py) are a second file, one line per account
+(the parent's own requests too) and day with requests."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from starlette.responses import Response
 
 from meshproxy.domain.billing import BillingPeriod, billing_period
 from meshproxy.domain.forms import NON_FIELD_ERRORS, REQUIRED
+from meshproxy.domain.stats import BYTES, OUTCOMES, REQUESTS, DayStats
 from meshproxy.domain.units import bytes_to_gb, gb_text
 from meshproxy.web.context import Ctx
 from meshproxy.web.pages.common import FormErrors
@@ -18,6 +21,8 @@ from meshproxy.web.usage import period_text
 
 MAX_DAYS = 366
 CSV_HEADER = ("username", "date", "bytes", "gigabytes")
+STATS_HEADER = ("username", "date", REQUESTS, *OUTCOMES, BYTES, "top_hosts")
+TOP_HOSTS = 10  # in the file's last column, as "host=bytes" separated by spaces
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ def _page(ctx: Ctx, errors: FormErrors, status: int = 200) -> Response:
         values=ctx.query,
         current=period_text(current),
         previous=period_text(current.previous()),
+        top_hosts=TOP_HOSTS,
     )
 
 
@@ -87,8 +93,34 @@ def usage_csv(ctx: Ctx) -> Response:
             for _, username, day, nbytes in rows
         ),
     )
+    return _csv_file(text, "usage", ctx.user.username, period)
+
+
+def _stats_row(username: str, stats: DayStats) -> tuple[str | int, ...]:
+    hosts = " ".join(f"{host}={nbytes}" for host, nbytes in stats.hosts[:TOP_HOSTS])
+    return (
+        username,
+        stats.day,
+        stats.get(REQUESTS),
+        *(stats.get(name) for name in OUTCOMES),
+        stats.get(BYTES),
+        hosts,
+    )
+
+
+def stats_csv(ctx: Ctx) -> Response:
+    choice = choose_period(ctx)
+    if choice.period is None:
+        return _page(ctx, choice.errors, status=400)
+    period = choice.period
+    rows = ctx.store.tree_daily_stats(ctx.user.id, period.start, period.end)
+    text = csv_text(STATS_HEADER, (_stats_row(username, stats) for username, stats in rows))
+    return _csv_file(text, "requests", ctx.user.username, period)
+
+
+def _csv_file(text: str, what: str, username: str, period: BillingPeriod) -> Response:
     last = period.end - timedelta(days=1)
-    filename = f"usage-{ctx.user.username}-{period.start}-to-{last}.csv"
+    filename = f"{what}-{username}-{period.start}-to-{last}.csv"
     return Response(
         text,
         media_type="text/csv; charset=utf-8",

@@ -12,6 +12,7 @@ from meshproxy.domain.limits import Usage
 from meshproxy.web.context import Ctx
 from meshproxy.web.pages.proxies import proxy_urls, steering
 from meshproxy.web.state import account_state, usage_now
+from meshproxy.web.stats import stats_view
 from meshproxy.web.usage import billing_day_of, period_charts, period_text, top_sub_accounts_chart
 
 
@@ -28,6 +29,7 @@ def overview(ctx: Ctx) -> Response:
         "billing_day": billing_day_of(store, user),
         "period": period_text(period),
         "charts": period_charts(store, user, ctx.now),
+        "stats": stats_view(store, user, ctx.now),
     }
     if user.is_parent:
         context.update(

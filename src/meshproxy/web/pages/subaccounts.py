@@ -27,6 +27,7 @@ from meshproxy.web.context import PREFIX, Ctx
 from meshproxy.web.pages.access import access_lists, change_access
 from meshproxy.web.pages.common import FormErrors, form_errors
 from meshproxy.web.state import AccountState, account_state, sub_account_state, usage_now
+from meshproxy.web.stats import stats_view
 from meshproxy.web.usage import period_charts
 
 LIST_PATH = f"{PREFIX}/sub-accounts/"
@@ -156,6 +157,7 @@ def _detail(
         total=total,
         lists=access_lists(ctx, ctx.user, {"username": username}),
         charts=period_charts(ctx.store, account, ctx.now),
+        stats=stats_view(ctx.store, account, ctx.now),
         errors=errors or {},
         values={**_edit_values(account), **(values or {})},
         action_base=detail_path(username).rstrip("/"),
