@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from meshproxy.meter.shared import RedisMeter
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.core.health import EgressState
+from meshproxy.proxy.server.stats import NodeStats
 
 
 class NodeCollector:
@@ -24,87 +24,7 @@ class NodeCollector:
         status = self._status
         node = status.proxy_node
         if node is not None:
-            requests = CounterMetricFamily(
-                "meshproxy_proxy_requests",
-                "Requests authenticated and decided (served, or refused 402/509).",
-                labels=["proxy"],
-            )
-            moved = CounterMetricFamily(
-                "meshproxy_proxy_bytes", "Bytes metered (both directions).", labels=["proxy"]
-            )
-            active = GaugeMetricFamily(
-                "meshproxy_proxy_active_connections", "Open client connections.", labels=["proxy"]
-            )
-            open_by_proxy: dict[str, int] = dict.fromkeys(node.bytes_by_proxy, 0)
-            if node.started:
-                for connection in list(node.services.connections):
-                    name = connection.listener.name
-                    open_by_proxy[name] = open_by_proxy.get(name, 0) + 1
-            for name, counted in node.bytes_by_proxy.items():
-                requests.add_metric([name], node.directory.requests.get(name, 0))
-                moved.add_metric([name], counted.nbytes)
-                active.add_metric([name], open_by_proxy.get(name, 0))
-            yield requests
-            yield moved
-            yield active
-            yield from _egress_metrics(node.egress_health())
-            yield CounterMetricFamily(
-                "meshproxy_auth_failures",
-                "Proxy authentication failures on this node.",
-                value=node.directory.auth_failures,
-            )
-            yield GaugeMetricFamily(
-                "meshproxy_auth_verifications",
-                "Password checks (argon2) of new credentials under way or queued.",
-                value=len(node.directory.verifications),
-            )
-            yield CounterMetricFamily(
-                "meshproxy_auth_verifications_refused",
-                "Requests refused 503 because too many password checks were under way.",
-                value=node.directory.verifications_refused,
-            )
-            bans = node.directory.bans
-            now = time.time()
-            yield GaugeMetricFamily(
-                "meshproxy_bans_active",
-                "Client IPs banned (decided here or by any node).",
-                value=bans.active_count(now),
-            )
-            if node.access_log is not None:
-                yield CounterMetricFamily(
-                    "meshproxy_access_log_dropped",
-                    "Access-log lines dropped: the queue was full (a slow disk) or their write "
-                    "failed (a full disk).",
-                    value=node.access_log.dropped,
-                )
-            yield GaugeMetricFamily(
-                "meshproxy_accounts_loaded",
-                "Accounts in the proxy directory.",
-                value=len(node.directory.by_username),
-            )
-            lag = self._loop.time() - node.meter.last_flush if node.meter.last_flush else 0.0
-            yield GaugeMetricFamily(
-                "meshproxy_usage_flush_lag_seconds",
-                "Seconds since usage was last flushed (grows while the backend is down).",
-                value=lag,
-            )
-            yield GaugeMetricFamily(
-                "meshproxy_usage_unflushed_bytes",
-                "Bytes counted here and not yet flushed (kept while the backend is down).",
-                value=sum(  # a parent's figure includes its sub-accounts'
-                    n
-                    for account_id, n in node.meter.pending_totals().items()
-                    if (state := node.directory.by_id.get(account_id)) is not None
-                    and state.parent_id is None
-                ),
-            )
-            if isinstance(node.meter, RedisMeter):
-                yield GaugeMetricFamily(
-                    "meshproxy_usage_unfolded_flushes",
-                    "Flushes this node sent to Redis that no fold has confirmed yet (its "
-                    "journal, written to the store if Redis loses them).",
-                    value=node.meter.unfolded_flushes,
-                )
+            yield from _node_metrics(node.stats(time.time(), self._loop.time()))
         if status.folding is not None and status.folding.last_fold:
             yield GaugeMetricFamily(
                 "meshproxy_fold_lag_seconds",
@@ -122,6 +42,75 @@ class NodeCollector:
             errors.add_metric([backend.name], backend.errors)
         yield up
         yield errors
+
+
+def _node_metrics(stats: NodeStats) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        "meshproxy_proxy_requests",
+        "Requests authenticated and decided (served, or refused 402/509).",
+        labels=["proxy"],
+    )
+    moved = CounterMetricFamily(
+        "meshproxy_proxy_bytes", "Bytes metered (both directions).", labels=["proxy"]
+    )
+    active = GaugeMetricFamily(
+        "meshproxy_proxy_active_connections", "Open client connections.", labels=["proxy"]
+    )
+    for name, proxy in stats.proxies.items():
+        requests.add_metric([name], proxy.requests)
+        moved.add_metric([name], proxy.nbytes)
+        active.add_metric([name], proxy.open_connections)
+    yield requests
+    yield moved
+    yield active
+    yield from _egress_metrics(stats.egress)
+    yield CounterMetricFamily(
+        "meshproxy_auth_failures",
+        "Proxy authentication failures on this node.",
+        value=stats.auth_failures,
+    )
+    yield GaugeMetricFamily(
+        "meshproxy_auth_verifications",
+        "Password checks (argon2) of new credentials under way or queued.",
+        value=stats.verifications,
+    )
+    yield CounterMetricFamily(
+        "meshproxy_auth_verifications_refused",
+        "Requests refused 503 because too many password checks were under way.",
+        value=stats.verifications_refused,
+    )
+    yield GaugeMetricFamily(
+        "meshproxy_bans_active",
+        "Client IPs banned (decided here or by any node).",
+        value=stats.bans_active,
+    )
+    if stats.access_log_dropped is not None:
+        yield CounterMetricFamily(
+            "meshproxy_access_log_dropped",
+            "Access-log lines dropped: the queue was full (a slow disk) or their write "
+            "failed (a full disk).",
+            value=stats.access_log_dropped,
+        )
+    yield GaugeMetricFamily(
+        "meshproxy_accounts_loaded", "Accounts in the proxy directory.", value=stats.accounts_loaded
+    )
+    yield GaugeMetricFamily(
+        "meshproxy_usage_flush_lag_seconds",
+        "Seconds since usage was last flushed (grows while the backend is down).",
+        value=stats.flush_lag,
+    )
+    yield GaugeMetricFamily(
+        "meshproxy_usage_unflushed_bytes",
+        "Bytes counted here and not yet flushed (kept while the backend is down).",
+        value=stats.unflushed_bytes,
+    )
+    if stats.unfolded_flushes is not None:
+        yield GaugeMetricFamily(
+            "meshproxy_usage_unfolded_flushes",
+            "Flushes this node sent to Redis that no fold has confirmed yet (its "
+            "journal, written to the store if Redis loses them).",
+            value=stats.unfolded_flushes,
+        )
 
 
 def _egress_metrics(health: dict[str, dict[str, EgressState]]) -> Iterator[Metric]:

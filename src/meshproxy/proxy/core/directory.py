@@ -173,12 +173,11 @@ class AccountDirectory:
         # Outcomes for the store's shared ban count, in order; drained by the node.
         self.auth_reports: deque[AuthReport] = deque(maxlen=100_000)
         self.next_reset = math.inf  # when the earliest billing period ends (epoch s)
-        # For metrics: requests decided per proxy (not the sweep's re-checks of open
-        # connections: the node sets `sweeping` around those), authentication failures.
+        # For metrics: requests decided per proxy (`decide`; not the sweep's re-checks of
+        # open connections, which ask `refusal`), authentication failures.
         self.requests: defaultdict[str, int] = defaultdict(int)
         self.auth_failures = 0
         self.verifications_refused = 0  # requests refused 503: too many checks under way
-        self.sweeping = False
         self._ip_accounts: dict[str, AccountState] = {}
         self._hostname_addresses: dict[str, tuple[str, ...]] = {}
         self._resolved_accounts: dict[str, AccountState] = {}
@@ -511,10 +510,13 @@ class AccountDirectory:
             self._authorized.pop(next(iter(self._authorized)))
         self._authorized[key] = (account, password_hash)
 
+    def decide(self, account: AccountState, proxy: str) -> ProxyError | None:
+        """`refusal` for a new request (or tunnel), counted for the proxy's metrics."""
+        self.requests[proxy] += 1
+        return self.refusal(account, proxy)
+
     def refusal(self, account: AccountState, proxy: str) -> ProxyError | None:
         """Why `account` may not use `proxy` now (None: it may)."""
-        if not self.sweeping:
-            self.requests[proxy] += 1
         if account.removed:
             return errors.auth_required("account no longer exists")
         parent = account.parent

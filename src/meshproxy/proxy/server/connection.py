@@ -295,7 +295,7 @@ class ClientConnection(asyncio.Protocol):
             self.answer(exchange, result)
             return
         exchange.account = result
-        refusal = self.directory.refusal(result, listener.name) or steer_request(
+        refusal = self.directory.decide(result, listener.name) or steer_request(
             exchange.request, self.directory.logins, result.id
         )
         if refusal is not None:

@@ -47,6 +47,7 @@ from meshproxy.proxy.server.probe import Prober
 from meshproxy.proxy.server.resolver import Resolver, resolve_names
 from meshproxy.proxy.server.services import Listener, NodeServices
 from meshproxy.proxy.server.socks import SocksConnection
+from meshproxy.proxy.server.stats import NodeStats, ProxyStats
 from meshproxy.proxy.server.sync import DirectorySync
 from meshproxy.proxy.server.upstream import UpstreamPool
 from meshproxy.proxy.server.verifying import verification_executor
@@ -153,6 +154,38 @@ class ProxyNode:
             }
             for proxy, dialer in self.dialers.items()
         }
+
+    def stats(self, now: float, loop_now: float) -> NodeStats:
+        """The node's figures now (`now` epoch seconds, `loop_now` the loop's clock)."""
+        directory, meter = self.directory, self.meter
+        open_by_proxy: dict[str, int] = dict.fromkeys(self.bytes_by_proxy, 0)
+        if self.started:
+            for connection in list(self.services.connections):
+                name = connection.listener.name
+                open_by_proxy[name] = open_by_proxy.get(name, 0) + 1
+        unflushed = sum(  # a parent's figure includes its sub-accounts'
+            n
+            for account_id, n in meter.pending_totals().items()
+            if (state := directory.by_id.get(account_id)) is not None and state.parent_id is None
+        )
+        return NodeStats(
+            proxies={
+                name: ProxyStats(
+                    directory.requests.get(name, 0), counted.nbytes, open_by_proxy.get(name, 0)
+                )
+                for name, counted in self.bytes_by_proxy.items()
+            },
+            egress=self.egress_health(),
+            auth_failures=directory.auth_failures,
+            verifications=len(directory.verifications),
+            verifications_refused=directory.verifications_refused,
+            bans_active=directory.bans.active_count(now),
+            accounts_loaded=len(directory.by_username),
+            flush_lag=loop_now - meter.last_flush if meter.last_flush else 0.0,
+            unflushed_bytes=unflushed,
+            unfolded_flushes=meter.unfolded_flushes if isinstance(meter, RedisMeter) else None,
+            access_log_dropped=None if self.access_log is None else self.access_log.dropped,
+        )
 
     @property
     def started(self) -> bool:
@@ -371,12 +404,8 @@ class ProxyNode:
             await asyncio.wait([refreshing], timeout=services.behaviour.quota_check_interval / 2)
         self._sync.apply_shared()
         now = services.loop.time()
-        self.directory.sweeping = True
-        try:
-            for connection in list(services.connections):
-                connection.check(now)
-        finally:
-            self.directory.sweeping = False
+        for connection in list(services.connections):
+            connection.check(now)
         services.upstreams.sweep()
         self.directory.prune(time.time())
 

@@ -151,7 +151,7 @@ class SocksConnection(asyncio.Protocol):
         account = self.account
         assert account is not None
         services = self.listener.services
-        refusal = self.directory.refusal(account, self.listener.name)
+        refusal = self.directory.decide(account, self.listener.name)
         if refusal is not None:
             self._refuse(refusal.status, refusal.proxy_status, refusal.reason)
             return
