@@ -339,6 +339,26 @@ class AccessLogConfig(_Section):
     node: str = ""  # the "node" field; default: the host name
 
 
+class AlertsConfig(_Section):
+    """Usage alerts: parents' webhooks, called at 80 % and 100 % of a limit (docs/operations.md).
+    Every API node's first worker checks usage and delivers (each notice once on a fleet)."""
+
+    enabled: bool = True  # this node checks usage and delivers notices
+    interval: float = Field(default=15.0, gt=0, le=3600)  # seconds between checks
+    allow_networks: list[str] = Field(default_factory=list)  # private networks URLs may reach
+    allow_http: bool = False  # plain http:// webhook URLs (the body is signed, not hidden)
+    timeout: float = Field(default=10.0, gt=0, le=60)  # seconds for one delivery attempt
+    retry_base: float = Field(default=60.0, gt=0)  # the first retry after this; then doubled
+    retry_max: float = Field(default=3600.0, gt=0)  # retries at most this far apart
+    retry_for: float = Field(default=86_400.0, gt=0)  # then the delivery has failed
+    max_webhooks: int = Field(default=10, ge=0)  # per parent account
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+
+
 def _default_plans() -> list[PlanConfig]:
     return [PlanConfig(name="default", default_proxies=["open", "world"])]
 
@@ -361,6 +381,7 @@ class Settings(BaseSettings):
     shared: SharedConfig = Field(default_factory=SharedConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
     access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     # The node's own log (start, errors, warnings): DEBUG, INFO, WARNING or ERROR.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     proxy_domain: str = "localhost"

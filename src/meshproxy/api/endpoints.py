@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from meshproxy.control import authenticated, proxies, stats, subaccounts
+from meshproxy.control import authenticated, proxies, stats, subaccounts, webhooks
 from meshproxy.control.common import Operation
+from meshproxy.domain.alerts import WebhookForm, WebhookIdForm
 from meshproxy.domain.forms import (
     Form,
     HostnameForm,
@@ -203,5 +204,35 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Country codes and IP counts of a geo proxy's egress pool (open, world, ...)",
         body="GeoIps",
         errors=(403, 404),
+    ),
+    Endpoint(
+        "POST",
+        "/api/webhook/add/",
+        webhooks.add_webhook,
+        WebhookForm,
+        "Register a webhook for usage notices at 80 % and 100 % of a limit (meshproxy extension)",
+        body="Webhook",
+        errors=(400, 402, 403),
+        extension=True,
+    ),
+    Endpoint(
+        "GET",
+        "/api/webhook/list/",
+        webhooks.list_webhooks,
+        None,
+        "List your webhooks, without their secrets (meshproxy extension)",
+        body="Webhooks",
+        errors=(403,),
+        extension=True,
+    ),
+    Endpoint(
+        "POST",
+        "/api/webhook/delete/",
+        webhooks.delete_webhook,
+        WebhookIdForm,
+        "Delete a webhook; answers an empty 204 (meshproxy extension)",
+        success=204,
+        errors=(400, 403, 404),
+        extension=True,
     ),
 )

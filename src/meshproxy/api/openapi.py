@@ -79,6 +79,14 @@ SCHEMAS: dict[str, Any] = {
         "description": "ISO country code -> number of egress IPs",
         "example": {"US": 12, "DE": 3},
     },
+    "Webhook": _object(
+        id={"type": "integer"},
+        url={"type": "string", "format": "uri"},
+        created={"type": "string", "format": "date-time"},
+    ),
+    "Webhooks": _object(
+        webhooks={"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}
+    ),
     "FormErrors": {
         "type": "object",
         "additionalProperties": _STRINGS,

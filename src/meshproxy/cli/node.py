@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the API side is imported only by nodes that serve it
 
     from meshproxy.api.server import ApiPorts, ApiServer
     from meshproxy.cli.banner import FirstRun
+    from meshproxy.control.alerts import AlertsTask
 
 log = logging.getLogger("meshproxy")
 
@@ -104,6 +105,7 @@ async def run_node(
     with contextlib.suppress(StoreUnavailable):  # a worker restarted while the store is down
         status.unconfigured_plans = await asyncio.to_thread(status.count_unconfigured_plans)
     admin: AdminServer | None = None
+    alerts: AlertsTask | None = None
     try:
         if role.proxies:
             meter = None if role.meter is None else role.meter()
@@ -133,6 +135,11 @@ async def run_node(
                     raise
                 # A port taken since check_listeners; uvicorn's bind error names no address.
                 raise OSError(error.errno, _api_bind_error(settings, error)) from None
+        if role.api and worker == 0 and settings.alerts.enabled:
+            from meshproxy.control.alerts import AlertsTask
+
+            alerts = AlertsTask(settings, store)
+            alerts.start()
         if folding is not None:
             folding.start()
         admin = await _admin(settings, status, worker)
@@ -146,6 +153,8 @@ async def run_node(
             await admin.stop()
         if proxy_node is not None:
             await proxy_node.stop(role.drain_timeout)
+        if alerts is not None:
+            await alerts.stop()
         if api_server is not None:
             await api_server.stop()
         if folding is not None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -192,3 +193,74 @@ class AccountStat(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     name: Mapped[str] = mapped_column(String(260), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Webhook(Base):
+    """A parent's URL for usage notices, and the secret that signs them."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UsageNotice(Base):
+    """An account reached a threshold of a limit in a billing period: one row, whichever node
+    saw it first (the unique key; inserted with ON CONFLICT DO NOTHING)."""
+
+    __tablename__ = "usage_notices"
+    __table_args__ = (
+        UniqueConstraint("account_id", "kind", "period_start", "threshold", "limit_gb"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # "monthly" | "total"
+    threshold: Mapped[int] = mapped_column(Integer)  # percent
+    period_start: Mapped[date] = mapped_column(Date)
+    limit_gb: Mapped[int] = mapped_column(BigInteger)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """A notice to one webhook: pending until delivered or given up. A node claims it by
+    setting `lease` and `lease_until` (in a row-locked transaction) before sending."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("notice_id", "webhook_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("usage_notices.id", ondelete="CASCADE"))
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # "pending" | "delivered" | "failed"
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    lease: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[int | None] = mapped_column(Integer)  # the HTTP status; None: no answer
+    error: Mapped[str | None] = mapped_column(String(255))
+    duration_ms: Mapped[int] = mapped_column(Integer)

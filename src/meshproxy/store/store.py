@@ -30,7 +30,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
@@ -42,7 +41,9 @@ from meshproxy.domain.limits import Limits
 from meshproxy.domain.stats import DayStats, StatDelta
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.store import models as m
+from meshproxy.store.alerts import AlertRecords
 from meshproxy.store.audit import AuditRecords
+from meshproxy.store.dialect import insert_for as _insert
 from meshproxy.store.engine import lock_for_writing, make_engine
 from meshproxy.store.errors import Conflict, LimitReached, StoreUnavailable
 from meshproxy.store.migrate import upgrade
@@ -133,7 +134,7 @@ def _record(row: m.Account, parent_username: str | None = None) -> AccountRecord
     )
 
 
-class Store(AuditRecords):
+class Store(AuditRecords, AlertRecords):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # The ban book of this process's proxies (set by the proxy node, which keeps it
@@ -1124,15 +1125,6 @@ def _lost_race(error: Conflict | StoreUnavailable) -> bool:
     cause = error.__cause__
     orig = getattr(cause, "orig", None)
     return getattr(orig, "sqlstate", None) in RACE_SQLSTATES
-
-
-def _insert(session: Session, model: type[m.Base]) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql  # loaded by PostgreSQL nodes only (2 MiB)
-
-        return postgresql.insert(model)
-    return sqlite.insert(model)
 
 
 def _upsert_latest(

@@ -1,0 +1,411 @@
+"""Usage alerts in the store: parents' webhooks; notices decided once per account, limit,
+period and threshold (a unique row: whichever node inserts it first, ON CONFLICT DO
+NOTHING); deliveries claimed under a row lock and a lease, so one node sends each."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from meshproxy.domain.alerts import Notice, crossed, notice_body
+from meshproxy.domain.billing import billing_period
+from meshproxy.domain.limits import QuotaKind
+from meshproxy.store import models as m
+from meshproxy.store.dialect import insert_for
+from meshproxy.store.errors import LimitReached
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+CHUNK = 2000  # rows per multi-row INSERT (PostgreSQL takes at most 65,535 parameters)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    id: int
+    url: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """A delivery this node has claimed: send `body` to `url`, signed with `secret`."""
+
+    id: int
+    lease: str
+    url: str
+    secret: str
+    body: str
+    attempts: int  # before this one
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    at: datetime
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    url: str
+    state: str
+    attempts: list[AttemptView]
+    next_at: datetime | None  # while pending
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    notice: Notice
+    deliveries: list[DeliveryView]
+
+
+class AlertRecords:
+    """Mixed into `Store`."""
+
+    if TYPE_CHECKING:
+
+        def _session(self, *, locked: bool = False) -> AbstractContextManager[Session]: ...
+
+        def _lock_parent(self, session: Session, parent_id: int) -> None: ...
+
+    # ---- webhooks -----------------------------------------------------------------------
+
+    def add_webhook(
+        self, account_id: int, url: str, secret: str, now: datetime, *, max_webhooks: int
+    ) -> WebhookRecord:
+        """Raises LimitReached when the account has `max_webhooks` already (counted in the
+        transaction that adds)."""
+        with self._session(locked=True) as session:
+            self._lock_parent(session, account_id)
+            count = session.scalar(
+                select(func.count())
+                .select_from(m.Webhook)
+                .where(m.Webhook.account_id == account_id)
+            )
+            if (count or 0) >= max_webhooks:
+                raise LimitReached(max_webhooks)
+            row = m.Webhook(account_id=account_id, url=url, secret=secret, created_at=now)
+            session.add(row)
+            session.flush()
+            return WebhookRecord(row.id, row.url, _aware(row.created_at))
+
+    def list_webhooks(self, account_id: int) -> list[WebhookRecord]:
+        with self._session() as session:
+            return [
+                WebhookRecord(row.id, row.url, _aware(row.created_at))
+                for row in session.scalars(
+                    select(m.Webhook)
+                    .where(m.Webhook.account_id == account_id)
+                    .order_by(m.Webhook.id)
+                )
+            ]
+
+    def delete_webhook(self, account_id: int, webhook_id: int) -> bool:
+        with self._session() as session:
+            done = session.execute(
+                delete(m.Webhook).where(
+                    m.Webhook.id == webhook_id, m.Webhook.account_id == account_id
+                )
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    # ---- notices ------------------------------------------------------------------------
+
+    def record_usage_notices(self, now: datetime) -> list[Notice]:
+        """Compare every limited account's usage with its limits; insert a notice for each
+        threshold reached that has none yet this period (the ones inserted are returned),
+        and a pending delivery of it to each of its parent's webhooks. Any number of nodes
+        may run this at once: the unique key makes each notice once."""
+        with self._session() as session:
+            limited = session.execute(
+                select(
+                    m.Account.id,
+                    m.Account.username,
+                    m.Account.parent_id,
+                    m.Account.monthly_limit_gb,
+                    m.Account.total_limit_gb,
+                    m.Account.total_bytes,
+                ).where(or_(m.Account.monthly_limit_gb > 0, m.Account.total_limit_gb > 0))
+            ).all()
+            if not limited:
+                return []
+            owner_ids = {row.parent_id or row.id for row in limited}
+            owners = {
+                account_id: (username, billing_day)
+                for account_id, username, billing_day in session.execute(
+                    select(m.Account.id, m.Account.username, m.Account.billing_day).where(
+                        m.Account.id.in_(owner_ids)
+                    )
+                )
+            }
+            starts: dict[int, date] = {}
+            for row in limited:
+                owner = owners.get(row.parent_id or row.id)
+                starts[row.id] = billing_period((owner and owner[1]) or 1, now).start
+            monthly: dict[int, int] = {}
+            for start in set(starts.values()):
+                ids = [i for i, s in starts.items() if s == start]
+                monthly.update(
+                    (i, int(n or 0))
+                    for i, n in session.execute(
+                        select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
+                        .where(m.UsageDaily.account_id.in_(ids), m.UsageDaily.day >= start)
+                        .group_by(m.UsageDaily.account_id)
+                    )
+                )
+            candidates: list[dict[str, Any]] = []
+            for row in limited:
+                if (row.parent_id or row.id) not in owners:
+                    continue
+                for kind, limit_gb, used in (
+                    (QuotaKind.MONTHLY, row.monthly_limit_gb, monthly.get(row.id, 0)),
+                    (QuotaKind.TOTAL, row.total_limit_gb, int(row.total_bytes)),
+                ):
+                    for threshold in crossed(used, limit_gb):
+                        candidates.append(
+                            {
+                                "account_id": row.id,
+                                "owner_id": row.parent_id or row.id,
+                                "kind": kind.value,
+                                "threshold": threshold,
+                                "period_start": starts[row.id],
+                                "limit_gb": limit_gb,
+                                "usage_bytes": used,
+                                "at": now,
+                            }
+                        )
+            inserted: list[tuple[int, int]] = []  # (notice id, candidate index)
+            names = {row.id: row.username for row in limited}
+            for first in range(0, len(candidates), CHUNK):
+                chunk = candidates[first : first + CHUNK]
+                statement = (
+                    insert_for(session, m.UsageNotice)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .returning(
+                        m.UsageNotice.id,
+                        m.UsageNotice.account_id,
+                        m.UsageNotice.kind,
+                        m.UsageNotice.threshold,
+                    )
+                )
+                index = {
+                    (c["account_id"], c["kind"], c["threshold"]): first + n
+                    for n, c in enumerate(chunk)
+                }
+                for notice_id, account_id, kind, threshold in session.execute(statement):
+                    inserted.append((notice_id, index[(account_id, kind, threshold)]))
+            notices = [
+                Notice(
+                    id=notice_id,
+                    account=names[candidates[i]["account_id"]],
+                    parent=owners[candidates[i]["owner_id"]][0],
+                    kind=QuotaKind(candidates[i]["kind"]),
+                    threshold=candidates[i]["threshold"],
+                    usage_bytes=candidates[i]["usage_bytes"],
+                    limit_gb=candidates[i]["limit_gb"],
+                    period_start=candidates[i]["period_start"],
+                    at=now,
+                )
+                for notice_id, i in sorted(inserted)
+            ]
+            self._queue_deliveries(
+                session,
+                [
+                    (n, candidates[i]["owner_id"])
+                    for n, (_, i) in zip(notices, sorted(inserted), strict=True)
+                ],
+                now,
+            )
+            return notices
+
+    def _queue_deliveries(
+        self, session: Session, notices: Sequence[tuple[Notice, int]], now: datetime
+    ) -> None:
+        """A pending delivery of each new notice to each webhook of its parent."""
+        if not notices:
+            return
+        hooks: dict[int, list[int]] = defaultdict(list)
+        for webhook_id, account_id in session.execute(
+            select(m.Webhook.id, m.Webhook.account_id)
+            .where(m.Webhook.account_id.in_({owner for _, owner in notices}))
+            .order_by(m.Webhook.id)
+        ):
+            hooks[account_id].append(webhook_id)
+        for notice, owner in notices:
+            body = notice_body(notice)
+            for webhook_id in hooks[owner]:
+                session.add(
+                    m.WebhookDelivery(
+                        notice_id=notice.id,
+                        webhook_id=webhook_id,
+                        body=body,
+                        state=PENDING,
+                        attempts=0,
+                        next_at=now,
+                        created_at=now,
+                    )
+                )
+
+    # ---- deliveries ---------------------------------------------------------------------
+
+    def claim_deliveries(
+        self, now: datetime, lease_seconds: float, limit: int = 20
+    ) -> list[DeliveryJob]:
+        """Pending deliveries due now that no node holds, leased to the caller until
+        now + lease_seconds: rows locked while claimed (PostgreSQL: FOR UPDATE SKIP LOCKED,
+        so nodes claiming at once take different rows; SQLite: the write lock)."""
+        token = uuid.uuid4().hex
+        delivery = m.WebhookDelivery
+        with self._session(locked=True) as session:
+            rows = session.execute(
+                select(
+                    delivery.id,
+                    delivery.body,
+                    delivery.attempts,
+                    delivery.created_at,
+                    m.Webhook.url,
+                    m.Webhook.secret,
+                )
+                .join(m.Webhook, m.Webhook.id == delivery.webhook_id)
+                .where(
+                    delivery.state == PENDING,
+                    delivery.next_at <= now,
+                    or_(delivery.lease_until.is_(None), delivery.lease_until < now),
+                )
+                .order_by(delivery.next_at, delivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=delivery)
+            ).all()
+            if not rows:
+                return []
+            session.execute(
+                update(delivery)
+                .where(delivery.id.in_([row.id for row in rows]))
+                .values(lease=token, lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            return [
+                DeliveryJob(
+                    id=row.id,
+                    lease=token,
+                    url=row.url,
+                    secret=row.secret,
+                    body=row.body,
+                    attempts=row.attempts,
+                    created_at=_aware(row.created_at),
+                )
+                for row in rows
+            ]
+
+    def finish_attempt(
+        self,
+        job: DeliveryJob,
+        at: datetime,
+        *,
+        status: int | None,
+        error: str | None,
+        duration_ms: int,
+        retry_at: datetime | None,
+        delivered: bool,
+    ) -> None:
+        """Record one attempt; the delivery is delivered, pending again until `retry_at`,
+        or failed (neither). Only the lease's holder changes the delivery's state."""
+        delivery = m.WebhookDelivery
+        final = delivered or retry_at is None
+        with self._session() as session:
+            session.add(
+                m.DeliveryAttempt(
+                    delivery_id=job.id,
+                    at=at,
+                    status=status,
+                    error=None if error is None else error[:255],
+                    duration_ms=duration_ms,
+                )
+            )
+            session.execute(
+                update(delivery)
+                .where(delivery.id == job.id, delivery.lease == job.lease)
+                .values(
+                    state=DELIVERED if delivered else (FAILED if final else PENDING),
+                    attempts=delivery.attempts + 1,
+                    next_at=retry_at or at,
+                    lease=None,
+                    lease_until=None,
+                    finished_at=at if final else None,
+                )
+            )
+
+    def alert_history(self, owner_id: int, limit: int = 50) -> list[NoticeView]:
+        """A parent's newest notices (its own and its sub-accounts'), each with its
+        deliveries and their attempts."""
+        notice, delivery, attempt = m.UsageNotice, m.WebhookDelivery, m.DeliveryAttempt
+        with self._session() as session:
+            rows = session.execute(
+                select(notice, m.Account.username)
+                .join(m.Account, m.Account.id == notice.account_id)
+                .where(notice.owner_id == owner_id)
+                .order_by(notice.at.desc(), notice.id.desc())
+                .limit(limit)
+            ).all()
+            owner = session.scalar(select(m.Account.username).where(m.Account.id == owner_id))
+            ids = [row[0].id for row in rows]
+            deliveries: dict[int, list[tuple[int, DeliveryView]]] = defaultdict(list)
+            attempts: dict[int, list[AttemptView]] = defaultdict(list)
+            if ids:
+                found = session.execute(
+                    select(delivery, m.Webhook.url)
+                    .join(m.Webhook, m.Webhook.id == delivery.webhook_id)
+                    .where(delivery.notice_id.in_(ids))
+                    .order_by(delivery.id)
+                ).all()
+                delivery_ids = [d.id for d, _ in found]
+                for row in session.scalars(
+                    select(attempt)
+                    .where(attempt.delivery_id.in_(delivery_ids))
+                    .order_by(attempt.id)
+                ):
+                    attempts[row.delivery_id].append(
+                        AttemptView(_aware(row.at), row.status, row.error, row.duration_ms)
+                    )
+                for d, url in found:
+                    deliveries[d.notice_id].append(
+                        (
+                            d.id,
+                            DeliveryView(
+                                url=url,
+                                state=d.state,
+                                attempts=attempts[d.id],
+                                next_at=_aware(d.next_at) if d.state == PENDING else None,
+                            ),
+                        )
+                    )
+            return [
+                NoticeView(
+                    notice=Notice(
+                        id=row.id,
+                        account=username,
+                        parent=owner or "",
+                        kind=QuotaKind(row.kind),
+                        threshold=row.threshold,
+                        usage_bytes=int(row.usage_bytes),
+                        limit_gb=int(row.limit_gb),
+                        period_start=row.period_start,
+                        at=_aware(row.at),
+                    ),
+                    deliveries=[view for _, view in deliveries[row.id]],
+                )
+                for row, username in rows
+            ]
