@@ -1,5 +1,7 @@
-"""Live state shared through Redis by every node: the ban list and failure counts, and
-change notifications. Imports domain, config and store (never api/web/control/proxy).
+"""Live state shared through Redis by every node, besides usage (meter/shared.py): the ban
+list and failure counts (bans.py), change notifications (notify.py), the Redis clients
+(connect.py) and SharedStore (store.py). Imports domain, config, store and meter (never
+api/web/control/proxy).
 
 `SharedStore` is the Store with bans in Redis and each commit announced on a pub/sub
 channel; every face that takes a Store (API, dashboard, proxies, admin CLI) gets them

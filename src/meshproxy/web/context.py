@@ -25,7 +25,7 @@ from meshproxy.control.errors import ControlError
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.store.errors import STORE_DOWN
-from meshproxy.web.clients import ClientInfo
+from meshproxy.web.client_info import ClientInfo
 from meshproxy.web.sessions import COOKIE_NAME, Session, SessionCodec
 
 log = logging.getLogger("meshproxy.web")

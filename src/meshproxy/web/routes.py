@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from meshproxy.config import Settings
 from meshproxy.control.credentials import CredentialChecker
 from meshproxy.store import Store
-from meshproxy.web.clients import ClientInfo, PeerOnly
+from meshproxy.web.client_info import ClientInfo, PeerOnly
 from meshproxy.web.context import HOME_PATH, PREFIX, Access, Clock, Dashboard, Page, endpoint
 from meshproxy.web.pages import (
     access,
