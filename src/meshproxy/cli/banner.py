@@ -99,6 +99,11 @@ def banner(
     if proxy_node is not None:
         for proxy, (host, port) in proxy_node.listening():
             lines.append(f"  Proxy:      {proxy_address(proxy)}  (listening on {host}:{port})")
+            for kind, bound in (("SOCKS5", proxy_node.socks_addresses),
+                                ("HTTPS proxy", proxy_node.tls_addresses)):  # fmt: skip
+                if proxy.name in bound:
+                    there, at = bound[proxy.name]
+                    lines.append(f"              {kind} on {there}:{at}")
     if first_run is not None:
         credentials = f"{first_run.username}:{first_run.password}"
         try_lines = []

@@ -199,9 +199,12 @@ def _announcement(
     first_run: FirstRun | None,
 ) -> str:
     if ports is None and proxy_node is not None:  # a proxy-only node: one line a listener
+        listeners = (("", proxy_node.addresses), (" SOCKS5", proxy_node.socks_addresses),
+                     (" HTTPS", proxy_node.tls_addresses))  # fmt: skip
         return "\n".join(
-            f"proxy {name} listening on {f'[{host}]' if ':' in host else host}:{port}"
-            for name, (host, port) in proxy_node.addresses.items()
+            f"proxy {name}{kind} listening on {f'[{host}]' if ':' in host else host}:{port}"
+            for kind, bound in listeners
+            for name, (host, port) in bound.items()
         )
     from meshproxy.cli.banner import banner
 
