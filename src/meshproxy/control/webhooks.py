@@ -16,10 +16,11 @@ from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.addresses import hostname_address_refused, networks, normalise_ip
 from meshproxy.domain.alerts import WebhookForm, WebhookIdForm
 from meshproxy.store import Store
-from meshproxy.store.alerts import WebhookRecord
+from meshproxy.store.alerts import NoticeView, WebhookRecord
 from meshproxy.store.errors import LimitReached
 
 NO_SUCH_WEBHOOK = "Webhook not found."
+NOTICES_SHOWN = 50
 
 
 def refused_destination(settings: Settings, url: str) -> str | None:
@@ -79,3 +80,12 @@ def delete_webhook(
     cleaned = validated(WebhookIdForm, data)
     if not store.delete_webhook(caller.id, cleaned["id"]):
         raise NotFound(NO_SUCH_WEBHOOK)
+
+
+@operation
+def usage_notices(
+    settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
+) -> list[NoticeView]:
+    """The caller's newest notices (its own and its sub-accounts'), with every delivery
+    attempt: what the dashboard shows."""
+    return store.alert_history(caller.id, limit=NOTICES_SHOWN)

@@ -21,6 +21,7 @@ from meshproxy.web.client_info import ClientInfo, PeerOnly
 from meshproxy.web.context import HOME_PATH, PREFIX, Access, Clock, Dashboard, Page, endpoint
 from meshproxy.web.pages import (
     access,
+    alerts,
     audit,
     auth,
     export,
@@ -51,6 +52,9 @@ _TABLE: Sequence[tuple[str, Page, Access, tuple[str, ...]]] = (
     (f"{PREFIX}/export/usage.csv", export.usage_csv, Access.PARENT, ("GET",)),
     (f"{PREFIX}/export/requests.csv", export.stats_csv, Access.PARENT, ("GET",)),
     (f"{PREFIX}/audit/", audit.audit, Access.PARENT, ("GET",)),
+    (f"{PREFIX}/alerts/", alerts.alerts, Access.PARENT, ("GET",)),
+    (f"{PREFIX}/alerts/add/", alerts.add, Access.PARENT, ("POST",)),
+    (f"{PREFIX}/alerts/delete/", alerts.remove, Access.PARENT, ("POST",)),
     (f"{PREFIX}/sub-accounts/", subaccounts.sub_accounts, Access.PARENT, ("GET",)),
     (f"{PREFIX}/new-sub-account/", subaccounts.new_sub_account, Access.PARENT, ("GET", "POST")),
     (f"{SUB}/", subaccounts.sub_account, Access.PARENT, ("GET",)),
