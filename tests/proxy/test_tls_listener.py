@@ -75,3 +75,13 @@ def test_a_tls_handshake_that_never_comes_is_closed(start_listeners: object) -> 
         with contextlib.suppress(ConnectionResetError):
             assert sock.recv(100) == b""
     assert time.monotonic() - started < 3
+
+
+def test_ip_authentication_inside_tls(tls_env: Env) -> None:
+    env = tls_env
+    env.store.add_ip(env.account("bob", password=None), "127.0.0.1")
+    env.sync()
+    host, port = env.node.tls_addresses["open"]
+    result = curl("-x", f"https://{host}:{port}", "--proxy-insecure", env.origins.url("/echo"))
+    assert result.returncode == 0 and echo_json(result.stdout)["peer"] in EGRESS, result.stderr
+    assert env.node.directory.by_username["bob"].total_bytes > 0  # by the client's address
