@@ -94,6 +94,7 @@ async def run_node(
     first_run: FirstRun | None = None,
     reuse_port: bool = False,
     worker: int = 0,
+    workers: int = 1,
 ) -> None:
     stop = stop_signal()
     store = await asyncio.to_thread(open_store, settings, migrate=False)
@@ -142,7 +143,7 @@ async def run_node(
             alerts.start()
         if folding is not None:
             folding.start()
-        admin = await _admin(settings, status, worker)
+        admin = await _admin(settings, status, worker, workers)
         if worker == 0:
             click.echo(_announcement(settings, ports, proxy_node, first_run))
             sys.stdout.flush()
@@ -162,14 +163,18 @@ async def run_node(
         store.close()
 
 
-async def _admin(settings: Settings, status: NodeStatus, worker: int) -> AdminServer | None:
-    """The admin listener; worker i of a node listens on `admin.port + i`. A port that is
-    taken costs the node its metrics, not its service: logged loudly, not fatal."""
+async def _admin(
+    settings: Settings, status: NodeStatus, worker: int, workers: int = 1
+) -> AdminServer | None:
+    """The admin listener; worker i of a node listens on `admin.port + i`, and the first
+    one's /metrics covers every worker (ops/workers.py). A port that is taken costs the
+    node its metrics, not its service: logged loudly, not fatal."""
     config = settings.admin
     if not config.enabled:
         return None
     port = config.port + worker if config.port else 0
-    admin = AdminServer(status, config.listen, port)
+    peers = [(i, config.port + i) for i in range(1, workers)] if worker == 0 and port else []
+    admin = AdminServer(status, config.listen, port, peers)
     try:
         port = await admin.start()
     except OSError as error:
@@ -347,7 +352,7 @@ def run(settings: Settings, role: Role, workers: int = 1) -> None:
     if role.proxies:
         _proxy_certificate(settings)  # made once before the fork, as the API's
     if workers <= 1:
-        _serve(settings, role, first_run, reuse_port=False, worker=0)
+        _serve(settings, role, first_run, reuse_port=False, worker=0, workers=1)
         return
     sys.exit(_supervise(settings, role, first_run, workers))
 
@@ -359,17 +364,25 @@ def _serve(
     *,
     reuse_port: bool,
     worker: int,
+    workers: int,
 ) -> None:
     try:
         run_loop(
-            run_node(settings, role, first_run=first_run, reuse_port=reuse_port, worker=worker)
+            run_node(
+                settings,
+                role,
+                first_run=first_run,
+                reuse_port=reuse_port,
+                worker=worker,
+                workers=workers,
+            )
         )
     except OSError as error:
         raise click.ClickException(f"cannot listen: {error}") from None
 
 
 def _fork_worker(
-    settings: Settings, role: Role, first_run: FirstRun | None, worker: int
+    settings: Settings, role: Role, first_run: FirstRun | None, worker: int, workers: int
 ) -> int:
     sys.stdout.flush()
     pid = os.fork()
@@ -377,7 +390,7 @@ def _fork_worker(
         return pid
     code = 0
     try:
-        _serve(settings, role, first_run, reuse_port=True, worker=worker)
+        _serve(settings, role, first_run, reuse_port=True, worker=worker, workers=workers)
     except click.ClickException as error:
         error.show()
         code = error.exit_code
@@ -407,7 +420,8 @@ def _supervise(
     started: dict[int, float] = {}
     for index in range(workers):
         # Only the first worker prints the banner (and the first-run credentials).
-        pids[_fork_worker(settings, role, first_run if index == 0 else None, index)] = index
+        first = first_run if index == 0 else None
+        pids[_fork_worker(settings, role, first, index, workers)] = index
         started[index] = time.monotonic()
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -431,6 +445,6 @@ def _supervise(
             continue
         log.error("worker %d exited (%d); restarting it", index, code)
         time.sleep(1.0)
-        pids[_fork_worker(settings, role, None, index)] = index
+        pids[_fork_worker(settings, role, None, index, workers)] = index
         started[index] = time.monotonic()
     return 1 if failed else 0

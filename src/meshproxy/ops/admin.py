@@ -1,5 +1,8 @@
 """The admin listener (loopback by default): GET /healthz, /readyz and /metrics.
 
+The first worker of a node with `--workers N` answers /metrics for every worker (the
+others' own figures come from their listeners' `/metrics?local`: ops/workers.py).
+
 A deliberately small HTTP/1.1 server on asyncio streams (one request per connection,
 bounded head size and time), so a proxy-only node needs no web framework for it.
 Whatever arrives, the connection gets a status line or a clean close: a connection closed
@@ -14,10 +17,12 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from meshproxy.ops.metrics import registry_for, render
 from meshproxy.ops.status import NodeStatus
+from meshproxy.ops.workers import local_metrics, merge
 
 log = logging.getLogger("meshproxy.ops")
 
@@ -27,10 +32,13 @@ METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class AdminServer:
-    def __init__(self, status: NodeStatus, host: str, port: int) -> None:
+    def __init__(
+        self, status: NodeStatus, host: str, port: int, peers: Sequence[tuple[int, int]] = ()
+    ) -> None:
         self.status = status
         self.host = host
         self.port = port
+        self.peers = peers  # (worker index, admin port) of the node's other workers
         self._server: asyncio.Server | None = None
         self._registry = registry_for(status, asyncio.get_running_loop())
 
@@ -82,15 +90,25 @@ class AdminServer:
     async def _answer(self, method: str, path: str) -> tuple[int, str, bytes]:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"method not allowed\n"
-        path = path.split("?", 1)[0]
+        path, _, query = path.partition("?")
         if path == "/metrics":
-            return 200, METRICS_TYPE, render(self._registry)
+            return 200, METRICS_TYPE, await self._metrics(local=query == "local")
         if path == "/healthz":
             return 200, "application/json", _json(self.status.liveness())
         if path == "/readyz":
             ready, report = await self.status.readiness()
             return (200 if ready else 503), "application/json", _json(report)
         return 404, "text/plain", b"not found\n"
+
+
+    async def _metrics(self, *, local: bool) -> bytes:
+        own = render(self._registry)
+        if local or not self.peers:
+            return own
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        theirs = await asyncio.gather(*(local_metrics(host, port) for _, port in self.peers))
+        labelled = [(str(index), text) for (index, _), text in zip(self.peers, theirs, strict=True)]
+        return merge([("0", own.decode()), *labelled])
 
 
 REASONS = {

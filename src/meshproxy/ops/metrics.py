@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from meshproxy.ops.responses import ResponseCollector
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.core.health import EgressState
 from meshproxy.proxy.server.stats import NodeStats
@@ -143,6 +144,7 @@ def _egress_metrics(health: dict[str, dict[str, EgressState]]) -> Iterator[Metri
 def registry_for(status: NodeStatus, loop: asyncio.AbstractEventLoop) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(NodeCollector(status, loop))
+    registry.register(ResponseCollector(status))
     return registry
 
 

@@ -2,7 +2,8 @@
 ends (relayed, answered by the proxy itself, or aborted), one when a tunnel ends, and one
 per SOCKS5 connection (`socks_ended`: method SOCKS5, the HTTP proxy's status for the same
 decision, 200 for an opened tunnel). The same ends are counted, log or no log, in the
-account's daily request statistics (the meter's `count_request`, domain/stats.py).
+account's daily request statistics (the meter's `count_request`, domain/stats.py) and in
+the node's metrics (`NodeServices.outcomes`, core/outcomes.py).
 
 Each is one tuple appended to the log's bounded queue; the writer thread does the rest.
 Bytes are counted on the client's connection, as the meter charges them: what was read
@@ -60,15 +61,21 @@ def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> No
     conn.logged_received, conn.logged_sent = received, sent
     account, request = exchange.account, exchange.request
     target = request.target if request is not None else None
+    services = conn.listener.services
     if account is not None:
         host = target.host if target is not None else ""
-        conn.listener.services.meter.count_request(
-            account.id, counted, host, bytes_in + bytes_out
-        )
+        services.meter.count_request(account.id, counted, host, bytes_in + bytes_out)
+    outcomes, proxy, error = services.outcomes, conn.listener.name, exchange.error
+    answered = outcome == ANSWERED
+    outcomes.response(proxy, exchange.status, by_proxy=answered or outcome == TUNNEL)
+    if answered and error is not None and error.status >= 500:
+        outcomes.error(proxy, error.proxy_status)
+    if exchange.first_byte:
+        outcomes.first_byte(proxy, exchange.first_byte - exchange.started)
     log = conn.access_log
     if log is None:
         return
-    egress, error, addresses = exchange.egress, exchange.error, exchange.addresses
+    egress, addresses = exchange.egress, exchange.addresses
     parent = account.parent if account is not None else None
     log.add(
         (
@@ -136,11 +143,11 @@ def socks_ended(conn: SocksConnection) -> None:
     trail.logged = True
     account = conn.account
     opened = trail.status == 200
+    services = conn.listener.services
     if account is not None:
         counted = stats.outcome(trail.status, by_proxy=True, tunnel=opened)
-        conn.listener.services.meter.count_request(
-            account.id, counted, trail.host, conn.received + conn.sent
-        )
+        services.meter.count_request(account.id, counted, trail.host, conn.received + conn.sent)
+    services.outcomes.response(conn.listener.name, trail.status, by_proxy=True)
     log = conn.access_log
     if log is None:
         return

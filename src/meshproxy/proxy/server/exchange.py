@@ -87,6 +87,7 @@ class Exchange:
         "deadline",
         "egress",
         "error",
+        "first_byte",
         "head",
         "head_buffer",
         "interim_sent",
@@ -142,6 +143,7 @@ class Exchange:
         self.reusable = False
         self.client_keep = False
         self.response_started = False  # bytes of the final response went to the client
+        self.first_byte = 0.0  # loop time the final response head went out (0: none yet)
         self.interim_sent = False  # a 1xx head went to the client (a final one may follow)
         self.replay: bytes | None = None
         self.retried = False
@@ -262,6 +264,7 @@ class Exchange:
             self.conn.answer(self, parsed)
             return
         self.response_started = True
+        self.first_byte = self.conn.loop.time()
         self.status = parsed.status
         if self.timer is not None:
             self._disarm()

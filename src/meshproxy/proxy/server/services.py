@@ -14,6 +14,7 @@ from meshproxy.meter import Meter
 from meshproxy.proxy.core.directory import AccountDirectory, AccountState
 from meshproxy.proxy.core.egress import EgressPool
 from meshproxy.proxy.core.machine import Limits
+from meshproxy.proxy.core.outcomes import Outcomes
 from meshproxy.proxy.core.policy import DestinationPolicy
 from meshproxy.proxy.server.dial import Dialer
 from meshproxy.proxy.server.resolver import Resolver
@@ -48,6 +49,7 @@ class NodeServices:
     verify_executor: Executor | None = None
     access_log: AccessLog | None = None  # None: off
     connections: set[OpenConnection] = field(default_factory=set)
+    outcomes: Outcomes = field(default_factory=Outcomes)  # for the metrics (access.py)
 
     @cached_property
     def limits(self) -> Limits:
