@@ -396,7 +396,9 @@ def test_deactivate_and_activate(api: Running, client: httpx.Client, parent: Par
     assert client.post("/api/sub/activate/", data={"username": username}).json()["active"] is True
 
 
-@pytest.mark.parametrize("path", ["/api/sub/deactivate/", "/api/sub/activate/", "/api/sub/delete/"])
+@pytest.mark.parametrize(
+    "path", ["/api/sub/edit/", "/api/sub/deactivate/", "/api/sub/activate/", "/api/sub/delete/"]
+)
 def test_username_endpoints_errors(api: Running, client: httpx.Client, path: str) -> None:
     assert client.post(path, data={}).json() == {"username": REQUIRED}
     # A name no account can have (too long, a disallowed character): the spec's 404.

@@ -17,6 +17,7 @@ from meshproxy.domain.forms import (
     PageForm,
     ProxyForm,
     StatsForm,
+    SubAccountEditForm,
     SubAccountForm,
     UsernameForm,
 )
@@ -54,7 +55,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         "/api/sub/edit/",
         subaccounts.edit_sub_account,
-        SubAccountForm,
+        SubAccountEditForm,
         "Edit a sub-account (absent parameters stay unchanged; empty names/email clear)",
         body=DETAILS,
         errors=_SUB,

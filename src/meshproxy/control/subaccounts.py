@@ -16,7 +16,7 @@ from meshproxy.control.common import (
 )
 from meshproxy.control.errors import FormInvalid, NotFound, PaymentRequired
 from meshproxy.domain.accounts import AccountRecord
-from meshproxy.domain.forms import PageForm, SubAccountForm, UsernameForm
+from meshproxy.domain.forms import PageForm, SubAccountEditForm, SubAccountForm, UsernameForm
 from meshproxy.domain.passwords import hash_password
 from meshproxy.domain.units import bytes_to_gb
 from meshproxy.store import Store
@@ -106,7 +106,7 @@ def edit_sub_account(
     *,
     now: datetime,
 ) -> dict[str, Any]:
-    cleaned = validated(SubAccountForm, data)
+    cleaned = validated(SubAccountEditForm, data)
     account = own_sub_account(store, caller, cleaned["username"])
     fields = _store_fields(cleaned)
     if fields:

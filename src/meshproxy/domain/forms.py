@@ -246,9 +246,19 @@ _SUB_ACCOUNT_FIELDS: dict[str, Field] = {
 
 
 class SubAccountForm(Form):
-    """POST /api/sub/create/ and /api/sub/edit/: absent fields are absent from `cleaned`."""
+    """POST /api/sub/create/: absent fields are absent from `cleaned`."""
 
     fields = _SUB_ACCOUNT_FIELDS
+
+
+class SubAccountEditForm(Form):
+    """POST /api/sub/edit/: create's fields, but `username` names the account to change, so
+    a name no account can have is a 404 like any unknown one."""
+
+    fields = {
+        **_SUB_ACCOUNT_FIELDS,
+        "username": _account_name(SUB_ACCOUNT_USERNAME, required=True),
+    }
 
 
 class UsernameForm(Form):
