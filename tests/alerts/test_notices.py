@@ -97,3 +97,16 @@ def test_a_refused_address_fails_the_attempt_and_a_delivery_gives_up(
         [attempt] = delivery.attempts
         assert attempt.status is None
         assert attempt.error == "The host 127.0.0.1 resolves to 127.0.0.1, a loopback address."
+
+
+def test_many_accounts_are_read_in_chunks(db: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshproxy.store import alerts
+
+    monkeypatch.setattr(alerts, "CHUNK", 2)  # PostgreSQL's parameter cap, made small
+    parents = [db.create_account(f"p{i}", plan="default", billing_day=1) for i in range(3)]
+    for parent in parents:
+        db.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=1)
+        sub = db.create_account(f"s{parent.id}", parent_id=parent.id, monthly_limit_gb=1)
+        db.record_usage([UsageDelta(sub.id, parent.id, GB)], NOW.date())
+    assert len(seen(db)) == 6
+    assert len(db.claim_deliveries(NOW, 60, limit=100)) == 6

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import httpx
 
 from meshproxy.config import Settings
-from meshproxy.control.webhooks import refused_destination
-from meshproxy.domain.alerts import SIGNATURE_HEADER, Backoff, Notice, signature
+from meshproxy.control.webhooks import check_destination
+from meshproxy.domain.alerts import SIGNATURE_HEADER, Backoff, Notice, pinned, signature
 from meshproxy.store import Store
 from meshproxy.store.alerts import DeliveryJob
 
@@ -65,19 +65,23 @@ class AlertService:
     def _attempt(self, job: DeliveryJob) -> None:
         body = job.body.encode()
         status: int | None = None
-        error = refused_destination(self._settings, job.url)
+        destination = check_destination(self._settings, job.url)
+        error = destination.refused
         started = time.perf_counter()
         if error is None:
+            target = pinned(job.url, destination.address)
             try:
                 response = self._client.post(
-                    job.url,
+                    target.url,
                     content=body,
                     headers={
+                        "Host": target.host,
                         "Content-Type": "application/json",
                         "User-Agent": "meshproxy-alerts",
                         "X-Meshproxy-Delivery": str(job.id),
                         SIGNATURE_HEADER: signature(job.secret, body),
                     },
+                    extensions={} if target.sni is None else {"sni_hostname": target.sni},
                 )
                 status = response.status_code
                 if not 200 <= status < 300:

@@ -4,6 +4,7 @@ for where a webhook may point: a public address, unless the operator allows a ne
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,24 +24,31 @@ NO_SUCH_WEBHOOK = "Webhook not found."
 NOTICES_SHOWN = 50
 
 
-def refused_destination(settings: Settings, url: str) -> str | None:
-    """Why a webhook may not be called at `url` now (None: it may): the scheme, a name that
-    does not resolve, or an address that is not public and not allowed. Checked when it
-    is added and again before every delivery (a name may resolve elsewhere later)."""
+@dataclass(frozen=True)
+class Destination:
+    refused: str | None  # why the webhook may not be called now (None: it may)
+    address: str = ""  # where to connect: the first address its host resolved to
+
+
+def check_destination(settings: Settings, url: str) -> Destination:
+    """May a webhook be called at `url` now: the scheme, a name that does not resolve, or
+    an address that is not public and not allowed refuse it. Checked when it is added and
+    again before every delivery, which then connects to the address checked (a name
+    resolving elsewhere a moment later cannot send it into a private network)."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not settings.alerts.allow_http:
-        return "Webhook URLs must use https://."
+        return Destination("Webhook URLs must use https://.")
     host = parts.hostname or ""
     literal = normalise_ip(host)
     addresses = (literal,) if literal is not None else resolve(host)
     if not addresses:
-        return f"The host {host} does not resolve."
+        return Destination(f"The host {host} does not resolve.")
     allowed = networks(settings.alerts.allow_networks)
     for address in addresses:
         why = hostname_address_refused(address, allowed)
         if why is not None:
-            return f"The host {host} resolves to {address}, a {why} address."
-    return None
+            return Destination(f"The host {host} resolves to {address}, a {why} address.")
+    return Destination(None, addresses[0])
 
 
 def webhook_details(webhook: WebhookRecord) -> dict[str, Any]:
@@ -53,7 +61,7 @@ def add_webhook(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, Any]:
     cleaned = validated(WebhookForm, data)
-    why = refused_destination(settings, cleaned["url"])
+    why = check_destination(settings, cleaned["url"]).refused
     if why is not None:
         raise FormInvalid.one("url", why)
     most = settings.alerts.max_webhooks

@@ -8,8 +8,9 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
+from meshproxy.domain.addresses import normalise_ip
 from meshproxy.domain.forms import Field, Form, ValidationError, _whole_number
 from meshproxy.domain.limits import QuotaKind
 from meshproxy.domain.units import GB, bytes_to_gb
@@ -80,6 +81,29 @@ class Backoff:
         delay = min(self.base * 2 ** max(attempts - 1, 0), self.most)
         at = now + timedelta(seconds=delay)
         return None if at > created + timedelta(seconds=self.give_up_after) else at
+
+
+@dataclass(frozen=True)
+class PinnedRequest:
+    url: str  # the URL with its host replaced by the address to connect to
+    host: str  # the Host header: the URL's own host (and port)
+    sni: str | None  # the TLS server name (and the name the certificate must hold)
+
+
+def pinned(url: str, address: str) -> PinnedRequest:
+    """A request for `url` that connects to `address` (already checked) instead of
+    resolving the URL's host again."""
+    parts = urlsplit(url)
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    host = parts.hostname or ""
+    is_name = normalise_ip(host) is None
+    return PinnedRequest(
+        url=urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
+        host=parts.netloc,
+        sni=host if parts.scheme == "https" and is_name else None,
+    )
 
 
 def clean_webhook_url(value: str) -> str:

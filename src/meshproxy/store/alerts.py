@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,7 +23,13 @@ from meshproxy.store.dialect import insert_for
 from meshproxy.store.errors import LimitReached
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-CHUNK = 2000  # rows per multi-row INSERT (PostgreSQL takes at most 65,535 parameters)
+CHUNK = 2000  # rows per multi-row INSERT, ids per IN list (at most 65,535 parameters)
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    """IN lists of at most CHUNK ids (PostgreSQL takes at most 65,535 parameters)."""
+    for first in range(0, len(ids), CHUNK):
+        yield ids[first : first + CHUNK]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -143,29 +149,31 @@ class AlertRecords:
             if not limited:
                 return []
             owner_ids = {row.parent_id or row.id for row in limited}
-            owners = {
-                account_id: (username, billing_day)
-                for account_id, username, billing_day in session.execute(
-                    select(m.Account.id, m.Account.username, m.Account.billing_day).where(
-                        m.Account.id.in_(owner_ids)
+            owners: dict[int, tuple[str, int | None]] = {}
+            for ids in _chunks(sorted(owner_ids)):
+                owners.update(
+                    (account_id, (username, billing_day))
+                    for account_id, username, billing_day in session.execute(
+                        select(m.Account.id, m.Account.username, m.Account.billing_day).where(
+                            m.Account.id.in_(ids)
+                        )
                     )
                 )
-            }
             starts: dict[int, date] = {}
             for row in limited:
                 owner = owners.get(row.parent_id or row.id)
                 starts[row.id] = billing_period((owner and owner[1]) or 1, now).start
             monthly: dict[int, int] = {}
             for start in set(starts.values()):
-                ids = [i for i, s in starts.items() if s == start]
-                monthly.update(
-                    (i, int(n or 0))
-                    for i, n in session.execute(
-                        select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
-                        .where(m.UsageDaily.account_id.in_(ids), m.UsageDaily.day >= start)
-                        .group_by(m.UsageDaily.account_id)
+                for ids in _chunks(sorted(i for i, s in starts.items() if s == start)):
+                    monthly.update(
+                        (i, int(n or 0))
+                        for i, n in session.execute(
+                            select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
+                            .where(m.UsageDaily.account_id.in_(ids), m.UsageDaily.day >= start)
+                            .group_by(m.UsageDaily.account_id)
+                        )
                     )
-                )
             candidates: list[dict[str, Any]] = []
             for row in limited:
                 if (row.parent_id or row.id) not in owners:
@@ -239,12 +247,13 @@ class AlertRecords:
         if not notices:
             return
         hooks: dict[int, list[int]] = defaultdict(list)
-        for webhook_id, account_id in session.execute(
-            select(m.Webhook.id, m.Webhook.account_id)
-            .where(m.Webhook.account_id.in_({owner for _, owner in notices}))
-            .order_by(m.Webhook.id)
-        ):
-            hooks[account_id].append(webhook_id)
+        for owners in _chunks(sorted({owner for _, owner in notices})):
+            for webhook_id, account_id in session.execute(
+                select(m.Webhook.id, m.Webhook.account_id)
+                .where(m.Webhook.account_id.in_(owners))
+                .order_by(m.Webhook.id)
+            ):
+                hooks[account_id].append(webhook_id)
         for notice, owner in notices:
             body = notice_body(notice)
             for webhook_id in hooks[owner]:

@@ -1,0 +1,64 @@
+"""A delivery connects to the address its URL's host was checked to have, never to
+whatever the name resolves to a moment later; the receiver still sees its own Host."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from meshproxy.config import Settings
+from meshproxy.control import webhooks
+from meshproxy.control.alerts import AlertService
+from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.alerts import pinned
+from meshproxy.domain.units import GB
+from meshproxy.store import Store
+
+from .receiver import Receiver
+
+
+def test_the_checked_address_is_the_one_called(
+    store: Store, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: Settings = make_settings(
+        alerts={"allow_networks": ["127.0.0.0/8"], "allow_http": True}
+    )
+    receiver = Receiver().start()
+    port = receiver.url.split(":")[2].split("/")[0]
+    # A name no resolver knows: only the address checked can reach the receiver.
+    monkeypatch.setattr(webhooks, "resolve", lambda host: ("127.0.0.1",))
+    parent = store.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    now = datetime.now(UTC)
+    url = f"http://hook.pinned.invalid:{port}/in?x=1"
+    store.add_webhook(parent.id, url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
+    store.record_usage([UsageDelta(parent.id, None, 8 * GB // 10)], now.date())
+    service = AlertService(settings, store)
+    try:
+        service.run_once()
+    finally:
+        service.close()
+        receiver.stop()
+    [call] = receiver.calls
+    assert call.answered == 204 and call.path == "/in?x=1"
+    assert call.headers["host"] == f"hook.pinned.invalid:{port}"
+    assert json.loads(call.body)["threshold"] == 80
+
+
+def test_pinned_requests() -> None:
+    https = pinned("https://hooks.example.com/a?b=1", "203.0.113.5")
+    assert (https.url, https.host, https.sni) == (
+        "https://203.0.113.5/a?b=1",
+        "hooks.example.com",
+        "hooks.example.com",
+    )
+    six = pinned("https://[2001:db8::1]:8443", "2001:db8::1")
+    assert (six.url, six.host, six.sni) == (
+        "https://[2001:db8::1]:8443/",
+        "[2001:db8::1]:8443",
+        None,
+    )
+    plain = pinned("http://hooks.example.com:81/", "203.0.113.5")
+    assert (plain.url, plain.sni) == ("http://203.0.113.5:81/", None)
