@@ -10,7 +10,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.alerts import SIGNATURE_HEADER
 from meshproxy.domain.units import GB
 from meshproxy.store import Store
+from support.polling import wait_until
 
 from .receiver import Receiver
 
@@ -47,13 +48,6 @@ def receiver() -> Iterator[Receiver]:
     started = Receiver(fail=1).start()
     yield started
     started.stop()
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 class Nodes:
@@ -103,9 +97,9 @@ def test_one_signed_call_per_threshold_from_two_nodes(
         time.sleep(0.5)
         assert receiver.calls == []  # 79 %: nothing yet
         store.record_usage([UsageDelta(sub.id, parent.id, 6 * GB // 100)], today)  # 85 %
-        wait_for(lambda: len(receiver.accepted()) == 1)
+        wait_until(lambda: len(receiver.accepted()) == 1, 15)
         store.record_usage([UsageDelta(sub.id, parent.id, 20 * GB // 100)], today)  # 105 %
-        wait_for(lambda: len(receiver.accepted()) == 2)
+        wait_until(lambda: len(receiver.accepted()) == 2, 15)
         time.sleep(1.0)  # both nodes keep checking and claiming: nothing more comes
     finally:
         nodes.stop()

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from bench.local import free_port
 
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
+from support.polling import eventually
 
 
 def launch(*args: str) -> subprocess.Popen[str]:
@@ -45,16 +45,6 @@ def wait_for(process: subprocess.Popen[str], text: str) -> str:
 def worker_pids(parent: int) -> set[int]:
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     return {int(pid) for pid in children}
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll `check` until it holds (a busy machine starts workers and syncs slower)."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_proxy_workers_share_port_usage_and_bans(tmp_path: Path, sqlite_url: str) -> None:

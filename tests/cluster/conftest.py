@@ -8,13 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from bench.local import free_port
 
 from meshproxy.store import Store
+from support.polling import wait_until
 
 BLOB = 4_000_000
 SUB, SUB_PASSWORD = "pm_cluster_sub", "sub-password-1"
@@ -67,16 +68,8 @@ def usage(store: Store, username: str) -> tuple[int, int]:
     return store.usage(record, datetime.now(UTC))
 
 
-def within(seconds: float, condition: Callable[[], bool]) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, f"not within {seconds} s"
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
 def settled(store: Store, username: str, expected: int, seconds: float = 10.0) -> None:
     """Proxies flush every 0.25 s and nodes fold every second: wait for the figure."""
-    within(seconds, lambda: usage(store, username)[1] >= expected)
+    wait_until(lambda: usage(store, username)[1] >= expected, seconds)
     time.sleep(1.5)  # one more fold: nothing beyond the expected bytes may arrive
     assert usage(store, username) == (expected, expected)

@@ -19,12 +19,13 @@ import httpx
 import pytest
 from bench.cluster import PARENT, PARENT_PASSWORD, Cluster
 
-from cluster.conftest import SUB, SUB_PASSWORD, fetch, settled, usage, within
+from cluster.conftest import SUB, SUB_PASSWORD, fetch, settled, usage
 from meshproxy.config import load_settings
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.units import GB
 from meshproxy.shared import open_store
 from meshproxy.store import Store
+from support.polling import wait_until
 
 SHAPES = {"2 API + 3 proxy nodes": {}, "one serve node": {"apis": 0, "proxies": 0, "serving": 1}}
 
@@ -119,13 +120,13 @@ def test_deactivation_on_one_api_node_reaches_every_proxy_node_within_a_second(
     cluster: Cluster, api: list[httpx.Client], origin: int
 ) -> None:
     api[1].post("/api/sub/edit/", data={"username": SUB, "monthly_limit": "0"})
-    within(2.0, lambda: all(fetch(cluster.proxy_address(i), origin)[0] == 200
-                            for i in range(3)))
+    wait_until(lambda: all(fetch(cluster.proxy_address(i), origin)[0] == 200
+                           for i in range(3)), 2.0)
     assert api[1].post("/api/sub/deactivate/", data={"username": SUB}).status_code == 200
     changed = time.monotonic()
     for index in range(3):
-        within(1.0 - (time.monotonic() - changed),
-               lambda i=index: fetch(cluster.proxy_address(i), origin)[0] == 402)
+        wait_until(lambda i=index: fetch(cluster.proxy_address(i), origin)[0] == 402,
+                   1.0 - (time.monotonic() - changed))
     assert time.monotonic() - changed < 1.0
     assert api[0].post("/api/sub/activate/", data={"username": SUB}).status_code == 200
 
@@ -134,13 +135,13 @@ def test_a_ban_from_failures_on_one_proxy_node_holds_on_the_others(
     cluster: Cluster, api: list[httpx.Client], origin: int
 ) -> None:
     source = "127.0.0.99"
-    within(2.0, lambda: fetch(cluster.proxy_address(1), origin, source=source)[0] == 200)
+    wait_until(lambda: fetch(cluster.proxy_address(1), origin, source=source)[0] == 200, 2.0)
     for _ in range(4):
         assert fetch(cluster.proxy_address(0), origin, password="wrong", source=source)[0] == 407
     banned = time.monotonic()
     for index in (1, 2):
-        within(1.0, lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
-               == 407)
+        wait_until(lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
+                   == 407, 1.0)
     assert time.monotonic() - banned < 1.0
     assert fetch(cluster.proxy_address(2), origin)[0] == 200  # another client is not banned
 
@@ -182,6 +183,6 @@ def test_a_ban_from_api_failures_holds_on_every_proxy_node_within_a_second(
         assert [wrong.get("/api/ips/").status_code for _ in range(4)] == [401] * 4
     banned = time.monotonic()
     for index in range(3):
-        within(1.0, lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
-               == 407)
+        wait_until(lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
+                   == 407, 1.0)
     assert time.monotonic() - banned < 1.0

@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
 
 from proxy.clients import is_closed, read_reply
 from proxy.conftest import Env
+from support.polling import wait_until
 
 _sources = count(1)
 
@@ -69,13 +68,6 @@ def settle(env: Env, within: float = 3.0) -> None:
     """The node holds no client connection any more (nothing leaked)."""
     connections = env.node.services.connections
     wait_until(lambda: not connections, within, f"connections left open: {len(connections)}")
-
-
-def wait_until(check: Callable[[], bool], within: float, message: str = "not in time") -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.02)
 
 
 def own_fds() -> int:

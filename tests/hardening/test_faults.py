@@ -28,9 +28,10 @@ from meshproxy.domain.passwords import hash_password
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
 from proxy.conftest import LoopThread, proxy_settings
+from support.polling import wait_until
 
 from .conftest import Env
-from .raw import open_from, settle, wait_until
+from .raw import open_from, settle
 
 AUTH = credentials()
 

@@ -7,7 +7,6 @@ descriptors from /proc. Smaller than the documented runs (docs/reliability.md):
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import uvloop
@@ -23,17 +22,9 @@ from bench.hardening import (
 from bench.hardening import Origins as LoadOrigins
 
 from meshproxy.proxy.server.upstream import MAX_IDLE_PER_KEY
+from support.polling import eventually
 
 MIB = 1024  # in kB, the unit of /proc/<pid>/status
-
-
-def wait_for(check: Callable[[], bool], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_a_thousand_tunnels_held_by_a_node_started_with_1024_descriptors(
@@ -45,7 +36,7 @@ def test_a_thousand_tunnels_held_by_a_node_started_with_1024_descriptors(
     assert result["node_fds_held"] >= result["node_fds_before"] + 2000
     assert result["node_fds_after"] <= result["node_fds_before"] + 2  # all released
     assert result["kib_per_tunnel"] < 20
-    assert wait_for(lambda: node.usage() == result["bytes_moved"], 5), (
+    assert eventually(lambda: node.usage() == result["bytes_moved"], 5), (
         node.usage(), result["bytes_moved"])  # every tunnelled byte counted, none twice
     assert node.stop() == 0
 
@@ -110,7 +101,7 @@ def test_clients_that_never_read_do_not_grow_the_node(
     # 20 responses of 1 GB held back: socket buffers and one high-water mark each at most.
     assert first - before < 64 * MIB, (before, first)
     assert second - first < 4 * MIB, (first, second)  # and no growth while they wait
-    assert wait_for(lambda: node.fds() <= baseline_fds + 2, 5), node.fds()
+    assert eventually(lambda: node.fds() <= baseline_fds + 2, 5), node.fds()
     assert node.stop() == 0
 
 

@@ -15,9 +15,10 @@ import pytest
 
 from proxy.clients import basic, read_reply
 from proxy.conftest import echo_json
+from support.polling import wait_until
 
 from .conftest import Env
-from .raw import basic_raw, exchange, fresh_source, open_from, own_fds, settle, wait_until
+from .raw import basic_raw, exchange, fresh_source, open_from, own_fds, settle
 
 AUTH = b"Proxy-Authorization: " + basic().encode() + b"\r\n"
 

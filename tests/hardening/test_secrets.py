@@ -21,6 +21,7 @@ import pytest
 
 from api.harness import Clock, Running, StartServer
 from meshproxy.store import Store
+from support.polling import eventually
 
 from .conftest import Env
 from .dashboard import Dash
@@ -89,15 +90,6 @@ def both(start_server: StartServer, start_env: Callable[..., Env], store: Store
     return env, api
 
 
-def _within(seconds: float, check: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 def _proxy_get(env: Env, source: str, credentials: bytes) -> int | None:
     request = (b"GET " + env.origins.url("/echo").encode() + b" HTTP/1.1\r\nHost: x\r\n"
                b"Proxy-Authorization: " + basic_raw(credentials) + b"\r\n\r\n")
@@ -112,7 +104,7 @@ def test_a_ban_earned_on_the_api_refuses_the_proxy(both: tuple[Env, Running]) ->
     for _ in range(4):
         assert stranger.get("/api/ips/").status_code == 401
     started = time.monotonic()
-    assert _within(1.0, lambda: _proxy_get(env, source, b"alice:pw") == 407)
+    assert eventually(lambda: _proxy_get(env, source, b"alice:pw") == 407, 1.0)
     assert time.monotonic() - started < 1.5
     assert _proxy_get(env, fresh_source(), b"alice:pw") == 200  # only that address
 
@@ -126,7 +118,7 @@ def test_a_ban_earned_on_the_proxy_refuses_the_api(both: tuple[Env, Running]) ->
         assert _proxy_get(env, source, b"alice:wrong") == 407
     assert _proxy_get(env, source, b"alice:pw") == 407  # banned on the proxy at once
     started = time.monotonic()
-    assert _within(1.0, lambda: client.get("/api/ips/").status_code == 401)
+    assert eventually(lambda: client.get("/api/ips/").status_code == 401, 1.0)
     assert time.monotonic() - started < 1.5
     assert "banned" in client.get("/api/ips/").json()["error"]
 

@@ -9,6 +9,7 @@ import requests
 
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
+from support.polling import wait_until
 
 from .api_face import api_base, api_client  # noqa: F401 (a fixture)
 from .clients import basic, connect, read_reply
@@ -18,15 +19,6 @@ from .conftest import Env
 def get(env: Env, proxy_url: str, url: str | None = None, **kw: object) -> requests.Response:
     return requests.get(url or env.origins.url("/echo"), proxies={"http": proxy_url},
                         timeout=10, **kw)  # type: ignore[arg-type]
-
-
-def within(seconds: float, check: Callable[[], bool]) -> float:
-    """How long until `check()` holds (fails the test after `seconds`)."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, "not in time"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def assert_refusal(response: requests.Response, status: int, words: str) -> None:
@@ -60,19 +52,19 @@ def test_407_keeps_the_connection_for_the_retry(env: Env) -> None:
 def test_deactivate_delete_and_password_change_within_a_second(env: Env) -> None:
     assert get(env, env.proxy_url()).status_code == 200
     env.store.update_account("alice", active=False)
-    within(1.0, lambda: get(env, env.proxy_url()).status_code == 402)
+    wait_until(lambda: get(env, env.proxy_url()).status_code == 402, 1.0)
     assert_refusal(get(env, env.proxy_url()), 402, "deactivated")
     env.store.update_account("alice", active=True)
-    within(1.0, lambda: get(env, env.proxy_url()).status_code == 200)
+    wait_until(lambda: get(env, env.proxy_url()).status_code == 200, 1.0)
     new_hash = hash_password("new")
     env.store.update_account("alice", password_hash=new_hash)
     # Polled on the node's state, not by requests: each refused request would count toward
     # the ban, and a busy machine could collect four before the change arrives.
-    within(1.0, lambda: env.node.directory.by_username["alice"].password_hash == new_hash)
+    wait_until(lambda: env.node.directory.by_username["alice"].password_hash == new_hash, 1.0)
     assert get(env, env.proxy_url(password="new")).status_code == 200
     assert get(env, env.proxy_url()).status_code == 407
     env.store.delete_account("alice")
-    within(1.0, lambda: get(env, env.proxy_url(password="new")).status_code == 407)
+    wait_until(lambda: get(env, env.proxy_url(password="new")).status_code == 407, 1.0)
 
 
 def test_proxy_authorization_is_per_proxy_and_follows_changes(env: Env) -> None:
@@ -80,9 +72,9 @@ def test_proxy_authorization_is_per_proxy_and_follows_changes(env: Env) -> None:
     alice = env.store.get_account("alice")
     assert alice is not None
     env.store.authorize_proxy(alice, "private")
-    within(1.0, lambda: get(env, env.proxy_url("private")).status_code == 200)
+    wait_until(lambda: get(env, env.proxy_url("private")).status_code == 200, 1.0)
     env.store.deauthorize_proxy(alice, "open")
-    within(1.0, lambda: get(env, env.proxy_url("open")).status_code == 402)
+    wait_until(lambda: get(env, env.proxy_url("open")).status_code == 402, 1.0)
 
 
 def test_sub_accounts_use_the_parents_proxies_and_activity(env: Env) -> None:
@@ -100,23 +92,23 @@ def test_sub_accounts_use_the_parents_proxies_and_activity(env: Env) -> None:
 def test_ip_authentication_and_credentials_win(env: Env) -> None:
     bob = env.account("bob", password=None)
     env.store.add_ip(bob, "127.0.0.1")
-    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 200)
+    wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 200, 1.0)
     # With credentials the request is alice's, not bob's (the IP's owner).
     before = env.node.directory.by_username["alice"].total_bytes
     assert get(env, env.proxy_url()).status_code == 200
     assert env.node.directory.by_username["alice"].total_bytes > before
     assert get(env, env.proxy_url(password="wrong")).status_code == 407
     env.store.delete_ip(bob, "127.0.0.1")
-    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 407)
+    wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 407, 1.0)
 
 
 def test_hostname_authentication(start_env: Callable[..., Env]) -> None:
     env = start_env(allow_hostname_networks=["127.0.0.0/8", "::1/128"])  # localhost allowed
     carol = env.account("carol", password=None)
     env.store.add_hostname(carol, "localhost")  # resolves to 127.0.0.1 (and ::1)
-    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 200)
+    wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 200, 1.0)
     env.store.delete_hostname(carol, "localhost")
-    within(1.0, lambda: get(env, env.proxy_url(user=None)).status_code == 407)
+    wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 407, 1.0)
 
 
 def test_a_hostname_resolving_to_loopback_authenticates_nobody(env: Env) -> None:
@@ -137,7 +129,7 @@ def test_ban_after_four_failures_even_with_good_credentials(env: Env) -> None:
     env.sync()  # reports the failures to the store: the ban is shared by every node
     assert env.store.ban_until("127.0.0.1", time.time()) is not None
     env.store.unban("127.0.0.1")
-    within(1.0, lambda: get(env, env.proxy_url()).status_code == 200)
+    wait_until(lambda: get(env, env.proxy_url()).status_code == 200, 1.0)
 
 
 def test_success_resets_the_failure_count(env: Env) -> None:

@@ -1,0 +1,28 @@
+"""Waiting for something that happens in another thread or process: poll, never a fixed
+sleep. One loop for the whole suite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def eventually(check: Callable[[], object], within: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll `check` until it is true; False once `within` seconds have passed (for
+    `assert eventually(...)` and for waits that decide what to do next)."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return bool(check())
+        time.sleep(interval)
+    return True
+
+
+def wait_until(
+    check: Callable[[], object], within: float = 10.0, message: str = "", interval: float = 0.02
+) -> float:
+    """Poll `check` until it is true and return the seconds that took; fail the test with
+    `message` after `within` seconds."""
+    started = time.monotonic()
+    assert eventually(check, within, interval), message or f"not within {within} s"
+    return time.monotonic() - started
