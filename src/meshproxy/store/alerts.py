@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -19,7 +19,7 @@ from meshproxy.domain.alerts import Notice, crossed, notice_body
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import QuotaKind
 from meshproxy.store import models as m
-from meshproxy.store.dialect import insert_for
+from meshproxy.store.dialect import aware, insert_for
 from meshproxy.store.errors import LimitReached
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -30,10 +30,6 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
     """IN lists of at most CHUNK ids (PostgreSQL takes at most 65,535 parameters)."""
     for first in range(0, len(ids), CHUNK):
         yield ids[first : first + CHUNK]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @dataclass(frozen=True)
@@ -106,12 +102,12 @@ class AlertRecords:
             row = m.Webhook(account_id=account_id, url=url, secret=secret, created_at=now)
             session.add(row)
             session.flush()
-            return WebhookRecord(row.id, row.url, _aware(row.created_at))
+            return WebhookRecord(row.id, row.url, aware(row.created_at))
 
     def list_webhooks(self, account_id: int) -> list[WebhookRecord]:
         with self._session() as session:
             return [
-                WebhookRecord(row.id, row.url, _aware(row.created_at))
+                WebhookRecord(row.id, row.url, aware(row.created_at))
                 for row in session.scalars(
                     select(m.Webhook)
                     .where(m.Webhook.account_id == account_id)
@@ -314,7 +310,7 @@ class AlertRecords:
                     secret=row.secret,
                     body=row.body,
                     attempts=row.attempts,
-                    created_at=_aware(row.created_at),
+                    created_at=aware(row.created_at),
                 )
                 for row in rows
             ]
@@ -387,7 +383,7 @@ class AlertRecords:
                     .order_by(attempt.id)
                 ):
                     attempts[row.delivery_id].append(
-                        AttemptView(_aware(row.at), row.status, row.error, row.duration_ms)
+                        AttemptView(aware(row.at), row.status, row.error, row.duration_ms)
                     )
                 for d, url in found:
                     deliveries[d.notice_id].append(
@@ -397,7 +393,7 @@ class AlertRecords:
                                 url=url,
                                 state=d.state,
                                 attempts=attempts[d.id],
-                                next_at=_aware(d.next_at) if d.state == PENDING else None,
+                                next_at=aware(d.next_at) if d.state == PENDING else None,
                             ),
                         )
                     )
@@ -412,7 +408,7 @@ class AlertRecords:
                         usage_bytes=int(row.usage_bytes),
                         limit_gb=int(row.limit_gb),
                         period_start=row.period_start,
-                        at=_aware(row.at),
+                        at=aware(row.at),
                     ),
                     deliveries=[view for _, view in deliveries[row.id]],
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
@@ -12,12 +12,9 @@ from sqlalchemy.orm import Session
 
 from meshproxy.domain.audit import AuditEntry
 from meshproxy.store import models as m
+from meshproxy.store.dialect import aware
 
 AUDIT_PAGE = 1000
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class AuditRecords:
@@ -70,7 +67,7 @@ class AuditRecords:
             return [
                 AuditEntry(
                     id=row.id,
-                    at=_aware(row.at),
+                    at=aware(row.at),
                     actor=row.actor,
                     operation=row.operation,
                     target=row.target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.dialects import sqlite
@@ -17,3 +18,8 @@ def insert_for(session: Session, model: type[m.Base]) -> Any:
 
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def aware(moment: datetime) -> datetime:
+    """A datetime read back as stored: SQLite returns it without its zone (UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
