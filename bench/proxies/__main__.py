@@ -1,10 +1,11 @@
-"""Side-by-side proxy benchmark: meshproxy against Squid, tinyproxy, proxy.py and direct.
+"""Side-by-side proxy benchmark: meshproxy against Squid, pproxy, tinyproxy, proxy.py, direct.
 
     .venv/bin/python -m bench.proxies            # full run (3 rounds, about 15 minutes)
     .venv/bin/python -m bench.proxies --quick    # 1 short round, smaller transfers
 
-Installs nothing. Needs wrk, curl, taskset and nginx (Debian: nginx-light); uses squid,
-tinyproxy and proxy.py when present (proxy.py from a separate venv, see --proxy-py).
+Installs nothing (bench/install.sh does). Needs wrk, curl, taskset and nginx (Debian:
+nginx-light); uses squid, tinyproxy, pproxy and proxy.py when present (pproxy and proxy.py
+from this venv, the `bench` extra, else bench/.venv-peers; see --pproxy and --proxy-py).
 Every server listens on 127.0.0.1; proxies run on CPU 1, everything else on CPU 0.
 """
 
@@ -26,7 +27,9 @@ from bench.proxies.report import Row, render_cost_table, render_notes, render_ta
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-DEFAULT_PROXY_PY = [str(REPO / "bench/.venv-peers/bin/proxy"), "/tmp/proxy-py-venv/bin/proxy"]
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_PROXY_PY = [str(VENV_BIN / "proxy"), str(REPO / "bench/.venv-peers/bin/proxy")]
+DEFAULT_PPROXY = [str(VENV_BIN / "pproxy"), str(REPO / "bench/.venv-peers/bin/pproxy")]
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -41,10 +44,12 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--big-mib", type=int, help="size of the big file (default 1024)")
     parser.add_argument("--tunnels", type=int, help="idle tunnels held (default 2000)")
     parser.add_argument("--only", default="",
-                        help="comma-separated contenders (direct,squid,tinyproxy,proxy.py,"
+                        help="comma-separated contenders (direct,squid,pproxy,tinyproxy,proxy.py,"
                              "meshproxy,meshproxy-nometer,meshproxy-nolog,meshproxy-socks5)")
-    parser.add_argument("--proxy-py", help="the proxy.py executable (default: "
-                        "bench/.venv-peers/bin/proxy, then `proxy` on PATH)")
+    parser.add_argument("--proxy-py", help="the proxy.py executable (default: this venv's "
+                        "`proxy`, then bench/.venv-peers/bin/proxy, then `proxy` on PATH)")
+    parser.add_argument("--pproxy", help="the pproxy executable (default: this venv's "
+                        "`pproxy`, then bench/.venv-peers/bin/pproxy, then `pproxy` on PATH)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     options = parser.parse_args(argv)
     quick = options.quick
@@ -59,8 +64,8 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
 def _require(*names: str) -> None:
     missing = [n for n in names if shutil.which(n) is None]
     if missing:
-        raise SystemExit(f"missing tools: {', '.join(missing)} (apt-get install wrk curl "
-                         "util-linux nginx-light squid tinyproxy)")
+        raise SystemExit(f"missing tools: {', '.join(missing)} (bench/install.sh installs "
+                         "every tool of the bench)")
 
 
 def _raise_fd_limit() -> None:
@@ -75,9 +80,13 @@ def _contenders(options: argparse.Namespace) -> list[tuple[str, Starter | None]]
     meshproxy = str(Path(sys.executable).with_name("meshproxy"))
     proxy_py = rig.tool(*([options.proxy_py] if options.proxy_py else DEFAULT_PROXY_PY),
                         "proxy")  # fmt: skip
+    pproxy = rig.tool(*([options.pproxy] if options.pproxy else DEFAULT_PPROXY), "pproxy")
     every: list[tuple[str, Starter | None]] = [
         ("direct", None),
         ("squid", rig.start_squid),
+        # Issue 11: no per-request work at all (no auth, no metering, no rotation): the
+        # ceiling of Python on one core.
+        ("pproxy", lambda d: rig.start_pproxy(d, pproxy)),
         ("tinyproxy", rig.start_tinyproxy),
         ("proxy.py", lambda d: rig.start_proxy_py(d, proxy_py)),
         ("meshproxy", lambda d: rig.start_meshproxy(d, meshproxy, metering=True)),
@@ -109,7 +118,7 @@ def _measure(
             row.notes.append(f"idle tunnels: {tunnels.note}")
     for path, rates, p50s, p99s, costs in (
         ("/1k.bin", row.small_rate, row.small_p50, row.small_p99, row.small_cpu_us),
-        ("/64k.bin", row.medium_rate, None, None, row.medium_cpu_us),
+        ("/64k.bin", row.medium_rate, row.medium_p50, row.medium_p99, row.medium_cpu_us),
     ) if proxy is None or not proxy.socks else ():
         measured = load.run_wrk(origin, proxy, path, options.seconds, workdir)
         result = measured.wrk
@@ -118,9 +127,8 @@ def _measure(
                              "(rate not counted)")  # fmt: skip
             continue
         rates.append(result.rate)
-        if p50s is not None and p99s is not None:
-            p50s.append(result.p50_ms)
-            p99s.append(result.p99_ms)
+        p50s.append(result.p50_ms)
+        p99s.append(result.p99_ms)
         if measured.cpu_us_per_request is not None:
             costs.append(measured.cpu_us_per_request)
     max_seconds = 60.0 if not options.quick else 20.0

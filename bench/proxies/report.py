@@ -80,6 +80,8 @@ class Row:
     small_p99: list[float] = field(default_factory=list)
     small_cpu_us: list[float] = field(default_factory=list)  # proxy CPU µs per request
     medium_rate: list[float] = field(default_factory=list)
+    medium_p50: list[float] = field(default_factory=list)
+    medium_p99: list[float] = field(default_factory=list)
     medium_cpu_us: list[float] = field(default_factory=list)
     connect_mbps: list[float] = field(default_factory=list)
     connect_core_s_per_gb: list[float] = field(default_factory=list)
@@ -109,6 +111,11 @@ def _spread(values: Sequence[float]) -> str:
     return f" [{min(present):,.0f}-{max(present):,.0f}]"
 
 
+def _latency(p50s: Sequence[float], p99s: Sequence[float]) -> str:
+    p50, p99 = median(p50s), median(p99s)
+    return "-" if p50 is None else f"{p50:.1f} / {_number(p99, 1)} ms"
+
+
 def render_table(rows: Sequence[Row], direct: str = "direct") -> str:
     """The side-by-side Markdown table: medians, each with its ratio to the direct row."""
     base = next((r for r in rows if r.name == direct), None)
@@ -117,19 +124,18 @@ def render_table(rows: Sequence[Row], direct: str = "direct") -> str:
     base_connect = median(base.connect_mbps) if base else None
     base_plain = median(base.plain_mbps) if base else None
     lines = [
-        "| proxy | 1 KiB req/s | p50 / p99 1 KiB | 64 KiB req/s "
+        "| proxy | 1 KiB req/s | p50 / p99 1 KiB | 64 KiB req/s | p50 / p99 64 KiB "
         "| CONNECT 1 GiB MB/s [min-max] | plain-HTTP 1 GiB MB/s [min-max] "
         "| KiB per idle tunnel |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        p50, p99 = median(row.small_p50), median(row.small_p99)
-        latency = "-" if p50 is None else f"{p50:.1f} / {_number(p99, 1)} ms"
         cells = [
             row.name,
             _versus(median(row.small_rate), base_small),
-            latency,
+            _latency(row.small_p50, row.small_p99),
             _versus(median(row.medium_rate), base_medium),
+            _latency(row.medium_p50, row.medium_p99),
             _versus(median(row.connect_mbps), base_connect) + _spread(row.connect_mbps),
             _versus(median(row.plain_mbps), base_plain) + _spread(row.plain_mbps),
             _number(median(row.tunnel_kib), 1),

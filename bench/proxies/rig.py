@@ -28,8 +28,6 @@ SMALL, MEDIUM = 1024, 64 * 1024
 START_SECONDS = 20.0
 
 
-
-
 def wait_listening(port: int, process: subprocess.Popen[bytes], within: float) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -231,6 +229,23 @@ def start_proxy_py(workdir: Path, executable: str | None) -> Server | None:
     wait_listening(port, process, START_SECONDS)
     version = subprocess.run([executable, "--version"], capture_output=True, text=True)
     return Server("proxy.py", port, process, version=version.stdout.strip())
+
+
+def start_pproxy(workdir: Path, executable: str | None) -> Server | None:
+    """pproxy's HTTP listener: one process on uvloop (as meshproxy), through run_pproxy.py
+    when the Python of pproxy's venv is beside it."""
+    if executable is None:
+        return None
+    workdir.mkdir()
+    port = free_port()
+    argv = [executable, "-l", f"http://{HOST}:{port}"]
+    python = Path(executable).with_name("python")
+    if python.is_file():
+        argv = [str(python), str(Path(__file__).with_name("run_pproxy.py")), *argv[1:]]
+    process = spawn(pinned(PROXY_CPU, argv), workdir / "pproxy.out", cwd=workdir)
+    wait_listening(port, process, START_SECONDS)
+    version = subprocess.run([executable, "--version"], capture_output=True, text=True)
+    return Server("pproxy", port, process, version=version.stdout.strip().removeprefix("pproxy "))
 
 
 # ---- meshproxy ---------------------------------------------------------------------------

@@ -65,19 +65,33 @@ def test_median_ignores_missing_measurements() -> None:
 
 def test_render_table_shows_medians_against_direct() -> None:
     direct = Row("direct", small_rate=[30000, 40000, 35000], small_p50=[1.0], small_p99=[2.0],
-                 medium_rate=[20000], connect_mbps=[2000], plain_mbps=[1800, 2200])
+                 medium_rate=[20000], medium_p50=[1.5], medium_p99=[3.0],
+                 connect_mbps=[2000], plain_mbps=[1800, 2200])
     squid = Row("squid", small_rate=[14000], small_p50=[3.5], small_p99=[6.25],
-                medium_rate=[4000], connect_mbps=[1000, 1200, 1100], plain_mbps=[],
+                medium_rate=[4000], medium_p50=[9.0, 8.0, 12.0], medium_p99=[13.0, 40.0, 14.0],
+                connect_mbps=[1000, 1200, 1100], plain_mbps=[],
                 tunnel_kib=[31.25], small_cpu_us=[80.0], connect_core_s_per_gb=[0.9])
     lines = render_table([direct, squid]).splitlines()
-    assert lines[0].startswith("| proxy | 1 KiB req/s")
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[:5] == [
+        "proxy", "1 KiB req/s", "p50 / p99 1 KiB", "64 KiB req/s", "p50 / p99 64 KiB",
+    ]
+    assert lines[1].count("---") == len(header)
     assert len(lines) == 4
-    assert lines[2].startswith("| direct | 35,000 (1.00x) | 1.0 / 2.0 ms | 20,000 (1.00x)")
+    assert lines[2].startswith(
+        "| direct | 35,000 (1.00x) | 1.0 / 2.0 ms | 20,000 (1.00x) | 1.5 / 3.0 ms |"
+    )
     squid_cells = [c.strip() for c in lines[3].strip("|").split("|")]
     assert squid_cells == [
-        "squid", "14,000 (0.40x)", "3.5 / 6.2 ms", "4,000 (0.20x)",
+        "squid", "14,000 (0.40x)", "3.5 / 6.2 ms", "4,000 (0.20x)", "9.0 / 14.0 ms",
         "1,100 (0.55x) [1,000-1,200]", "-", "31.2",
     ]
     costs = render_cost_table([direct, squid]).splitlines()
     assert len(costs) == 3  # no cost row for direct
     assert costs[2] == "| squid | 80.0 | - | 0.90 | - |"
+
+
+def test_render_table_without_latencies_shows_a_dash() -> None:
+    pproxy = Row("pproxy", small_rate=[26000], small_p50=[1.6], small_p99=[7.4])
+    cells = [c.strip() for c in render_table([pproxy]).splitlines()[2].strip("|").split("|")]
+    assert cells[:5] == ["pproxy", "26,000", "1.6 / 7.4 ms", "-", "-"]
