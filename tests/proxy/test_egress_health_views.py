@@ -4,6 +4,7 @@ page, with one live tinyproxy and one upstream that refuses every connection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -16,9 +17,11 @@ import pytest
 import requests
 from starlette.testclient import TestClient
 
-from meshproxy.control.egress_health import parse_metrics
+from meshproxy.control.egress_health import parse_metrics, read_egress_health
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
+from meshproxy.proxy.core.egress import Egress
+from meshproxy.proxy.core.health import EgressHealth
 from web.helpers import PARENT_PASSWORD, Browser, Clock, make_app, make_parent
 
 from .conftest import Env
@@ -103,3 +106,25 @@ def test_admin_proxies_and_the_dashboard_show_the_health(
         page = browser.get("/dashboard/proxies/").text
     assert "<th scope=\"col\">Health</th>" in page
     assert "1 of 2 upstreams up; out: dead" in page
+
+
+def test_a_recent_answer_is_reused_for_fresh_for_seconds(
+    watched: tuple[Env, int, list[dict[str, str]]],
+) -> None:
+    env, port, _ = watched
+    settings = env.node.settings
+    settings = settings.model_copy(update={"admin": settings.admin.model_copy(
+        update={"port": port})})
+    first = read_egress_health(settings, fresh_for=60)
+    assert first is not None and first["open"]["live"].up
+    pool = env.node.dialers["open"].pool
+    live = next(e for e in pool.members if e.label == "live")
+    env.thread.run(_fail(pool.health, live))
+    assert read_egress_health(settings, fresh_for=60) == first  # not asked again
+    assert not read_egress_health(settings)["open"]["live"].up  # type: ignore[index]
+
+
+async def _fail(health: EgressHealth, member: Egress) -> None:
+    # On the node's loop, as the dialer does; "an hour from now": no probe brings it back
+    # before the test reads it.
+    health.failed(member, "test", asyncio.get_running_loop().time() + 3600)

@@ -8,6 +8,7 @@ the first worker's). With several nodes each has its own view: this is this host
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -29,19 +30,32 @@ class EgressStatus:
 Report = dict[str, dict[str, EgressStatus]]  # proxy -> egress name -> status
 
 
-def read_egress_health(settings: Settings, timeout: float = TIMEOUT) -> Report | None:
-    """Every upstream egress's status by proxy, or None when no node answers."""
+def read_egress_health(
+    settings: Settings, timeout: float = TIMEOUT, *, fresh_for: float = 0.0
+) -> Report | None:
+    """Every upstream egress's status by proxy, or None when no node answers.
+    `fresh_for`: an answer (or the lack of one) this recent is reused, so a page viewed
+    often asks the node at most that often and never waits on a node that is not there."""
     admin = settings.admin
     if not admin.enabled:
         return None
     host = f"[{admin.listen}]" if ":" in admin.listen else admin.listen
     host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
+    url = f"http://{host}:{admin.port}/metrics"
+    now = time.monotonic()
+    kept = _recent.get(url)
+    if kept is not None and now - kept[0] < fresh_for:
+        return kept[1]
     try:
-        with urllib.request.urlopen(f"http://{host}:{admin.port}/metrics", timeout=timeout) as r:
-            text = r.read().decode("utf-8", "replace")
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            report: Report | None = parse_metrics(answer.read().decode("utf-8", "replace"))
     except (OSError, urllib.error.URLError, ValueError):
-        return None
-    return parse_metrics(text)
+        report = None
+    _recent[url] = (now, report)
+    return report
+
+
+_recent: dict[str, tuple[float, Report | None]] = {}  # url -> (when, what it said)
 
 
 def parse_metrics(text: str) -> Report:

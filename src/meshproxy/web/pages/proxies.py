@@ -17,6 +17,7 @@ from meshproxy.web.context import PREFIX, Ctx
 from meshproxy.web.pages.common import FormErrors, acting_caller, form_errors
 
 PROXIES_PATH = f"{PREFIX}/proxies/"
+DASHBOARD_HEALTH_SECONDS = 5.0  # the node is asked for its upstreams' health at most this often
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def proxy_urls(ctx: Ctx, *, health: bool = False) -> list[ProxyUrls]:
     authorized = _authorized(ctx)
     report = None
     if health and any(e.upstream is not None for p in authorized for e in p.egress):
-        report = read_egress_health(ctx.settings)
+        report = read_egress_health(ctx.settings, fresh_for=DASHBOARD_HEALTH_SECONDS)
     user = f"{steering(ctx).username}:PASSWORD@"
     return [
         ProxyUrls(
