@@ -243,6 +243,15 @@ def test_a_pool_of_three_upstreams_loses_one_and_takes_it_back(
         return address
 
     assert {peer() for _ in range(30)} == {"127.0.0.51", "127.0.0.52", "127.0.0.53"}
+    # The X-ProxyMesh-* options name upstreams.
+    for headers, exits in (({"X-ProxyMesh-IP": "socks-1"}, {"127.0.0.53"}),
+                           ({"X-ProxyMesh-Not-IP": "http-1, socks-1"}, {"127.0.0.52"})):
+        answers = [session.get(origins.url("/echo"), headers=headers, timeout=10)
+                   for _ in range(10)]
+        assert {a.json()["peer"] for a in answers} == exits
+        assert {a.headers["X-ProxyMesh-IP"] for a in answers} <= {"socks-1", "http-2"}
+    missing = session.get(origins.url("/echo"), headers={"X-ProxyMesh-IP": "eu-9"}, timeout=10)
+    assert missing.status_code == 200 and missing.headers["X-ProxyMesh-IP-Not-Found"] == "eu-9"
     second.stop()
     after = [peer() for _ in range(20)]
     assert "127.0.0.52" not in after and set(after) == {"127.0.0.51", "127.0.0.53"}
