@@ -30,7 +30,8 @@ class Tenants:
 
 def snapshot(store: Store, tenants: Tenants) -> dict[str, Any]:
     """Everything both tenants own: accounts (names, limits, password hash, active),
-    IPs, hostnames, authorized proxies, and how many sub-accounts each parent has."""
+    IPs, hostnames, authorized proxies, how many sub-accounts each parent has, and its
+    webhooks."""
     state: dict[str, Any] = {}
     for username in tenants.usernames:
         account = store.get_account(username)
@@ -41,6 +42,7 @@ def snapshot(store: Store, tenants: Tenants) -> dict[str, Any]:
             sorted(store.list_hostnames(account)),
             sorted(store.authorized_proxies(account)),
             store.count_sub_accounts(account.id) if account.is_parent else None,
+            store.list_webhooks(account.id),
         )
     return state
 

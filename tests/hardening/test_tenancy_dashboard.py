@@ -38,6 +38,10 @@ PARENT_PAGES: list[tuple[str, str, dict[str, str]]] = [
     ("get", "/dashboard/help/", {}),
     ("post", "/dashboard/proxies/add/", {"proxy": "fast"}),
     ("post", "/dashboard/proxies/delete/", {"proxy": "open"}),
+    ("get", "/dashboard/alerts/", {}),
+    ("post", "/dashboard/alerts/add/", {"url": "https://203.0.113.9/", "secret": "x" * 16}),
+    ("post", "/dashboard/alerts/delete/", {"id": "1"}),
+    ("get", "/dashboard/audit/", {}),
 ]
 
 

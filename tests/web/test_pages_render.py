@@ -19,6 +19,8 @@ PARENT_PAGES = [
     "/dashboard/proxies/",
     "/dashboard/help/",
     "/dashboard/export/",
+    "/dashboard/alerts/",
+    "/dashboard/audit/",
     "/dashboard/password/",
 ]
 SUB_PAGES = ["/dashboard/", "/dashboard/access/", "/dashboard/proxies/", "/dashboard/password/"]
