@@ -22,6 +22,7 @@ from bench.private import PrivatePostgres, PrivateRedis
 from cluster.conftest import SUB, SUB_PASSWORD, fetch, settled
 from meshproxy.config import load_settings
 from meshproxy.shared import open_store
+from support.polling import wait_until
 
 
 @dataclass
@@ -50,6 +51,19 @@ def cluster(servers: Servers) -> Iterator[Cluster]:
     running.start()
     yield running
     running.stop()
+
+
+def every_node(cluster: Cluster, backend: str, *, up: bool) -> bool:
+    """Every proxy node's metrics say `backend` answered (or failed) last time."""
+    line = f'meshproxy_backend_up{{backend="{backend}"}} {1.0 if up else 0.0}'
+    for node in cluster.proxy_nodes:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{node.admin_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return False
+        if line not in text.splitlines():
+            return False
+    return True
 
 
 def test_redis_killed_and_postgres_crashed_under_load_lose_no_byte(
@@ -82,15 +96,17 @@ def test_redis_killed_and_postgres_crashed_under_load_lose_no_byte(
     clients = [threading.Thread(target=drive, args=(i,)) for i in range(3)]
     for client in clients:
         client.start()
-    time.sleep(1.0)
+    # Each fault lasts until every proxy node has seen it, and each recovery until every
+    # node has seen that, all under the clients' traffic.
+    wait_until(lambda: all(moved), 10, "no traffic through every node")
     servers.redis.kill()
-    time.sleep(1.0)
+    wait_until(lambda: every_node(cluster, "Redis (usage counters)", up=False), 15)
     servers.redis.start()  # empty
-    time.sleep(1.0)
+    wait_until(lambda: every_node(cluster, "Redis (usage counters)", up=True), 15)
     servers.postgres.stop("immediate")
-    time.sleep(1.5)
+    wait_until(lambda: every_node(cluster, "the store (account changes)", up=False), 15)
     servers.postgres.start()
-    time.sleep(1.0)
+    wait_until(lambda: every_node(cluster, "the store (account changes)", up=True), 15)
     done.set()
     for client in clients:
         client.join(35)

@@ -22,7 +22,7 @@ from bench.hardening import (
 from bench.hardening import Origins as LoadOrigins
 
 from meshproxy.proxy.server.upstream import MAX_IDLE_PER_KEY
-from support.polling import eventually
+from support.polling import eventually, eventually_async, wait_until_async
 
 MIB = 1024  # in kB, the unit of /proc/<pid>/status
 
@@ -86,21 +86,28 @@ def test_clients_that_never_read_do_not_grow_the_node(
     node = node_process()
     baseline_fds = node.fds()
 
-    async def scenario() -> tuple[int, int, int]:
+    async def scenario() -> tuple[int, int, int, bool]:
         before = node.rss_kib()
         writers = await _never_read(node, load_origins, 20)
-        await asyncio.sleep(3)
-        first = node.rss_kib()
-        await asyncio.sleep(3)
+        rss: list[int] = []
+
+        def settled() -> bool:  # the node's memory still for the last second (10 polls)
+            rss.append(node.rss_kib())
+            return len(rss) > 10 and max(rss[-11:]) - min(rss[-11:]) < MIB
+
+        await wait_until_async(settled, 15, interval=0.1)
+        first = rss[-1]
+        # No growth while they wait: watched for 3 s.
+        grew = await eventually_async(lambda: node.rss_kib() - first >= 4 * MIB, 3, 0.1)
         second = node.rss_kib()
         for writer in writers:
             writer.transport.abort()
-        return before, first, second
+        return before, first, second, grew
 
-    before, first, second = uvloop.run(scenario())
+    before, first, second, grew = uvloop.run(scenario())
     # 20 responses of 1 GB held back: socket buffers and one high-water mark each at most.
     assert first - before < 64 * MIB, (before, first)
-    assert second - first < 4 * MIB, (first, second)  # and no growth while they wait
+    assert not grew, (first, second)  # and no growth while they wait
     assert eventually(lambda: node.fds() <= baseline_fds + 2, 5), node.fds()
     assert node.stop() == 0
 
@@ -126,7 +133,7 @@ def test_at_the_descriptor_limit_the_node_refuses_cleanly_and_recovers(
         peak = node.fds()
         for _, writer in held:
             writer.close()
-        await asyncio.sleep(1)
+        await wait_until_async(lambda: node.fds() <= peak - len(held), 10)
         pair = await open_tunnel(node.address, load_origins.echo, counter)
         await echo_through(*pair, b"served again", counter)
         pair[1].close()

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from bench.local import free_port
 
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
+from support.polling import wait_until
 
 from .clients import curl
 from .conftest import Env
@@ -31,7 +31,8 @@ def test_stop_drains_open_requests_and_flushes_usage(start_env: Callable[..., En
     worker = threading.Thread(target=lambda: results.append(requests.get(
         env.origins.url("/slow/1"), proxies={"http": env.proxy_url()}, timeout=10)))
     worker.start()
-    time.sleep(0.3)
+    connections = env.node.services.connections
+    wait_until(lambda: any(c.active is not None for c in list(connections)), 5)
     env.thread.run(env.node.stop(5.0))
     worker.join(10)
     assert results and results[0].status_code == 200 and results[0].text == "slow done"

@@ -3,6 +3,7 @@ sleep. One loop for the whole suite."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -25,4 +26,25 @@ def wait_until(
     `message` after `within` seconds."""
     started = time.monotonic()
     assert eventually(check, within, interval), message or f"not within {within} s"
+    return time.monotonic() - started
+
+
+async def eventually_async(
+    check: Callable[[], object], within: float = 10.0, interval: float = 0.02
+) -> bool:
+    """`eventually` inside a coroutine: the loop runs while it waits."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return bool(check())
+        await asyncio.sleep(interval)
+    return True
+
+
+async def wait_until_async(
+    check: Callable[[], object], within: float = 10.0, message: str = "", interval: float = 0.02
+) -> float:
+    """`wait_until` inside a coroutine."""
+    started = time.monotonic()
+    assert await eventually_async(check, within, interval), message or f"not within {within} s"
     return time.monotonic() - started
