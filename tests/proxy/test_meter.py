@@ -106,3 +106,23 @@ async def test_request_statistics_ride_the_flush_and_survive_a_failed_one() -> N
     }
     await meter.flush()
     assert len(sink.stats) == 1  # nothing counted since: nothing written
+
+
+def test_hosts_are_bounded_per_account_and_flush() -> None:
+    buffer = UsageBuffer()
+    for i in range(stats.MAX_HOSTS + 20):
+        buffer.count_request(1, stats.ORIGIN_2XX, f"h{i}.example", 10)
+    buffer.count_request(1, stats.ORIGIN_2XX, "h0.example", 5)  # one already counted
+    buffer.count_request(2, stats.ORIGIN_2XX, "other.example", 7)  # another account's own
+    buffer.take()
+    taken = {(s.account_id, s.name): s.value for s in buffer.taken_stats()}
+    hosts = [name for (account, name) in taken if account == 1 and name.startswith(stats.HOST)]
+    assert len(hosts) == stats.MAX_HOSTS and taken[(1, "host:h0.example")] == 15
+    assert taken[(1, stats.OTHER_HOSTS)] == 20 * 10
+    assert taken[(1, stats.BYTES)] == sum(v for (a, n), v in taken.items()
+                                          if a == 1 and (n in hosts or n == stats.OTHER_HOSTS))
+    assert taken[(2, "host:other.example")] == 7
+    buffer.committed()
+    buffer.count_request(1, stats.ORIGIN_2XX, "new.example", 1)  # a new flush, a new bound
+    buffer.take()
+    assert {s.name for s in buffer.taken_stats()} >= {"host:new.example"}

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from meshproxy.domain.accounts import UsageDelta
-from meshproxy.domain.stats import BYTES, HOST, REQUESTS, StatDelta
+from meshproxy.domain.stats import BYTES, HOST, MAX_HOSTS, OTHER_HOSTS, REQUESTS, StatDelta
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.schedule import FlushSchedule
@@ -47,6 +47,9 @@ class UsageBuffer:
         self._in_flight: dict[Key, int] = {}
         self._stats: defaultdict[StatKey, int] = defaultdict(int)
         self._stats_in_flight: dict[StatKey, int] = {}
+        # Hosts counted per account since the last take: at most MAX_HOSTS a flush, the
+        # rest go to OTHER_HOSTS (a client of many hosts cannot swell a flush).
+        self._hosts: defaultdict[int, int] = defaultdict(int)
 
     def add(self, account_id: int, parent_id: int | None, nbytes: int) -> None:
         self._counts[(account_id, parent_id)] += nbytes
@@ -60,7 +63,13 @@ class UsageBuffer:
         if nbytes > 0:
             stats[(account_id, BYTES)] += nbytes
             if host:
-                stats[(account_id, HOST + host)] += nbytes
+                key = (account_id, HOST + host)
+                if key not in stats:
+                    if self._hosts[account_id] >= MAX_HOSTS:
+                        key = (account_id, OTHER_HOSTS)
+                    else:
+                        self._hosts[account_id] += 1
+                stats[key] += nbytes
 
     def take(self) -> list[UsageDelta]:
         """Start a write: the counted bytes (and statistics, `taken_stats`) move to the
@@ -70,6 +79,7 @@ class UsageBuffer:
         batch, self._counts = self._counts, defaultdict(int)
         self._in_flight = {k: v for k, v in batch.items() if v}
         self._stats_in_flight, self._stats = dict(self._stats), defaultdict(int)
+        self._hosts = defaultdict(int)
         return [UsageDelta(a, p, n) for (a, p), n in self._in_flight.items()]
 
     def taken_stats(self) -> list[StatDelta]:
