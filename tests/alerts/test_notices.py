@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from meshproxy.config import Settings
 from meshproxy.control.alerts import AlertService
@@ -110,3 +111,20 @@ def test_many_accounts_are_read_in_chunks(db: Store, monkeypatch: pytest.MonkeyP
         db.record_usage([UsageDelta(sub.id, parent.id, GB)], NOW.date())
     assert len(seen(db)) == 6
     assert len(db.claim_deliveries(NOW, 60, limit=100)) == 6
+
+
+def test_a_check_with_nothing_new_writes_nothing(db: Store) -> None:
+    parent = db.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    db.record_usage([UsageDelta(parent.id, None, GB)], NOW.date())
+    assert len(seen(db)) == 2
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert seen(db) == []
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert statements and not [s for s in statements if s.lstrip().upper().startswith("INSERT")]

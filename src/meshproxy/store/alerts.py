@@ -26,6 +26,13 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 CHUNK = 2000  # rows per multi-row INSERT, ids per IN list (at most 65,535 parameters)
 
 
+def _key(candidate: dict[str, Any]) -> tuple[Any, ...]:
+    """A notice's unique key (usage_notices' unique constraint)."""
+    return tuple(
+        candidate[name] for name in ("account_id", "kind", "period_start", "threshold", "limit_gb")
+    )
+
+
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
     """IN lists of at most CHUNK ids (PostgreSQL takes at most 65,535 parameters)."""
     for first in range(0, len(ids), CHUNK):
@@ -191,6 +198,7 @@ class AlertRecords:
                                 "at": now,
                             }
                         )
+            candidates = self._not_noticed(session, candidates)
             inserted: list[tuple[int, int]] = []  # (notice id, candidate index)
             names = {row.id: row.username for row in limited}
             for first in range(0, len(candidates), CHUNK):
@@ -235,6 +243,31 @@ class AlertRecords:
                 now,
             )
             return notices
+
+    def _not_noticed(
+        self, session: Session, candidates: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The candidates without a notice yet: read first, so that the usual check (every
+        notice made already) writes nothing; the INSERT's ON CONFLICT settles a race."""
+        made: set[tuple[Any, ...]] = set()
+        notice = m.UsageNotice
+        for ids in _chunks(sorted({c["account_id"] for c in candidates})):
+            made.update(
+                tuple(row)
+                for row in session.execute(
+                    select(
+                        notice.account_id,
+                        notice.kind,
+                        notice.period_start,
+                        notice.threshold,
+                        notice.limit_gb,
+                    ).where(
+                        notice.account_id.in_(ids),
+                        notice.period_start.in_({c["period_start"] for c in candidates}),
+                    )
+                )
+            )
+        return [c for c in candidates if _key(c) not in made]
 
     def _queue_deliveries(
         self, session: Session, notices: Sequence[tuple[Notice, int]], now: datetime
