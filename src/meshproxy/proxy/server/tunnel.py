@@ -12,18 +12,23 @@ zero: any backlog pauses reading on the other side at once (flow control both wa
 from __future__ import annotations
 
 import asyncio
+import mmap
 from collections.abc import Callable
 from typing import cast
 
-BUFFER_SIZE = 256 * 1024
+# What a client that does not read holds of its tunnel here (upstream.READ_SIZE likewise).
+BUFFER_SIZE = 64 * 1024
 
 
 class _SharedBuffer:
+    """Anonymous mappings, not heap: a buffer left to a slow reader's write goes back to
+    the system when that write is done."""
+
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(BUFFER_SIZE))
+        self.view = memoryview(mmap.mmap(-1, BUFFER_SIZE))
 
     def renew(self) -> None:
-        self.view = memoryview(bytearray(BUFFER_SIZE))
+        self.view = memoryview(mmap.mmap(-1, BUFFER_SIZE))
 
 
 _shared = _SharedBuffer()
