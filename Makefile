@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint venv
+.PHONY: serve test test-fast lint venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# Everything but the tests marked slow (soak, cluster, SIGKILL): the default while working.
+test-fast: lint
+	$(BIN)/pytest -q -m "not slow"

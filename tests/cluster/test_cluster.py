@@ -27,6 +27,8 @@ from meshproxy.shared import open_store
 from meshproxy.store import Store
 from support.polling import wait_until
 
+pytestmark = pytest.mark.slow  # soak, cluster or SIGKILL: `make test-fast` leaves it out
+
 SHAPES = {"2 API + 3 proxy nodes": {}, "one serve node": {"apis": 0, "proxies": 0, "serving": 1}}
 
 

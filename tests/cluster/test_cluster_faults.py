@@ -24,6 +24,8 @@ from meshproxy.config import load_settings
 from meshproxy.shared import open_store
 from support.polling import wait_until
 
+pytestmark = pytest.mark.slow  # soak, cluster or SIGKILL: `make test-fast` leaves it out
+
 
 @dataclass
 class Servers:

@@ -276,6 +276,7 @@ def test_sigterm_under_load_drains_flushes_and_exits_0(
     assert load.completed <= recorded <= load.attempted  # nothing lost, nothing invented
 
 
+@pytest.mark.slow
 def test_kill_9_under_load_loses_at_most_one_flush_interval_and_restarts_clean(
     node_process: Callable[..., Node], load_origins: LoadOrigins
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 import uvloop
 from bench.hardening import (
     Counter,
@@ -23,6 +24,8 @@ from bench.hardening import Origins as LoadOrigins
 
 from meshproxy.proxy.server.upstream import MAX_IDLE_PER_KEY
 from support.polling import eventually, eventually_async, wait_until_async
+
+pytestmark = pytest.mark.slow  # soak, cluster or SIGKILL: `make test-fast` leaves it out
 
 MIB = 1024  # in kB, the unit of /proc/<pid>/status
 

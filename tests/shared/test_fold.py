@@ -147,6 +147,7 @@ def test_a_resent_flush_is_applied_once(
     assert totals(db, [parent, subs[0]]) == {parent: 301, subs[0]: 301}
 
 
+@pytest.mark.slow
 def test_folders_killed_with_sigkill_under_load_count_every_byte_once(
     postgres_url: str, redis_url: str, redis_prefix: str, sync_redis: redis.Redis,
     tmp_path: Path

@@ -203,6 +203,7 @@ def traffic_during(action: Callable[[], None], node: Node) -> int:
     return sum(moved)
 
 
+@pytest.mark.slow
 def test_redis_killed_under_traffic_and_restarted_empty_loses_nothing(
     start_node: Callable[[], Node], private_redis: PrivateRedis
 ) -> None:
