@@ -33,6 +33,8 @@ SECRET_NAME = re.compile(r"csrf|token|digest|signature|secret|password|(^|_)key$
 NOT_SECRETS = {
     ("web/pages/subaccounts.py", "key == sort"): "a sort column's name",
     ("proxy/core/request.py", "tokens != [b'chunked']"): "Transfer-Encoding tokens",
+    ("proxy/core/handshake.py", "method == USER_PASSWORD"): "a SOCKS5 method number",
+    ("proxy/server/dial.py", "other.key == choice.key"): "an egress's pool key",
 }
 # Comparisons of two stored hashes: is the hash verified the one still stored (no input).
 STORED_HASHES = re.compile(r"^\w+\.password_hash == \w+(\.password_hash)?$")
