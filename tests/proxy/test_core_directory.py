@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +18,18 @@ from meshproxy.proxy.core.errors import ProxyError
 
 NOW = datetime(2026, 3, 15, 12, tzinfo=UTC)
 T = NOW.timestamp()
-HASH = hash_password("pw")
+
+
+@functools.cache
+def pw_hash(password: str = "pw") -> str:
+    """`password`'s hash, made at first use: by then conftest's fast_hashing holds (a hash
+    made at import would be a real, slow argon2)."""
+    return hash_password(password)
 
 
 def record(id: int, username: str, parent: int | None = None, **kw: object) -> AccountRecord:
     base = AccountRecord(
-        id=id, username=username, parent_id=parent, password_hash=HASH, first_name=None,
+        id=id, username=username, parent_id=parent, password_hash=pw_hash(), first_name=None,
         last_name=None, email=None, active=True, limits=Limits(), plan=None,
         billing_day=None if parent else 10, created_at=NOW,
     )

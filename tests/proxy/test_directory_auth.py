@@ -13,10 +13,9 @@ from meshproxy.domain.passwords import VerifiedCredentials, hash_password
 from meshproxy.proxy.core.directory import AccountDirectory, AccountState, CredentialCheck
 from meshproxy.proxy.core.errors import ProxyError, render
 
-from .test_core_directory import NOW, T, authenticate, basic, directory, record, view
+from .test_core_directory import NOW, T, authenticate, basic, directory, pw_hash, record, view
 
 PASSWORD = "Correct-Horse-7f3a9c"
-HASH = hash_password(PASSWORD)
 
 
 def reachable_texts(root: object) -> list[bytes | str]:
@@ -40,7 +39,7 @@ def reachable_texts(root: object) -> list[bytes | str]:
 def test_the_directory_keeps_no_credentials_it_verified() -> None:
     """Remembered headers are keyed fingerprints: neither the password nor the Basic token
     is reachable from the directory once requests have been answered."""
-    d = directory(view(record(1, "alice", password_hash=HASH)))
+    d = directory(view(record(1, "alice", password_hash=pw_hash(PASSWORD))))
     header = basic("alice", PASSWORD)
     for ip in ("10.0.0.1", "10.0.0.2"):
         assert authenticate(d, header, ip=ip) is d.by_username["alice"]
@@ -56,7 +55,7 @@ def test_the_directory_keeps_no_credentials_it_verified() -> None:
 
 
 def test_a_remembered_fingerprint_answers_without_a_check_until_the_password_changes() -> None:
-    rec = record(1, "alice", password_hash=HASH)
+    rec = record(1, "alice", password_hash=pw_hash(PASSWORD))
     d = directory(view(rec))
     first = d.authenticate("10.0.0.1", basic("alice", PASSWORD), T)
     assert isinstance(first, CredentialCheck) and isinstance(first.authorization_key, int)
@@ -102,8 +101,8 @@ def assert_busy(result: object) -> None:
 
 
 def test_a_flood_of_new_credentials_is_refused_beyond_the_cap_without_checking() -> None:
-    d, credentials = capped(2, view(record(1, "alice", password_hash=HASH)),
-                            view(record(2, "bob", password_hash=HASH)))
+    d, credentials = capped(2, view(record(1, "alice", password_hash=pw_hash(PASSWORD))),
+                            view(record(2, "bob", password_hash=pw_hash(PASSWORD))))
     good = basic("alice", PASSWORD)
     assert authenticate(d, good) is d.by_username["alice"]  # remembered from here on
     before = credentials.checks
@@ -135,7 +134,7 @@ def test_a_flood_of_new_credentials_is_refused_beyond_the_cap_without_checking()
 
 def test_the_same_new_header_shares_one_check_and_one_place() -> None:
     """A client opening many connections with new credentials costs one argon2 check."""
-    d, credentials = capped(1, view(record(1, "alice", password_hash=HASH)))
+    d, credentials = capped(1, view(record(1, "alice", password_hash=pw_hash(PASSWORD))))
     header = basic("alice", PASSWORD)
     checks = [d.authenticate(f"10.0.0.{i}", header, T) for i in range(1, 9)]
     assert all(isinstance(c, CredentialCheck) for c in checks)
@@ -152,7 +151,7 @@ def test_the_same_new_header_shares_one_check_and_one_place() -> None:
 
 
 def test_a_check_taken_before_a_password_change_is_not_shared_after_it() -> None:
-    rec = record(1, "alice", password_hash=HASH)
+    rec = record(1, "alice", password_hash=pw_hash(PASSWORD))
     d, credentials = capped(4, view(rec))
     header = basic("alice", PASSWORD)
     old = d.authenticate("10.0.0.1", header, T)
