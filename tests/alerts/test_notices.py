@@ -128,3 +128,17 @@ def test_a_check_with_nothing_new_writes_nothing(db: Store) -> None:
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", record)
     assert statements and not [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+
+
+def test_a_webhook_deleted_while_its_delivery_is_sent(db: Store) -> None:
+    parent = db.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    webhook = db.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=1)
+    db.record_usage([UsageDelta(parent.id, None, GB)], NOW.date())
+    db.record_usage_notices(NOW)
+    jobs = db.claim_deliveries(NOW, 60)
+    assert len(jobs) == 2 and db.delete_webhook(parent.id, webhook.id)
+    for job in jobs:  # answered after the deletion: nothing to record, no error
+        db.finish_attempt(
+            job, NOW, status=204, error=None, duration_ms=1, retry_at=None, delivered=True
+        )
+    assert [v.deliveries for v in db.alert_history(parent.id)] == [[], []]

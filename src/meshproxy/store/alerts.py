@@ -360,10 +360,13 @@ class AlertRecords:
         delivered: bool,
     ) -> None:
         """Record one attempt; the delivery is delivered, pending again until `retry_at`,
-        or failed (neither). Only the lease's holder changes the delivery's state."""
+        or failed (neither). Only the lease's holder changes the delivery's state; a
+        delivery deleted meanwhile (with its webhook) records nothing."""
         delivery = m.WebhookDelivery
         final = delivered or retry_at is None
         with self._session() as session:
+            if session.get(delivery, job.id) is None:
+                return  # its webhook (or account) was deleted meanwhile
             session.add(
                 m.DeliveryAttempt(
                     delivery_id=job.id,
