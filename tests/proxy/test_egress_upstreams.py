@@ -266,3 +266,36 @@ def test_a_pool_of_three_upstreams_loses_one_and_takes_it_back(
     back = [peer() for _ in range(30)]
     assert "127.0.0.52" in back
     assert all(state.latency is not None for state in env.node.egress_health()["open"].values())
+
+
+def test_an_upstream_that_dies_after_its_handshake_is_retried_once_on_another(
+    egress_env: Callable[..., Env], upstream_proxies: UpstreamFactory, origin_thread: LoopThread,
+) -> None:
+    """A fresh connection through an upstream that answers CONNECT, takes the request and
+    closes before any response byte: the request goes once more, through another egress."""
+    took: list[bytes] = []
+
+    async def dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        took.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    async def serve() -> asyncio.Server:
+        return await asyncio.start_server(dies, "127.0.0.1", 0)
+
+    server = origin_thread.run(serve())
+    port = server.sockets[0].getsockname()[1]
+    try:
+        good = upstream_proxies("http", "127.0.0.51")
+        env = egress_env([{"upstream": f"http://127.0.0.1:{port}", "name": "dies-1"},
+                          {"upstream": good.url(), "name": "up-1"}])
+        for _ in range(3):
+            response = fetch(env, **{"X-ProxyMesh-IP": "dies-1"})  # first through dies-1
+            assert response.status_code == 200, response.text
+            assert response.headers["X-ProxyMesh-IP"] == "up-1"
+            assert response.json()["peer"] == "127.0.0.51"
+        assert len(took) == 3  # each request did reach the dying upstream first
+    finally:
+        origin_thread.run(_closed(server))

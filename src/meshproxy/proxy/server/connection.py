@@ -407,11 +407,21 @@ class ClientConnection(asyncio.Protocol):
             self.answer(exchange, error)
 
     def retry(self, exchange: Exchange, data: bytes) -> None:
-        """A pooled connection died before answering: send the same request on a new one."""
+        """A connection died before answering: send the same request on a new one. A
+        pooled one, through the same egress; one through an upstream proxy, through
+        another egress of the pool when there is one (the upstream may be what died)."""
         assert exchange.egress is not None and exchange.addresses is not None
         exchange.phase = Phase.ADMITTING
         exchange.body = [data[len(exchange.request.upstream_head) :]] if exchange.request else []
         exchange.body_size = 0
+        failed = exchange.egress
+        if failed.upstream is not None and exchange.request is not None:
+            ip = exchange.addresses[0]
+            other = self.listener.pool.choose(
+                exchange.request.options, 6 if ":" in ip else 4, avoid=failed.egress
+            )
+            if isinstance(other, EgressChoice):
+                exchange.egress = other
         key: PoolKey = (exchange.egress.key, *exchange.addresses)
         self._spawn(self._connect(exchange, key))
 

@@ -190,7 +190,13 @@ class Exchange:
             self.body = []
             self.body_size = 0
             self.conn.resume_for_body()
-        replayable = reused and self.request_complete and len(data) <= REPLAY_LIMIT
+        # A fresh connection through an upstream proxy may die before answering too (the
+        # upstream, not the origin): kept, to go once through another egress (retry).
+        through_upstream = self.egress is not None and self.egress.upstream is not None
+        replayable = (
+            (reused or through_upstream) and self.request_complete
+            and len(data) <= REPLAY_LIMIT
+        )
         self.replay = data if replayable else None
         self.phase = Phase.WAITING
         upstream.write(data)
