@@ -2,62 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from starlette.routing import BaseRoute
 
-from meshproxy.api import create_app
-from meshproxy.api.server import ApiServer
-from meshproxy.store import Store
+from support.api_server import server_loop, start_server
 
-from .harness import Clock, Loop, Parent, Running, StartServer, fresh_source, settings_for
+from .harness import Parent, Running, StartServer, fresh_source
 
-
-@pytest.fixture(scope="session")
-def server_loop() -> Iterator[Loop]:
-    loop = Loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="session")
-def start_server(
-    server_loop: Loop, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StartServer]:
-    """start_server(store=None, clock=None, mounts=(), **settings overrides) -> Running."""
-    running: list[tuple[Running, ApiServer]] = []
-
-    def start(
-        store: Store | None = None,
-        clock: Clock | None = None,
-        mounts: Sequence[BaseRoute] = (),
-        **overrides: Any,
-    ) -> Running:
-        directory = tmp_path_factory.mktemp("api")
-        settings = settings_for(directory / "data", **overrides)
-        store = store or Store.open(f"sqlite:///{directory / 'store.sqlite3'}")
-        clock = clock or Clock()
-        app = create_app(settings, store, clock=clock, mounts=mounts)
-        server = ApiServer(settings, app)
-        ports = server_loop.run(server.start())
-        result = Running(settings, store, ports, clock, settings.data_dir / "tls" / "api-cert.pem")
-        running.append((result, server))
-        return result
-
-    yield start
-    for result, _ in running:
-        result.close_clients()
-
-    async def stop_all() -> None:
-        await asyncio.gather(*(server.stop() for _, server in running))
-
-    server_loop.run(stop_all())
-    for result, _ in running:
-        result.store.close()
+__all__ = ["server_loop", "start_server"]  # fixtures (tests/support/api_server.py)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
+from support.polling import eventually
 
-from .test_workers import eventually, launch, wait_for, worker_pids
+from .test_workers import launch, wait_for, worker_pids
 
 
 def two_free_ports() -> int:

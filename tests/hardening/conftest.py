@@ -19,9 +19,9 @@ from bench.hardening import Origins as LoadOrigins
 from bench.local import free_port
 from hypothesis import HealthCheck, settings
 
-from api.conftest import server_loop, start_server  # a real API server (tests/api)
 from api.harness import Running, StartServer
-from proxy.conftest import (  # the shared fixtures of the data-plane tests
+from support.api_server import server_loop, start_server  # a real API server
+from support.proxy_env import (  # the shared fixtures of the data-plane tests
     Env,
     Origins,
     env,

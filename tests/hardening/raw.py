@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from itertools import count
 
 from proxy.clients import is_closed, read_reply
-from proxy.conftest import Env
 from support.polling import wait_until
+from support.proxy_env import Env
 
 _sources = count(1)
 

@@ -27,8 +27,8 @@ from meshproxy.config import Settings
 from meshproxy.domain.passwords import hash_password
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
-from proxy.conftest import LoopThread, proxy_settings
 from support.polling import wait_until
+from support.proxy_env import LoopThread, proxy_settings
 
 from .conftest import Env
 from .raw import open_from, settle

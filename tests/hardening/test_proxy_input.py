@@ -14,8 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from proxy.clients import basic, read_reply
-from proxy.conftest import echo_json
 from support.polling import wait_until
+from support.proxy_env import echo_json
 
 from .conftest import Env
 from .raw import basic_raw, exchange, fresh_source, open_from, own_fds, settle

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from proxy.clients import read_reply
-from proxy.conftest import LoopThread, echo_json
+from support.proxy_env import LoopThread, echo_json
 
 from .conftest import Env
 from .raw import open_from, settle

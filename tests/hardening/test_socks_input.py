@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.conftest import Env
 from proxy.listeners import start_listeners
+from support.proxy_env import Env
 
 from .raw import settle
 

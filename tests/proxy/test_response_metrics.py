@@ -11,9 +11,14 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from tests.proxy.clients import curl
 from tests.proxy.conftest import Env
+from tests.proxy.listeners import socks_env, start_listeners
+from tests.proxy.test_socks import http_get, socks_connect
 
 from meshproxy.ops.metrics import registry_for, render
 from meshproxy.ops.status import NodeStatus
+from support.polling import eventually
+
+__all__ = ["socks_env", "start_listeners"]  # fixtures
 
 
 def scrape(env: Env) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -72,3 +77,30 @@ def test_responses_latency_and_upstream_errors(env: Env) -> None:
     assert metrics["meshproxy_response_head_seconds_count"] == {(("proxy", "open"),): 4.0}
     assert bucket("+Inf") == 4 and bucket("0.25") <= 3  # the slow one is above 0.25 s
     assert 0.3 <= metrics["meshproxy_response_head_seconds_sum"][(("proxy", "open"),)] < 5
+
+
+def test_socks5_refusals_and_tunnels_are_counted(socks_env: Env) -> None:
+    env = socks_env
+    opened, reply = socks_connect(env, ("127.0.0.1", env.origins.http))
+    assert reply[:2] == b"\x05\x00"
+    assert http_get(opened).startswith(b"HTTP/1.1 200")
+    opened.close()
+    for target in (("127.0.0.1", _closed_port()), ("no-such-host.invalid", 80), ("10.1.2.3", 80)):
+        sock, reply = socks_connect(env, target)
+        sock.close()
+        assert reply[1] != 0
+
+    def counted() -> bool:
+        return sum(scrape(env).get("meshproxy_responses_total", {}).values()) == 4
+
+    assert eventually(counted)  # each is counted when its connection ends
+    metrics = scrape(env)
+    assert metrics["meshproxy_responses_total"] == {
+        (("by", "proxy"), ("class", "2xx"), ("proxy", "open")): 1.0,  # the tunnel
+        (("by", "proxy"), ("class", "4xx"), ("proxy", "open")): 1.0,  # the policy's 403
+        (("by", "proxy"), ("class", "5xx"), ("proxy", "open")): 2.0,
+    }
+    assert metrics["meshproxy_upstream_errors_total"] == {
+        (("error", "connection_refused"), ("proxy", "open")): 1.0,
+        (("error", "dns_error"), ("proxy", "open")): 1.0,
+    }

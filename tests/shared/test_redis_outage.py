@@ -30,7 +30,7 @@ from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.shared import SharedStore, open_store
 from proxy.clients import curl
-from proxy.conftest import (  # the data-plane fixtures: real origins, the node's loop thread
+from support.proxy_env import (  # the data-plane fixtures: real origins, the node's loop thread
     LoopThread,
     Origins,
     origin_thread,

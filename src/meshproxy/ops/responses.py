@@ -38,8 +38,8 @@ class ResponseCollector:
         yield latency
         errors = CounterMetricFamily(
             "meshproxy_upstream_errors",
-            "The proxy's own 5xx answers by RFC 9209 error type (dns_error, "
-            "connection_refused, connection_timeout, http_response_timeout, ...).",
+            "The proxy's own 5xx answers (and SOCKS5 requests that failed so) by RFC 9209 "
+            "error type (dns_error, connection_refused, connection_timeout, ...).",
             labels=["proxy", "error"],
         )
         for (proxy, error_type), count in sorted(outcomes.errors.items()):

@@ -251,3 +251,14 @@ def reply_code(status: int, proxy_status: str) -> int:
     if status in (400, 402, 403, 407, 509):
         return NOT_ALLOWED
     return GENERAL_FAILURE
+
+
+def connect_error_type(code: int) -> str:
+    """The RFC 9209 error type of a connect that failed with reply `code` (the metrics'
+    name for it, as the HTTP proxy's 502/504 would say)."""
+    return {
+        CONNECTION_REFUSED: "connection_refused",
+        TTL_EXPIRED: "connection_timeout",
+        NETWORK_UNREACHABLE: "destination_ip_unroutable",
+        HOST_UNREACHABLE: "destination_ip_unroutable",
+    }.get(code, "proxy_internal_error")

@@ -104,7 +104,7 @@ class SocksTrail:
     """What a SOCKS5 connection's line says, gathered as its handshake goes: one line per
     connection that asked for something (a login or a CONNECT), written when it ends."""
 
-    __slots__ = ("egress", "host", "logged", "port", "reason", "server", "status")
+    __slots__ = ("egress", "error_type", "host", "logged", "port", "reason", "server", "status")
 
     def __init__(self) -> None:
         self.host = ""
@@ -113,11 +113,12 @@ class SocksTrail:
         self.egress = ""  # the source IP of the connection to it
         self.status = 0  # 200 when the tunnel opened, else the HTTP proxy's status for it
         self.reason: str | None = None
+        self.error_type = ""  # the refusal's RFC 9209 type (for the metrics)
         self.logged = False
 
-    def refused(self, status: int, reason: str) -> None:
+    def refused(self, status: int, reason: str, error_type: str = "") -> None:
         if not self.status:
-            self.status, self.reason = status, reason
+            self.status, self.reason, self.error_type = status, reason, error_type
 
 
 class SocksConnection(Protocol):
@@ -148,6 +149,8 @@ def socks_ended(conn: SocksConnection) -> None:
         counted = stats.outcome(trail.status, by_proxy=True, tunnel=opened)
         services.meter.count_request(account.id, counted, trail.host, conn.received + conn.sent)
     services.outcomes.response(conn.listener.name, trail.status, by_proxy=True)
+    if trail.status >= 500 and trail.error_type:
+        services.outcomes.error(conn.listener.name, trail.error_type)
     log = conn.access_log
     if log is None:
         return

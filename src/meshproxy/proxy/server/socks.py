@@ -206,7 +206,7 @@ class SocksConnection(asyncio.Protocol):
 
     def _refuse(self, status: int, proxy_status: str, reason: str) -> None:
         log.debug("SOCKS5 client %s refused (%d): %s", self.client_ip, status, reason)
-        self.trail.refused(status, reason)
+        self.trail.refused(status, reason, proxy_status)
         self._reply(socks5.reply_code(status, proxy_status))
 
     def _reply(self, code: int, bound: tuple[str, int] | None = None) -> None:
@@ -214,7 +214,11 @@ class SocksConnection(asyncio.Protocol):
             return
         self._write(self.machine.reply(code, bound))
         if code != socks5.SUCCEEDED:
-            self.trail.refused(504 if code == socks5.TTL_EXPIRED else 502, f"SOCKS reply {code}")
+            self.trail.refused(
+                504 if code == socks5.TTL_EXPIRED else 502,
+                f"SOCKS reply {code}",
+                socks5.connect_error_type(code),
+            )
             self.close()
 
     # ---- the tunnel -------------------------------------------------------------------------
