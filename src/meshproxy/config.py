@@ -348,6 +348,7 @@ class AlertsConfig(_Section):
     allow_networks: list[str] = Field(default_factory=list)  # private networks URLs may reach
     allow_http: bool = False  # plain http:// webhook URLs (the body is signed, not hidden)
     timeout: float = Field(default=10.0, gt=0, le=60)  # seconds for one delivery attempt
+    ca_file: Path | None = None  # CAs to verify https:// webhooks with (default: the system's)
     retry_base: float = Field(default=60.0, gt=0)  # the first retry after this; then doubled
     retry_max: float = Field(default=3600.0, gt=0)  # retries at most this far apart
     retry_for: float = Field(default=86_400.0, gt=0)  # then the delivery has failed

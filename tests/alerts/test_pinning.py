@@ -4,11 +4,14 @@ whatever the name resolves to a moment later; the receiver still sees its own Ho
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from meshproxy.api.tls import generate_self_signed
 from meshproxy.config import Settings
 from meshproxy.control import webhooks
 from meshproxy.control.alerts import AlertService
@@ -62,3 +65,44 @@ def test_pinned_requests() -> None:
     )
     plain = pinned("http://hooks.example.com:81/", "203.0.113.5")
     assert (plain.url, plain.sni) == ("http://203.0.113.5:81/", None)
+
+
+@pytest.mark.parametrize("certified", ["hook.pinned.invalid", "someone-else.invalid"])
+def test_https_is_verified_against_the_urls_name(
+    store: Store,
+    make_settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    certified: str,
+) -> None:
+    """Connected to the address checked, TLS still names (SNI) and verifies the URL's host:
+    a certificate for another name fails the attempt."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    generate_self_signed(cert, key, [certified])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server_names: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: server_names.append(name)
+    receiver = Receiver(tls=context, name="hook.pinned.invalid").start()
+    settings: Settings = make_settings(
+        alerts={"allow_networks": ["127.0.0.0/8"], "ca_file": str(cert), "retry_base": 60}
+    )
+    monkeypatch.setattr(webhooks, "resolve", lambda host: ("127.0.0.1",))
+    parent = store.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    now = datetime.now(UTC)
+    store.add_webhook(parent.id, receiver.url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
+    store.record_usage([UsageDelta(parent.id, None, 8 * GB // 10)], now.date())
+    service = AlertService(settings, store)
+    try:
+        service.run_once()
+    finally:
+        service.close()
+        receiver.stop()
+    assert server_names == ["hook.pinned.invalid"]
+    [view] = store.alert_history(parent.id)
+    [attempt] = view.deliveries[0].attempts
+    if certified == "hook.pinned.invalid":
+        assert attempt.status == 204 and len(receiver.calls) == 1
+    else:
+        assert attempt.status is None and "CERTIFICATE_VERIFY_FAILED" in (attempt.error or "")
+        assert receiver.calls == []

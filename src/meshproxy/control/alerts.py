@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,7 +42,10 @@ class AlertService:
         # A lease outlasts an attempt (connect, write and read each bounded by the timeout).
         self._lease = 4 * config.timeout + 30
         # Never an environment's HTTP(S)_PROXY: a notice goes straight to its receiver.
-        self._client = httpx.Client(timeout=config.timeout, trust_env=False)
+        verify = (
+            True if config.ca_file is None else ssl.create_default_context(cafile=config.ca_file)
+        )
+        self._client = httpx.Client(timeout=config.timeout, trust_env=False, verify=verify)
 
     def close(self) -> None:
         self._client.close()
