@@ -23,6 +23,15 @@ from typing import cast
 import httptools
 
 from meshproxy.proxy.core import errors
+from meshproxy.proxy.core.admission import (
+    Connect,
+    Decision,
+    Refuse,
+    Resolve,
+    destination,
+    standing,
+    unresolved,
+)
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
 from meshproxy.proxy.core.egress import EgressChoice, not_honoured
 from meshproxy.proxy.core.errors import ProxyError, render
@@ -37,7 +46,6 @@ from meshproxy.proxy.core.machine import (
     keeps_after_refusal,
 )
 from meshproxy.proxy.core.request import Body, RequestHead
-from meshproxy.proxy.core.target import routed
 from meshproxy.proxy.core.username import steer_request
 from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
@@ -288,71 +296,71 @@ class ClientConnection(asyncio.Protocol):
             ok = False
         self._authenticated(exchange, self.directory.verified(check, ok, time.time()))
 
-    def _authenticated(self, exchange: Exchange, result: AccountState | ProxyError) -> None:
+    def _authenticated(self, exchange: Exchange, answer: AccountState | ProxyError) -> None:
         listener = self.listener
-        if isinstance(result, ProxyError):
+        admitted = standing(answer, self.directory, listener.name)
+        if isinstance(admitted, Refuse):
             self.uncharged = 0
-            self.answer(exchange, result)
+            self.answer(exchange, admitted.error)
             return
-        exchange.account = result
-        refusal = self.directory.decide(result, listener.name) or steer_request(
-            exchange.request, self.directory.logins, result.id
-        )
+        exchange.account = admitted
+        refusal = steer_request(exchange.request, self.directory.logins, admitted.id)
         if refusal is not None:
             self.uncharged = 0
             self.answer(exchange, refusal)
             return
-        self.account = result
+        self.account = admitted
         self._charge_received()
         request = exchange.request
         assert request is not None
-        behaviour = listener.services.behaviour
+        services = listener.services
+        behaviour = services.behaviour
         exchange.arm(
             request.options.timeout or behaviour.upstream_timeout, behaviour.quota_check_interval
         )
-        addresses = listener.services.resolver.cached(request.target.host)
-        if addresses is None:
+        host = request.target.host
+        self._admit(exchange, destination(
+            host, services.resolver.cached(host), services.policy, listener.pool, request.options
+        ))
+
+    def _admit(self, exchange: Exchange, decision: Decision) -> None:
+        """Carry out admission's `decision` for `exchange` (core/admission.py)."""
+        if isinstance(decision, Connect):
+            self._route(exchange, decision)
+        elif isinstance(decision, Resolve):
             self._spawn(self._resolve(exchange))
         else:
-            self._route(exchange, addresses)
+            self.answer(exchange, decision.error)
 
     async def _resolve(self, exchange: Exchange) -> None:
         request = exchange.request
         assert request is not None
-        try:
-            addresses = await self.listener.services.resolver.resolve(
-                request.target.host, request.target.port
-            )
-        except OSError:
-            if exchange is self.active and exchange.phase is Phase.ADMITTING:
-                self.answer(exchange, errors.dns_failed(request.target.host))
-            return
-        if exchange is self.active and exchange.phase is Phase.ADMITTING and not self.closed:
-            self._route(exchange, addresses)
-
-    def _route(self, exchange: Exchange, addresses: tuple[str, ...]) -> None:
+        target = request.target
         services = self.listener.services
+        decision: Decision
+        try:
+            addresses = await services.resolver.resolve(target.host, target.port)
+        except OSError:
+            decision = unresolved(target.host)
+        else:
+            decision = destination(
+                target.host, addresses, services.policy, self.listener.pool, request.options
+            )
+        if exchange is self.active and exchange.phase is Phase.ADMITTING and not self.closed:
+            self._admit(exchange, decision)
+
+    def _route(self, exchange: Exchange, connect: Connect) -> None:
         request = exchange.request
         assert request is not None
-        permitted = [routed(a) for a in addresses if services.policy.permits(a)]
-        if not permitted:
-            self.answer(exchange, errors.destination_refused(addresses[0]))
-            return
-        pool = self.listener.pool
-        for address in permitted:  # not empty, so `choice` is set
-            choice = pool.choose(request.options, 6 if ":" in address else 4)
-            if isinstance(choice, EgressChoice) or choice.status != 502:
-                break
-        if isinstance(choice, ProxyError):
-            self.answer(exchange, choice)
-            return
+        address = connect.address
+        choice: EgressChoice = connect.egress
         exchange.egress = choice
         exchange.addresses = (address, request.target.port)
         if request.connect:
             self._spawn(self._open_tunnel(exchange))
             return
         key: PoolKey = (choice.key, address, request.target.port)
-        pooled = services.upstreams.take(key)
+        pooled = self.listener.services.upstreams.take(key)
         if pooled is not None:
             exchange.attach(pooled, reused=True)
         else:

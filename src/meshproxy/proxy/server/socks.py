@@ -21,11 +21,10 @@ import time
 from dataclasses import replace
 from typing import cast
 
-from meshproxy.proxy.core import socks5
+from meshproxy.proxy.core import admission, socks5
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions
-from meshproxy.proxy.core.routing import route
 from meshproxy.proxy.core.socks5 import Connect, Event, Login, Refused, Send, Socks5
 from meshproxy.proxy.core.username import steer
 from meshproxy.proxy.server import access, dial, splice
@@ -151,25 +150,29 @@ class SocksConnection(asyncio.Protocol):
         account = self.account
         assert account is not None
         services = self.listener.services
-        refusal = self.directory.decide(account, self.listener.name)
-        if refusal is not None:
-            self._refuse(refusal.status, refusal.proxy_status, refusal.reason)
+        admitted = admission.standing(account, self.directory, self.listener.name)
+        if isinstance(admitted, admission.Refuse):
+            self._refused(admitted)
             return
         options = self.options
         if options.session is not None:
             options = replace(options, session_account=account.id)
-        addresses = services.resolver.cached(request.host)
-        if addresses is None:
+        policy, pool = services.policy, self.listener.pool
+        decision = admission.destination(
+            request.host, services.resolver.cached(request.host), policy, pool, options
+        )
+        if isinstance(decision, admission.Resolve):
             try:
                 addresses = await services.resolver.resolve(request.host, request.port)
             except OSError:
-                self._refuse(502, "dns_error", f"cannot resolve {request.host}")
-                return
-        routing = route(addresses, services.policy, self.listener.pool, options)
-        if isinstance(routing, ProxyError):
-            self._refuse(routing.status, routing.proxy_status, routing.reason)
+                decision = admission.unresolved(request.host)
+            else:
+                decision = admission.destination(request.host, addresses, policy, pool, options)
+        if isinstance(decision, admission.Refuse):
+            self._refused(decision)
             return
-        address, egress = routing
+        assert isinstance(decision, admission.Connect)
+        address, egress = decision.address, decision.egress
         self.trail.server = address
         behaviour = services.behaviour
         try:
@@ -203,6 +206,11 @@ class SocksConnection(asyncio.Protocol):
         self._charge(self.uncharged)
         self.uncharged = 0
         self._tunnel(sock)
+
+    def _refused(self, refusal: admission.Refuse) -> None:
+        """Admission's refusal, as the reply code for its status (socks5.reply_code)."""
+        error = refusal.error
+        self._refuse(error.status, error.proxy_status, error.reason)
 
     def _refuse(self, status: int, proxy_status: str, reason: str) -> None:
         log.debug("SOCKS5 client %s refused (%d): %s", self.client_ip, status, reason)
