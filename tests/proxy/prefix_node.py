@@ -1,7 +1,9 @@
 """Run inside a network namespace by tests/proxy/test_egress_prefix.py: an origin on
 [::1] that answers each request with the source address it came from, a proxy node
 whose only egress is a routed prefix, and curl through it (plain HTTP and CONNECT).
-Prints {"plain": [[source, X-ProxyMesh-IP], ...], "tunnels": [source, ...]} as JSON."""
+Prints {"plain": [[source, X-ProxyMesh-IP], ...], "tunnels": [source, ...], "idle": the
+upstream connections kept idle after the plain requests, "sticky": [source, ...] of one
+sticky session, "sticky_idle": idle after those} as JSON."""
 
 from __future__ import annotations
 
@@ -63,12 +65,17 @@ async def main(prefix: str, count: int) -> None:
         target = f"http://[::1]:{port}/"
         try:
             plain = [await curl("-x", proxy, target) for _ in range(count)]
+            idle = len(node.services.upstreams)
+            session = ("-H", "X-ProxyMesh-Session: s1")
+            sticky = [(await curl("-x", proxy, *session, target))[0] for _ in range(3)]
+            sticky_idle = len(node.services.upstreams)
             tunnels = [(await curl("-p", "-x", proxy, target))[0] for _ in range(5)]
         finally:
             await node.stop(1.0)
             store.close()
     server.close()
-    print(json.dumps({"plain": plain, "tunnels": tunnels}))
+    print(json.dumps({"plain": plain, "tunnels": tunnels, "idle": idle, "sticky": sticky,
+                      "sticky_idle": sticky_idle}))
 
 
 if __name__ == "__main__":

@@ -210,3 +210,28 @@ def test_a_sticky_session_keeps_one_address_of_a_prefix_on_every_node() -> None:
     assert chosen(first, other, family=6).address != address
     without = {chosen(first, family=6).address for _ in range(20)}
     assert len(without) == 20  # no session: a new address per request
+
+
+def test_only_connections_from_an_address_asked_for_again_are_kept_idle() -> None:
+    """A prefix's address drawn for one request is never asked for again: its connection
+    is closed when done, not pooled; a sticky session's or a pinned address, and every
+    other kind of member, may be taken again and are pooled."""
+    from meshproxy.proxy.server.upstream import UpstreamConnection, UpstreamPool
+
+    pool = mixed_pool()
+    drawn = [c for c in (chosen(pool, family=6) for _ in range(100)) if c.freebind]
+    assert drawn and not any(c.poolable for c in drawn)
+    session = dataclasses.replace(parse_options([("session", b"s1")]), session_account=1)
+    prefix_only = EgressPool([Egress(None, None, prefix=PREFIX)], geo=False)
+    assert chosen(prefix_only, session, family=6).poolable
+    assert chosen(prefix_only, RequestOptions(ip="2001:db8:5::abcd"), family=6).poolable
+    others = [c for c in (chosen(pool) for _ in range(100)) if not c.freebind]
+    assert others and all(c.poolable for c in others)
+    # The pool closes what cannot be taken again and keeps the rest.
+    upstreams = UpstreamPool()
+    for choice, kept in ((drawn[0], 0), (chosen(prefix_only, session, family=6), 1)):
+        connection = UpstreamConnection(upstreams, (choice.key, "::1", 80),
+                                        poolable=choice.poolable)
+        upstreams.put(connection)
+        assert connection.closed is not choice.poolable
+        assert len(upstreams) == kept

@@ -56,6 +56,12 @@ def test_a_prefix_gives_each_request_its_own_source_address(namespace: str) -> N
     assert len(set(sources)) >= 20  # random of 2^64: in practice 30 distinct
     # X-ProxyMesh-IP names the address each request left from.
     assert all(source == shown for source, shown in seen["plain"])
+    # A connection from a drawn address is never asked for again: none is kept idle.
+    assert seen["idle"] == 0
+    # A sticky session keeps its address of the prefix, so its connection is kept and reused.
+    assert len(set(seen["sticky"])) == 1
+    assert ipaddress.ip_address(seen["sticky"][0]) in network
+    assert seen["sticky_idle"] == 1
     # Tunnels leave from the prefix too.
     assert all(ipaddress.ip_address(source) in network for source in seen["tunnels"])
     assert len(set(seen["tunnels"])) == len(seen["tunnels"])

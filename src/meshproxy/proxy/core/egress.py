@@ -67,6 +67,13 @@ class EgressChoice:
     # The pool member, for a prefix (the address is one of it, bound with IP_FREEBIND)
     # and an upstream (connected through); None for a local address.
     egress: Egress | None = None
+    # An address drawn at random from a prefix for this request alone: a connection from
+    # it is never asked for again, so it is not kept idle (upstream.UpstreamPool).
+    drawn: bool = False
+
+    @property
+    def poolable(self) -> bool:
+        return not self.drawn
 
     @property
     def upstream(self) -> Upstream | None:
@@ -191,7 +198,8 @@ class EgressPool:
         self, egress: Egress, options: RequestOptions, not_found: str | None = None
     ) -> EgressChoice:
         if egress.prefix is not None:
-            return EgressChoice(self._address_in(egress, options.not_ips), not_found, egress)
+            address = self._address_in(egress, options.not_ips)
+            return EgressChoice(address, not_found, egress, drawn=True)
         return EgressChoice(
             egress.address, not_found, egress if egress.upstream is not None else None
         )

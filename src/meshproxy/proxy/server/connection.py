@@ -395,7 +395,7 @@ class ClientConnection(asyncio.Protocol):
             )
             key = (exchange.egress.key, ip, port)  # another egress when the first failed
             _, upstream = await self.loop.create_connection(
-                protocol_factory(services.upstreams, key), sock=sock
+                protocol_factory(services.upstreams, key, exchange.egress.poolable), sock=sock
             )
             dial.label(upstream, exchange.egress)
         except TimeoutError:

@@ -62,9 +62,10 @@ _buffer = _ReadBuffer()
 class UpstreamConnection(asyncio.BufferedProtocol):
     """One connection to an origin; serves one exchange at a time, idles in the pool between."""
 
-    def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
+    def __init__(self, pool: UpstreamPool, key: PoolKey, *, poolable: bool = True) -> None:
         self.pool = pool
         self.key = key
+        self.poolable = poolable  # False: closed when done (EgressChoice.poolable)
         self.transport: asyncio.Transport | None = None
         self.local_ip = ""
         self.ip_line = b"X-ProxyMesh-IP: \r\n"  # for every response head relayed from here
@@ -146,6 +147,9 @@ class UpstreamPool:
         return None
 
     def put(self, connection: UpstreamConnection) -> None:
+        if not connection.poolable:  # never taken again: it would only crowd the others
+            connection.close()
+            return
         idle = self._idle.setdefault(connection.key, [])
         if len(idle) >= MAX_IDLE_PER_KEY or self._count >= MAX_IDLE_TOTAL or connection.closed:
             connection.close()
@@ -183,5 +187,5 @@ class UpstreamPool:
         return self._count
 
 
-def protocol_factory(pool: UpstreamPool, key: PoolKey) -> Callable[[], Any]:
-    return lambda: UpstreamConnection(pool, key)
+def protocol_factory(pool: UpstreamPool, key: PoolKey, poolable: bool = True) -> Callable[[], Any]:
+    return lambda: UpstreamConnection(pool, key, poolable=poolable)
