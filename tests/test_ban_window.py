@@ -116,9 +116,10 @@ def bans(request: pytest.FixtureRequest) -> Iterator[Bans]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_ban_book_keeps_the_same_window(bans: Bans, case: str) -> None:
     for step in CASES[case]:
-        if step[0] == "in force":
-            bans.in_force(step[1])
-        elif step[0] == "fail":
-            assert bans.fail(step[1]) == step[2], step
+        kind, at, *result = step
+        if kind == "in force":
+            bans.in_force(at)
+        elif kind == "fail":
+            assert bans.fail(at) == result[0], step
         else:
-            assert bans.banned_until(step[1]) == step[2], step
+            assert bans.banned_until(at) == result[0], step

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.accesslog.entries import entry
-
+from accesslog.entries import entry
 from meshproxy.accesslog.formats import json_formatter, squid_formatter
 from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL, Entry
 from meshproxy.accesslog.search import parse_line

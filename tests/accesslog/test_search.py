@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.accesslog.entries import entry
-
+from accesslog.entries import entry
 from meshproxy.accesslog.formats import json_formatter, squid_formatter
 from meshproxy.accesslog.record import TUNNEL, Entry
 from meshproxy.accesslog.search import Query, log_files, parse_time, search

@@ -8,10 +8,11 @@ import os
 import select
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.accesslog.entries import entry
 
+from accesslog.entries import entry
 from meshproxy.accesslog import AccessLog, open_access_log
 from meshproxy.accesslog.formats import json_formatter
 from meshproxy.accesslog.record import Entry
@@ -22,7 +23,7 @@ from meshproxy.config import load_settings
 FORMAT = json_formatter("n", paths=False)
 
 
-def _log(path: Path, **options: int) -> AccessLog:
+def _log(path: Path, **options: Any) -> AccessLog:
     sink = RotatingFile(
         path, max_bytes=options.pop("max_bytes", 0), backups=options.pop("backups", 3)
     )
@@ -95,7 +96,7 @@ def test_two_processes_share_one_file_and_its_rotation(tmp_path: Path) -> None:
         log.write_pending()
     for log in logs:
         log.stop()
-    numbers = sorted(line["bytes_in"] for f in log_files(path) for line in _lines(f))
+    numbers = sorted(int(str(line["bytes_in"])) for f in log_files(path) for line in _lines(f))
     assert numbers == list(range(1000, 1060))
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import httpx
 from bench.local import free_port
-from tests.cli.test_workers import eventually, launch, wait_for, worker_pids
 
+from cli.test_workers import launch, wait_for, worker_pids
 from meshproxy.accesslog.search import log_files
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
+from support.polling import eventually
 
 REQUESTS = 60
 

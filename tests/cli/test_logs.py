@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from bench.local import free_port
-from tests.accesslog.entries import entry
 
+from accesslog.entries import entry
 from meshproxy.accesslog.formats import json_formatter
 from meshproxy.accesslog.record import TUNNEL, Entry
 from meshproxy.config import load_settings

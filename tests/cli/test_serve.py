@@ -348,8 +348,8 @@ def test_sigterm_with_idle_keep_alive_clients_drains_cleanly(
         assert stop(process) == 0
         assert time.monotonic() - started < 5
     finally:
-        for connection in idle:
-            connection.close()
+        for opened in idle:
+            opened.close()
         if process.poll() is None:
             process.kill()
     log = log_of(tmp_path)

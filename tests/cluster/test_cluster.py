@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,10 @@ from support.polling import wait_until
 
 pytestmark = pytest.mark.slow  # soak, cluster or SIGKILL: `make test-fast` leaves it out
 
-SHAPES = {"2 API + 3 proxy nodes": {}, "one serve node": {"apis": 0, "proxies": 0, "serving": 1}}
+SHAPES: dict[str, dict[str, Any]] = {
+    "2 API + 3 proxy nodes": {},
+    "one serve node": {"apis": 0, "proxies": 0, "serving": 1},
+}
 
 
 @pytest.fixture(scope="module", params=list(SHAPES))
@@ -127,7 +131,7 @@ def test_deactivation_on_one_api_node_reaches_every_proxy_node_within_a_second(
     assert api[1].post("/api/sub/deactivate/", data={"username": SUB}).status_code == 200
     changed = time.monotonic()
     for index in range(3):
-        wait_until(lambda i=index: fetch(cluster.proxy_address(i), origin)[0] == 402,
+        wait_until(lambda i=index: fetch(cluster.proxy_address(i), origin)[0] == 402,  # type: ignore[misc]
                    1.0 - (time.monotonic() - changed))
     assert time.monotonic() - changed < 1.0
     assert api[0].post("/api/sub/activate/", data={"username": SUB}).status_code == 200
@@ -142,8 +146,8 @@ def test_a_ban_from_failures_on_one_proxy_node_holds_on_the_others(
         assert fetch(cluster.proxy_address(0), origin, password="wrong", source=source)[0] == 407
     banned = time.monotonic()
     for index in (1, 2):
-        wait_until(lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
-                   == 407, 1.0)
+        wait_until(lambda i=index: fetch(  # type: ignore[misc]
+                   cluster.proxy_address(i), origin, source=source)[0] == 407, 1.0)
     assert time.monotonic() - banned < 1.0
     assert fetch(cluster.proxy_address(2), origin)[0] == 200  # another client is not banned
 
@@ -185,6 +189,6 @@ def test_a_ban_from_api_failures_holds_on_every_proxy_node_within_a_second(
         assert [wrong.get("/api/ips/").status_code for _ in range(4)] == [401] * 4
     banned = time.monotonic()
     for index in range(3):
-        wait_until(lambda i=index: fetch(cluster.proxy_address(i), origin, source=source)[0]
-                   == 407, 1.0)
+        wait_until(lambda i=index: fetch(  # type: ignore[misc]
+                   cluster.proxy_address(i), origin, source=source)[0] == 407, 1.0)
     assert time.monotonic() - banned < 1.0

@@ -17,7 +17,7 @@ SPANS = st.lists(st.tuples(SEQ, st.integers(min_value=0, max_value=6)), max_size
 
 def _build(spans: list[tuple[int, int]]) -> tuple[SeqRanges, set[int]]:
     """The same spans added to a SeqRanges and to a set (the model)."""
-    ranges, model = SeqRanges(), set()
+    ranges, model = SeqRanges(), set[int]()
     for first, length in spans:
         ranges = ranges.add(first, first + length)
         model.update(range(first, first + length + 1))

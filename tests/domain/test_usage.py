@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from meshproxy.domain.accounts import UsageDelta
+from meshproxy.domain.accounts import AccountRecord, UsageDelta
 from meshproxy.domain.limits import Limits
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.meter.keys import UsageKeys
@@ -122,7 +122,7 @@ def by_redis_meter(redis_url: str, prefix: str) -> Counter:
 
 
 def by_store(db: Store) -> Counter:
-    records = {}
+    records: dict[str, AccountRecord] = {}
     for name, parent in ACCOUNTS.items():
         parent_id = None if parent is None else records[parent].id
         records[name] = db.create_account(name, parent_id=parent_id, billing_day=1)

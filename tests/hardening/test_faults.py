@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import signal
 import socket
@@ -193,10 +194,8 @@ def test_disk_full_proxy_keeps_serving_api_answers_503_and_no_usage_is_lost(
         store.close()
 
 
-def _now() -> object:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def test_store_unreachable_at_start_is_a_clear_error(tmp_path: Path) -> None:

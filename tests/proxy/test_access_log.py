@@ -15,10 +15,11 @@ from typing import Any
 
 import requests
 from click.testing import CliRunner
-from tests.proxy.clients import basic, connect, curl
-from tests.proxy.conftest import EGRESS, Env, LoopThread, Origins, proxy_settings
-from tests.proxy.listeners import socks_env, start_listeners
-from tests.proxy.test_socks import http_get, socks_connect
+
+from proxy.clients import basic, connect, curl
+from proxy.conftest import EGRESS, Env, LoopThread, Origins, proxy_settings
+from proxy.listeners import socks_env, start_listeners
+from proxy.test_socks import http_get, socks_connect
 
 __all__ = ["socks_env", "start_listeners"]  # fixtures
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 from starlette.testclient import TestClient
-from tests.proxy.clients import basic, connect, curl
-from tests.proxy.conftest import Env
-from tests.web.helpers import Browser, Clock, make_app
 
 from meshproxy.domain import stats
+from proxy.clients import basic, connect, curl
+from proxy.conftest import Env
+from web.helpers import Browser, Clock, make_app
 
 from .api_face import api_base, api_client  # noqa: F401 (a fixture)
 

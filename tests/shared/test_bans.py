@@ -69,7 +69,7 @@ def test_a_success_resets_and_old_failures_leave_the_window(nodes: list[SharedSt
 
 def test_commits_and_bans_are_announced(nodes: list[SharedStore], redis_url: str) -> None:
     first, _ = nodes
-    listener = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    listener = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     listener.subscribe(first.channel)
     first.create_account("announced", plan="default", billing_day=1)
     for _ in range(3):
@@ -119,7 +119,7 @@ def test_a_ban_one_node_decided_is_announced_and_shared(
     nodes: list[SharedStore], redis_url: str
 ) -> None:
     first, second = nodes
-    listener = sync_client(redis_url).pubsub(ignore_subscribe_messages=True)
+    listener = sync_client(redis_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     listener.subscribe(first.channel)
     listener.get_message(timeout=1.0)
     assert first.record_ban("10.0.0.78", T0 + 50, decided_at=T0)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -126,7 +127,7 @@ def test_a_resent_flush_is_applied_once(
         meter.add(subs[0], parent, 300)
         script = meter._flush_script
 
-        async def lost_reply(**kwargs: object) -> object:
+        async def lost_reply(**kwargs: Any) -> object:
             await script(**kwargs)  # applied by Redis, but the node never hears back
             raise redis.exceptions.ConnectionError("reply lost")
 

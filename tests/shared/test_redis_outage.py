@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import cast
 
 import httpx
 import pytest
@@ -127,7 +128,8 @@ class Node:
             assert status == 200
             if body["degraded"] is False:
                 return
-            down = {k: v for k, v in body["backends"].items() if not v["up"]}  # type: ignore[union-attr]
+            backends = cast(dict[str, dict[str, object]], body["backends"])
+            down = {k: v for k, v in backends.items() if not v["up"]}
             assert time.monotonic() < deadline, down
             time.sleep(0.1)
 

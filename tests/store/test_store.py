@@ -95,7 +95,7 @@ def test_accounts_crud_and_unique_usernames(db: Store) -> None:
     assert [a.username for a in db.list_accounts(parents=True)] == ["pm_parent"]
     assert [a.username for a in db.list_accounts(parent_id=parent.id)] == ["pm_sub"]
     with pytest.raises(TypeError):
-        db.update_account("pm_sub", username="x")
+        db.update_account("pm_sub", **{"username": "x"})
 
 
 def test_usage_counts_for_account_and_parent_and_survives_sub_deletion(db: Store) -> None:
@@ -236,7 +236,7 @@ def test_sub_account_limit_holds_when_creates_race(db: Store, limit: int) -> Non
     for attempt in range(3):  # a race lost once may be won the next time: several rounds
         parent = db.create_account(f"p{attempt}", plan="default", billing_day=1)
         outcomes = _race(
-            lambda i, parent_id=parent.id, attempt=attempt: db.create_account(
+            lambda i, parent_id=parent.id, attempt=attempt: db.create_account(  # type: ignore[misc]
                 f"s{attempt}_{i}", parent_id=parent_id, max_siblings=limit
             )
         )
@@ -254,7 +254,7 @@ def test_proxy_limit_holds_when_adds_race(db: Store) -> None:
     for attempt in range(3):
         parent = db.create_account(f"p{attempt}", plan="default", proxies=["gone"])
         outcomes = _race(
-            lambda i, parent=parent: db.authorize_proxy(
+            lambda i, parent=parent: db.authorize_proxy(  # type: ignore[misc]
                 parent, names[i], max_proxies=3, counting=names
             )
         )

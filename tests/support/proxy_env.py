@@ -352,7 +352,7 @@ class Env:
             parent_id=parent.id if parent else None,
             password_hash=hash_password(password) if password else None,
             proxies=() if parent else proxies,
-            **({"billing_day": 1} if parent is None else {}),
+            **({"billing_day": 1} if parent is None else {}),  # type: ignore[arg-type]
             **fields,
         )
 

@@ -13,6 +13,8 @@ from meshproxy.store import Store
 
 from .helpers import NOW
 
+Family = tuple[AccountRecord, dict[str, AccountRecord]]  # the parent, its sub-accounts by name
+
 # NOW is 2026-11-20; with billing day 10 the current period began on 2026-11-10.
 IN_PERIOD = date(2026, 11, 15)
 BEFORE_PERIOD = date(2026, 11, 5)
@@ -26,7 +28,7 @@ def db(store_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def family(db: Store) -> tuple[AccountRecord, dict[str, AccountRecord]]:
+def family(db: Store) -> Family:
     parent = db.create_account("p", plan="default", billing_day=10, now=NOW)
     other = db.create_account("other_parent", plan="default", billing_day=10, now=NOW)
     subs = {}
@@ -48,7 +50,7 @@ def names(db: Store, parent: AccountRecord, **kwargs: object) -> list[str]:
     return [row.account.username for row in page.rows]
 
 
-def test_page_rows_carry_period_and_total_usage(db: Store, family: tuple) -> None:
+def test_page_rows_carry_period_and_total_usage(db: Store, family: Family) -> None:
     parent, _ = family
     page = db.sub_account_page(parent, NOW)
     usage = {row.account.username: (row.monthly_bytes, row.total_bytes) for row in page.rows}
@@ -62,7 +64,7 @@ def test_page_rows_carry_period_and_total_usage(db: Store, family: tuple) -> Non
     assert all(row.account.parent_username == "p" for row in page.rows)
 
 
-def test_sorts_by_every_column_with_username_breaking_ties(db: Store, family: tuple) -> None:
+def test_sorts_by_every_column_with_username_breaking_ties(db: Store, family: Family) -> None:
     parent, _ = family
     assert names(db, parent, sort="monthly", descending=True) == [
         "alpha",
@@ -80,7 +82,7 @@ def test_sorts_by_every_column_with_username_breaking_ties(db: Store, family: tu
 
 
 def test_search_is_case_insensitive_literal_and_own_sub_accounts_only(
-    db: Store, family: tuple
+    db: Store, family: Family
 ) -> None:
     parent, _ = family
     assert names(db, parent, search="ALPHA") == ["alpha"]
@@ -91,14 +93,14 @@ def test_search_is_case_insensitive_literal_and_own_sub_accounts_only(
     assert page.matching == 4 and len(page.rows) == 2
 
 
-def test_pages_do_not_overlap(db: Store, family: tuple) -> None:
+def test_pages_do_not_overlap(db: Store, family: Family) -> None:
     parent, _ = family
     first = names(db, parent, limit=3)
     second = names(db, parent, offset=3, limit=3)
     assert len(first) == 3 and len(second) == 1 and not set(first) & set(second)
 
 
-def test_daily_usage_per_sub_account_and_top_users(db: Store, family: tuple) -> None:
+def test_daily_usage_per_sub_account_and_top_users(db: Store, family: Family) -> None:
     parent, subs = family
     end = date(2026, 12, 10)
     rows = db.sub_account_daily_usage(parent.id, BEFORE_PERIOD, end)
