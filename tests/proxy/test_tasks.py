@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -17,6 +18,9 @@ import pytest
 
 from .clients import basic, connect
 from .conftest import Env
+from .listeners import socks_env, start_listeners
+
+__all__ = ["socks_env", "start_listeners"]  # fixtures
 
 
 @pytest.fixture
@@ -65,3 +69,34 @@ def test_a_dropped_connection_takes_its_pending_connect_with_it(
         while _connecting(env):
             assert time.monotonic() < deadline, "the connect outlived its connection"
             time.sleep(0.05)
+
+
+def test_an_aborted_socks_connection_takes_its_pending_connect_with_it(
+    socks_env: Env, full_listener: int
+) -> None:
+    """The SOCKS5 listener owns its tasks too: a connection the sweep aborts while its
+    connect hangs (its account deactivated meanwhile) leaves no task behind (it ran on to
+    the 10 s connect timeout before, and the sweep did not look at a connecting client)."""
+    env = socks_env
+    with socket.create_connection(env.node.socks_addresses["world"], timeout=5) as sock:
+        sock.sendall(b"\x05\x01\x02")
+        assert sock.recv(2) == b"\x05\x02"
+        sock.sendall(b"\x01\x05alice\x02pw")
+        assert sock.recv(2) == b"\x01\x00"
+        sock.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1")
+                     + struct.pack("!H", full_listener))
+        deadline = time.monotonic() + 5
+        while not _connecting(env):  # the proxy's connect is under way
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        env.store.update_account("alice", active=False)
+        env.sync()  # the next sweep (every 0.25 s) aborts the connection
+        deadline = time.monotonic() + 3
+        while _connecting(env):
+            assert time.monotonic() < deadline, "the connect outlived its SOCKS connection"
+            time.sleep(0.05)
+        try:
+            end = sock.recv(10)
+        except ConnectionResetError:
+            end = b""
+        assert end == b""  # aborted without a reply

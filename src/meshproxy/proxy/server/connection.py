@@ -15,7 +15,6 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Coroutine
 from enum import IntEnum
 from functools import partial
 from typing import cast
@@ -52,6 +51,7 @@ from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange
 from meshproxy.proxy.server.services import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel
+from meshproxy.proxy.server.tasks import Tasks
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd, no_backlog
 from meshproxy.proxy.server.upstream import (
     PoolKey,
@@ -100,7 +100,7 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.draining = False
         self.clocks = Clocks(self.loop.time())  # what the timeout rules count from
-        self.tasks: set[asyncio.Task[None]] = set()  # resolving, connecting (`_spawn`)
+        self.tasks = Tasks(self.loop)  # resolving, connecting, opening a tunnel
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
@@ -162,8 +162,7 @@ class ClientConnection(asyncio.Protocol):
         self.queue.clear()
         if self.tunnel is not None:
             self.tunnel.close()
-        if self.tasks:
-            self._cancel_tasks()
+        self.tasks.cancel()
 
     def pause_writing(self) -> None:
         self.clocks.writing_paused = True
@@ -328,7 +327,7 @@ class ClientConnection(asyncio.Protocol):
         if isinstance(decision, Connect):
             self._route(exchange, decision)
         elif isinstance(decision, Resolve):
-            self._spawn(self._resolve(exchange))
+            self.tasks.spawn(self._resolve(exchange))
         else:
             self.answer(exchange, decision.error)
 
@@ -357,26 +356,14 @@ class ClientConnection(asyncio.Protocol):
         exchange.egress = choice
         exchange.addresses = (address, request.target.port)
         if request.connect:
-            self._spawn(self._open_tunnel(exchange))
+            self.tasks.spawn(self._open_tunnel(exchange))
             return
         key: PoolKey = (choice.key, address, request.target.port)
         pooled = self.listener.services.upstreams.take(key)
         if pooled is not None:
             exchange.attach(pooled, reused=True)
         else:
-            self._spawn(self._connect(exchange, key))
-
-    def _spawn(self, work: Coroutine[None, None, None]) -> None:
-        """Run `work` as a task of this connection's own: cancelled if the client goes."""
-        task = self.loop.create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def _cancel_tasks(self) -> None:
-        current = asyncio.current_task(self.loop)
-        for task in list(self.tasks):
-            if task is not current:
-                task.cancel()
+            self.tasks.spawn(self._connect(exchange, key))
 
     def _connect_timeout(self, exchange: Exchange) -> float:
         assert exchange.request is not None
@@ -431,7 +418,7 @@ class ClientConnection(asyncio.Protocol):
             if isinstance(other, EgressChoice):
                 exchange.egress = other
         key: PoolKey = (exchange.egress.key, *exchange.addresses)
-        self._spawn(self._connect(exchange, key))
+        self.tasks.spawn(self._connect(exchange, key))
 
     # ---- CONNECT ----------------------------------------------------------------------------
 
@@ -742,8 +729,7 @@ class ClientConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now (a truncated response, a quota crossed mid-transfer)."""
         self.close()
-        if self.tasks:
-            self._cancel_tasks()
+        self.tasks.cancel()
         if self.transport is not None:
             self.transport.abort()
         if self.tunnel is not None:

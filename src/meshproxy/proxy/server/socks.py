@@ -31,6 +31,7 @@ from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon
 from meshproxy.proxy.server.services import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel, detach
+from meshproxy.proxy.server.tasks import Tasks
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
 
 log = logging.getLogger("meshproxy.proxy.socks")
@@ -56,6 +57,7 @@ class SocksConnection(asyncio.Protocol):
         self.started = self.last_active = self.loop.time()
         self.access_log = services.access_log
         self.trail = access.SocksTrail()  # what its access-log line will say
+        self.tasks = Tasks(self.loop)  # the connect, the relay's opening
 
     # ---- asyncio callbacks ----------------------------------------------------------------
 
@@ -82,6 +84,7 @@ class SocksConnection(asyncio.Protocol):
         self.listener.services.connections.discard(self)
         if self.tunnel is not None:
             self.tunnel.close()
+        self.tasks.cancel()
         access.socks_ended(self)
 
     # ---- the handshake ----------------------------------------------------------------------
@@ -100,7 +103,7 @@ class SocksConnection(asyncio.Protocol):
                 self._login(event)
             elif isinstance(event, Connect):
                 self._pause()
-                self.loop.create_task(self._connect(event))
+                self.tasks.spawn(self._connect(event))
 
     def _login(self, login: Login) -> None:
         credentials = f"{login.username}:{login.password}".encode()
@@ -248,7 +251,7 @@ class SocksConnection(asyncio.Protocol):
             )
             self.tunnel.start()
             return
-        self.loop.create_task(self._relay(client, upstream))
+        self.tasks.spawn(self._relay(client, upstream))
 
     async def _relay(self, client: asyncio.Transport, upstream: socket.socket) -> None:
         """The transport relay (tunnel.py): where splice is not available."""
@@ -317,6 +320,7 @@ class SocksConnection(asyncio.Protocol):
         self.closed = True
         access.socks_ended(self)
         self.listener.services.connections.discard(self)
+        self.tasks.cancel()  # nothing they would do is wanted now
         if self.transport is not None:
             self.transport.close()
 
@@ -331,15 +335,18 @@ class SocksConnection(asyncio.Protocol):
 
     def check(self, now: float) -> None:
         """The handshake's time limit (`header_timeout`: slow handshakes are closed), and
-        on an open tunnel quotas, account changes and the idle limit."""
+        while connecting or tunnelling quotas, account changes and the idle limit (a
+        refused account's pending connect is cancelled with its connection)."""
         if self.closed:
             return
         behaviour = self.listener.services.behaviour
-        if self.tunnel is None:  # a refusal before the tunnel is the request's reply
-            if self.machine.state in _HANDSHAKING and now - self.started > behaviour.header_timeout:
+        account = self.account
+        state = self.machine.state
+        if self.tunnel is None and state is not socks5.State.CONNECTING:
+            # A refusal before the request is the request's reply (`_connect`).
+            if state in _HANDSHAKING and now - self.started > behaviour.header_timeout:
                 self.abort()
             return
-        account = self.account
         refused = account is not None and self.directory.refusal(account, self.listener.name)
         if refused or now - self.last_active > behaviour.tunnel_idle_timeout:
             self.abort()
