@@ -189,6 +189,12 @@ class EgressPool:
             return self._of(self._pick(candidates, avoid), options, not_found=self._unknown(pinned))
         return self._of(self._pick(candidates, avoid), options)
 
+    def member(self, choice: EgressChoice) -> Egress | None:
+        """The pool member `choice` leaves through (a local address's is found by it)."""
+        if choice.egress is not None:
+            return choice.egress
+        return next((e for e in self.members if e.address == choice.address), None)
+
     def _pick(self, candidates: tuple[Egress, ...], avoid: Egress | None) -> Egress:
         if avoid is not None and len(candidates) > 1:
             candidates = tuple(e for e in candidates if e != avoid) or candidates

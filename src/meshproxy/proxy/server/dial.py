@@ -53,6 +53,11 @@ class UpstreamFailed(OSError):
         self.blame = blame
 
 
+class BindFailed(OSError):
+    """The local egress address could not be bound (gone from the host): nothing was sent,
+    so the request may leave through another egress of the pool."""
+
+
 async def connect_socket(
     loop: asyncio.AbstractEventLoop,
     ip: str,
@@ -72,7 +77,10 @@ async def connect_socket(
                 sock.setsockopt(socket.IPPROTO_IP, _BIND_NO_PORT, 1)
             if freebind:
                 sock.setsockopt(socket.IPPROTO_IP, _FREEBIND, 1)
-            sock.bind((egress, 0))
+            try:
+                sock.bind((egress, 0))
+            except OSError as error:
+                raise BindFailed(error.errno, f"cannot bind {egress}: {error.strerror}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await asyncio.wait_for(_connected(loop, sock, (ip, port)), within)
     except BaseException:
@@ -133,14 +141,16 @@ class Dialer:
     async def open(
         self, choice: EgressChoice, ip: str, port: int, within: float, options: RequestOptions
     ) -> tuple[EgressChoice, socket.socket]:
-        """A socket to (ip, port) through `choice`; when its upstream fails (its fault),
-        once more through another egress of the pool. Returns the choice that worked."""
+        """A socket to (ip, port) through `choice`; when its upstream fails (its fault) or
+        its local address cannot be bound, once more through another egress of the pool
+        (a sticky session's next choice). Returns the choice that worked."""
         try:
             return choice, await self.attempt(choice, ip, port, within)
-        except UpstreamFailed as failed:
-            if not failed.blame:
+        except (UpstreamFailed, BindFailed) as failed:
+            if isinstance(failed, UpstreamFailed) and not failed.blame:
                 raise
-            other = self.pool.choose(options, 6 if ":" in ip else 4, avoid=choice.egress)
+            avoid = self.pool.member(choice)
+            other = self.pool.choose(options, 6 if ":" in ip else 4, avoid=avoid)
             if not isinstance(other, EgressChoice) or other.key == choice.key:
                 raise
             return other, await self.attempt(other, ip, port, within)
