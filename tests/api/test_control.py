@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from meshproxy.config import Settings
-from meshproxy.control import authenticated, proxies, subaccounts
+from meshproxy.control import access_lists, proxies, subaccounts
 from meshproxy.control.errors import (
     Forbidden,
     FormInvalid,
@@ -45,7 +45,7 @@ def test_a_sub_account_caller_is_forbidden_everything(
     for operation in (
         subaccounts.get_sub_account,
         subaccounts.list_sub_accounts,
-        authenticated.list_ips,
+        access_lists.list_ips,
         proxies.list_proxies,
         proxies.geoips,
     ):
@@ -91,5 +91,5 @@ def test_an_unreachable_store_is_unavailable(
     settings: Settings, unreachable: Store, store: Store, parent: AccountRecord
 ) -> None:
     with pytest.raises(Unavailable) as error:
-        authenticated.list_ips(settings, unreachable, parent, {})
+        access_lists.list_ips(settings, unreachable, parent, {})
     assert error.value.status == 503

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from meshproxy.control import authenticated, proxies, stats, subaccounts, webhooks
+from meshproxy.control import access_lists, proxies, stats, subaccounts, webhooks
 from meshproxy.control.common import Operation
 from meshproxy.domain.alerts import WebhookForm, WebhookIdForm
 from meshproxy.domain.forms import (
@@ -119,7 +119,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/api/ip/add/",
-        authenticated.add_ip,
+        access_lists.add_ip,
         IpForm,
         "Add an authenticated IP (to a sub-account with `username`)",
         body="Ip",
@@ -128,7 +128,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/api/ip/delete/",
-        authenticated.delete_ip,
+        access_lists.delete_ip,
         IpForm,
         "Delete an authenticated IP; answers an empty 204",
         success=204,
@@ -137,7 +137,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
         "/api/ips/",
-        authenticated.list_ips,
+        access_lists.list_ips,
         OptionalUsernameForm,
         "List authenticated IPs",
         body="Ips",
@@ -146,7 +146,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/api/hostname/add/",
-        authenticated.add_hostname,
+        access_lists.add_hostname,
         HostnameForm,
         "Add an authenticated hostname (to a sub-account with `username`)",
         body="Domain",
@@ -155,7 +155,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/api/hostname/delete/",
-        authenticated.delete_hostname,
+        access_lists.delete_hostname,
         HostnameForm,
         "Delete an authenticated hostname; answers an empty 204",
         success=204,
@@ -164,7 +164,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
         "/api/hostnames/",
-        authenticated.list_hostnames,
+        access_lists.list_hostnames,
         OptionalUsernameForm,
         "List authenticated hostnames",
         body="Domains",

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from meshproxy.config import Settings
-from meshproxy.control.authenticated import resolve
+from meshproxy.control.access_lists import resolve
 from meshproxy.control.common import Data, change, operation, validated
 from meshproxy.control.errors import FormInvalid, NotFound, PaymentRequired
 from meshproxy.domain.accounts import AccountRecord

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from meshproxy.control.authenticated import (
+from meshproxy.control.access_lists import (
     add_hostname,
     add_ip,
     delete_hostname,
