@@ -16,9 +16,12 @@ The rules (each a `[proxy]` setting, docs/configuration.md):
 | response body      | its last bytes, while read      | ABORT (`upstream_timeout`)    |
 | client not reading | its last progress on unsent     | ABORT (`send_timeout`)        |
 | tunnel idle        | its last bytes either way       | ABORT (`tunnel_idle_timeout`) |
+| account refused    | a sweep finds it (quota, change)| ABORT (3)                     |
+| SOCKS5 handshake   | the connection opens            | ABORT (`header_timeout`)      |
 
 (1) `body_timeout` plus a second per `body_min_rate` bytes received (mod_reqtimeout's
-MinRate). (2) the exchange's own response timeout. "While read": time the proxy itself
+MinRate). (2) the exchange's own response timeout. (3) within one sweep interval; a charge
+that reaches the limit cuts at once (core/quota.py). "While read": time the proxy itself
 stopped reading (flow control) is not counted against the side it stopped reading.
 
 The response head's own deadline (504) is a timer of the exchange (server/exchange.py).
@@ -157,17 +160,20 @@ def judge(
     tunnel: bool = False,
     reading_paused: bool = False,
     exchange: ExchangeClock | None = None,
+    refused: bool = False,
 ) -> Verdict:
     """The verdict of the rules above for one connection at `now`: `unsent` bytes wait in
     its write buffer; it is `closing` (flushing its last bytes), a `tunnel`, or serving
-    `exchange`; the proxy has paused reading it (`reading_paused`)."""
+    `exchange`; the proxy has paused reading it (`reading_paused`); its account is
+    `refused` now (a limit reached, on this node or another, or the account changed)."""
+    if refused:
+        return Verdict.ABORT  # the quota cut (or account change) of an open connection
     if clocks.stuck(now, unsent, limits.send_timeout):
         return Verdict.ABORT
     if closing:
         return Verdict.NOTHING
     if tunnel:
-        idle = now - clocks.last_active > limits.tunnel_idle_timeout
-        return Verdict.ABORT if idle else Verdict.NOTHING
+        return judge_tunnel(now, clocks.last_active, limits)
     if clocks.head_started is not None and now - clocks.head_started > limits.header_timeout:
         return Verdict.REQUEST_TIMEOUT
     if exchange is None:
@@ -198,6 +204,22 @@ def judge(
     ):
         return Verdict.ABORT  # a response body that stopped coming (while it was read)
     return Verdict.NOTHING
+
+
+def judge_tunnel(
+    now: float, last_active: float, limits: Limits, *, refused: bool = False
+) -> Verdict:
+    """An open tunnel (an HTTP CONNECT's or a SOCKS5 one's), its last bytes either way at
+    `last_active`: ABORT once its account is `refused` (the sweep's quota cut) or it was
+    idle longer than `tunnel_idle_timeout`."""
+    if refused or now - last_active > limits.tunnel_idle_timeout:
+        return Verdict.ABORT
+    return Verdict.NOTHING
+
+
+def handshake_late(now: float, started: float, limits: Limits) -> bool:
+    """A SOCKS5 handshake still not done `header_timeout` after its connection opened."""
+    return now - started > limits.header_timeout
 
 
 # ---- keep-alive and pipelining --------------------------------------------------------------

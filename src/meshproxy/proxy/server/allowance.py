@@ -8,6 +8,7 @@ buffer of the limit (spliced tunnels read at most the allowance left, see splice
 The cut is scheduled, not done in the middle of the write path that charged (that code
 goes on with the connection it holds); meanwhile what is sent to the client is cut at the
 limit (`within_allowance`), however many reads the loop hands over before the cut runs.
+The rules themselves are pure, in core/quota.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 from typing import Protocol, TypeVar
 
 from meshproxy.proxy.core.directory import AccountState
+from meshproxy.proxy.core.quota import allowed
 
 Data = TypeVar("Data", bytes, memoryview, bytes | memoryview)
 
@@ -33,11 +35,11 @@ def within_allowance(
     part up to the limit (then the connection is cut). The loop may hand a connection many
     reads before the cut runs (libuv reads a ready socket up to 32 times in a row); none
     of them passes the limit."""
-    left = account.allowance()
-    if left is None or len(data) < left:
+    size = allowed(account.allowance(), len(data))
+    if size is None:
         return data
     cut_soon(connection, loop)
-    return data[: max(0, left)]
+    return data[:size]
 
 
 def cut_soon(connection: _Cuttable, loop: asyncio.AbstractEventLoop) -> None:

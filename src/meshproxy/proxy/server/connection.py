@@ -743,13 +743,11 @@ class ClientConnection(asyncio.Protocol):
         deadlines near enough (`Exchange.watch`)."""
         services = self.listener.services
         account = self.account
-        if (
+        refused = (
             not self.closed
             and account is not None
-            and self.directory.refusal(account, self.listener.name)
-        ):
-            self.abort()
-            return
+            and self.directory.refusal(account, self.listener.name) is not None
+        )
         exchange = self.active
         if exchange is not None and self.tunnel is None:
             exchange.watch(now, services.behaviour.quota_check_interval)  # the 504's timer
@@ -763,6 +761,7 @@ class ClientConnection(asyncio.Protocol):
             tunnel=self.tunnel is not None,
             reading_paused=bool(self.paused),
             exchange=exchange,
+            refused=refused,
         )
         if verdict is Verdict.NOTHING:
             return

@@ -24,6 +24,7 @@ from typing import cast
 from meshproxy.proxy.core import admission, socks5
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
 from meshproxy.proxy.core.errors import ProxyError
+from meshproxy.proxy.core.machine import Verdict, handshake_late, judge_tunnel
 from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions
 from meshproxy.proxy.core.socks5 import Connect, Event, Login, Refused, Send, Socks5
 from meshproxy.proxy.core.username import steer
@@ -339,16 +340,19 @@ class SocksConnection(asyncio.Protocol):
         refused account's pending connect is cancelled with its connection)."""
         if self.closed:
             return
-        behaviour = self.listener.services.behaviour
+        limits = self.listener.services.limits
         account = self.account
         state = self.machine.state
         if self.tunnel is None and state is not socks5.State.CONNECTING:
             # A refusal before the request is the request's reply (`_connect`).
-            if state in _HANDSHAKING and now - self.started > behaviour.header_timeout:
+            if state in _HANDSHAKING and handshake_late(now, self.started, limits):
                 self.abort()
             return
-        refused = account is not None and self.directory.refusal(account, self.listener.name)
-        if refused or now - self.last_active > behaviour.tunnel_idle_timeout:
+        refused = (
+            account is not None
+            and self.directory.refusal(account, self.listener.name) is not None
+        )
+        if judge_tunnel(now, self.last_active, limits, refused=refused) is Verdict.ABORT:
             self.abort()
 
     def drain(self) -> None:

@@ -23,6 +23,8 @@ import os
 import socket
 from collections.abc import Callable
 
+from meshproxy.proxy.core.quota import read_size
+
 # Larger than the default 64 KiB: fewer splice calls per GB. Pipes count against the
 # user's pipe-user-pages-soft (64 MiB), so not larger; the default stays if refused.
 PIPE_SIZE = 256 * 1024
@@ -94,12 +96,10 @@ class Pump:
             pipe = self._pipe
             size = CHUNK
             if self._allowance is not None:
-                left = self._allowance()
-                if left is not None:
-                    if left <= 0:  # the account's limit is reached: the tunnel ends
-                        self._tunnel.close()
-                        return
-                    size = min(size, left)
+                size = read_size(self._allowance(), CHUNK)
+                if not size:  # the account's limit is reached: the tunnel ends
+                    self._tunnel.close()
+                    return
             if pipe is None:  # EMFILE at the descriptor limit: close, never spin
                 pipe = self._pipe = _new_pipe()
             moved = os.splice(self.source.fileno(), pipe[1], size, flags=_FLAGS)
