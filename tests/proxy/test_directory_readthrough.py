@@ -71,6 +71,28 @@ def test_a_changed_password_is_read_through_and_the_old_one_stops() -> None:
     assert not isinstance(wrong, AccountState) and d.auth_failures == 1
 
 
+def test_a_hyphenated_account_is_not_taken_for_options_before_the_feed_brings_it() -> None:
+    """`pm_a-country-us` and `pm_a-x`, created a moment ago beside `pm_a`: read as pm_a
+    plus options (or options that do not parse), pm_a's password does not verify, so the
+    store is asked for the whole name before the check fails."""
+    d = directory(view(record(1, "pm_a")))
+    other = hash_password("other")
+    store = FakeStore(view(record(2, "pm_a-country-us", parent=1, password_hash=other)),
+                      view(record(3, "pm_a-x", parent=1, password_hash=other)))
+    d.read_through = StoreLookups(store.lookup, Clock())
+    for name in ("pm_a-country-us", "pm_a-x"):
+        found = authenticate(d, basic(name, "other"))
+        assert isinstance(found, AccountState) and found.username == name, found
+        assert d.logins.found(basic(name, "other")) is None  # no options: an account
+        assert authenticate(d, basic(name, "other")) is found  # remembered
+    assert d.auth_failures == 0 and not d.auth_reports
+    # pm_a with options still works; a wrong password still fails and counts.
+    steered = authenticate(d, basic("pm_a-country-de", "pw"))
+    assert isinstance(steered, AccountState) and steered.username == "pm_a"
+    wrong = authenticate(d, basic("pm_a-country-de", "other"))
+    assert not isinstance(wrong, AccountState) and d.auth_failures == 1
+
+
 def test_a_name_the_store_lacks_too_is_remembered_briefly() -> None:
     d = directory(view(record(1, "alice")))
     store, clock = FakeStore(), Clock()
@@ -164,3 +186,27 @@ def test_created_through_the_api_and_used_at_once_fifty_times(
     proxies = {"http": env.proxy_url(user="pm_rt0", password="changed-0")}
     assert session.get(env.origins.url("/echo"), proxies=proxies, timeout=10).status_code == 200
     assert env.node.directory.auth_failures == failures
+
+
+def test_hyphenated_accounts_created_through_the_api_work_at_once(
+    env: Env, api: httpx.Client
+) -> None:
+    """Beside a known `pm_a`, sub-accounts whose names read as pm_a plus options (or as
+    options that do not parse) are used the moment they are created: no 407, nothing
+    counted toward a ban, each served as itself (no country steered)."""
+    session = requests.Session()
+    created = api.post("/api/sub/create/", data={"username": "pm_a", "password": "base-pw"})
+    assert created.status_code == 200, created.text
+    env.sync()  # pm_a is the directory's
+    failures = env.node.directory.auth_failures
+    for name in ("pm_a-country-us", "pm_a-session-x1", "pm_a-x", "pm_a-country-us-extra"):
+        password = f"own-{name}"  # (one of pm_a's, or an earlier one's: read as it with options)
+        created = api.post("/api/sub/create/", data={"username": name, "password": password})
+        assert created.status_code == 200, created.text
+        proxies = {"http": env.proxy_url(user=name, password=password)}
+        for _ in range(2):
+            answer = session.get(env.origins.url("/echo"), proxies=proxies, timeout=10)
+            assert answer.status_code == 200, (name, answer.status_code, answer.text)
+        assert env.node.directory.by_username[name].username == name
+    assert env.node.directory.auth_failures == failures
+    assert env.store.ban_until("127.0.0.1", time.time()) is None

@@ -144,6 +144,9 @@ class CredentialCheck:
     # The directory held no password for the username (verified against a decoy, unless
     # the store's read-through finds the account).
     unknown: bool = False
+    # The username as sent, when it was read as `username` plus options: an account of
+    # that whole name created a moment ago is looked up before the check fails.
+    whole: str | None = None
 
 
 class AuthReport(NamedTuple):
@@ -393,20 +396,23 @@ class AccountDirectory:
                 self._failure(client_ip, now)
                 return errors.auth_required("malformed proxy credentials")
             username, password = credentials
+            sent = username
             account = self.by_username.get(username)
             if account is None and "-" in username:
                 username = self.logins.account_name(username, key)
                 account = self.by_username.get(username)
+            whole = sent if username != sent else None
             if account is None or not account.password_hash:
                 # Verified against a decoy (and so refused in `verified`) in the same time a
                 # wrong password takes: the answer's timing does not tell who exists.
                 return self._check(username, password, decoy_hash(), client_ip, key, now,
-                                   unknown=True)
+                                   unknown=True, whole=whole)
             if self.credentials.known(username, password, account.password_hash):
                 self._success(client_ip, now)
                 self._remember(key, account, account.password_hash)
                 return account
-            return self._check(username, password, account.password_hash, client_ip, key, now)
+            return self._check(username, password, account.password_hash, client_ip, key, now,
+                               whole=whole)
         account = self._ip_accounts.get(client_ip) or self._resolved_accounts.get(client_ip)
         if account is None:
             return errors.auth_required()
@@ -422,6 +428,7 @@ class AccountDirectory:
         now: float,
         *,
         unknown: bool = False,
+        whole: str | None = None,
     ) -> CredentialCheck | ProxyError:
         """A check of these credentials, sharing the verification of this header under way
         or a new one if fewer than `max_verifying` are under way; else a refusal at once.
@@ -436,7 +443,7 @@ class AccountDirectory:
             self.verifications_refused += 1
             return errors.verifications_busy()
         return CredentialCheck(
-            username, password, password_hash, client_ip, header_key, shared, unknown
+            username, password, password_hash, client_ip, header_key, shared, unknown, whole
         )
 
     def verify(self, check: CredentialCheck) -> bool:
@@ -451,7 +458,20 @@ class AccountDirectory:
     def _verify(self, check: CredentialCheck) -> bool:
         """Against the hash the directory knows; failing that, against the store's (one
         read-through lookup, see readthrough.py): an account created or a password changed
-        a moment ago works at once, before the change feed brings it."""
+        a moment ago works at once, before the change feed brings it. A username read as
+        an account plus options that does not verify so may be an account of its own,
+        created a moment ago (`pm_a-country-us`): the store is asked for the whole name."""
+        if self._verify_named(check):
+            return True
+        lookups = self.read_through
+        if check.whole is None or lookups is None:
+            return False
+        view = lookups.fetch(check.whole)
+        return view is not None and bool(view.account.password_hash) and self._verify_found(
+            check, view
+        )
+
+    def _verify_named(self, check: CredentialCheck) -> bool:
         lookups = self.read_through
         credentials = self.credentials
         if check.unknown and lookups is not None:
@@ -468,7 +488,8 @@ class AccountDirectory:
         return self._verify_found(check, view)
 
     def _verify_found(self, check: CredentialCheck, view: AccountView) -> bool:
-        if not self.credentials.check(check.username, check.password, view.account.password_hash):
+        record = view.account  # check.username's, or the whole name's (`_verify`)
+        if not self.credentials.check(record.username, check.password, record.password_hash):
             return False
         if check.shared is not None:
             check.shared.found = view  # every caller of this verification adopts it
@@ -481,7 +502,8 @@ class AccountDirectory:
         if ok and isinstance(found, AccountView) and found.account.password_hash:
             self._adopt(found, check)
             password_hash = found.account.password_hash
-        account = self.by_username.get(check.username)
+        name = found.account.username if ok and isinstance(found, AccountView) else None
+        account = self.by_username.get(name or check.username)
         if ok and account is not None and account.password_hash == password_hash:
             self._success(check.client_ip, now)
             if check.authorization_key is not None:
