@@ -65,53 +65,37 @@ def _node_metrics(stats: NodeStats) -> Iterator[Metric]:
     yield moved
     yield active
     yield from _egress_metrics(stats.egress)
-    yield CounterMetricFamily(
-        "meshproxy_auth_failures",
-        "Proxy authentication failures on this node.",
-        value=stats.auth_failures,
-    )
-    yield GaugeMetricFamily(
-        "meshproxy_auth_verifications",
-        "Password checks (argon2) of new credentials under way or queued.",
-        value=stats.verifications,
-    )
-    yield CounterMetricFamily(
-        "meshproxy_auth_verifications_refused",
-        "Requests refused 503 because too many password checks were under way.",
-        value=stats.verifications_refused,
-    )
-    yield GaugeMetricFamily(
-        "meshproxy_bans_active",
-        "Client IPs banned (decided here or by any node).",
-        value=stats.bans_active,
-    )
-    if stats.access_log_dropped is not None:
-        yield CounterMetricFamily(
-            "meshproxy_access_log_dropped",
-            "Access-log lines dropped: the queue was full (a slow disk) or their write "
-            "failed (a full disk).",
-            value=stats.access_log_dropped,
-        )
-    yield GaugeMetricFamily(
-        "meshproxy_accounts_loaded", "Accounts in the proxy directory.", value=stats.accounts_loaded
-    )
-    yield GaugeMetricFamily(
-        "meshproxy_usage_flush_lag_seconds",
-        "Seconds since usage was last flushed (grows while the backend is down).",
-        value=stats.flush_lag,
-    )
-    yield GaugeMetricFamily(
-        "meshproxy_usage_unflushed_bytes",
-        "Bytes counted here and not yet flushed (kept while the backend is down).",
-        value=stats.unflushed_bytes,
-    )
-    if stats.unfolded_flushes is not None:
-        yield GaugeMetricFamily(
-            "meshproxy_usage_unfolded_flushes",
-            "Flushes this node sent to Redis that no fold has confirmed yet (its "
-            "journal, written to the store if Redis loses them).",
-            value=stats.unfolded_flushes,
-        )
+    counter, gauge = CounterMetricFamily, GaugeMetricFamily
+    # (kind, name, help, value): None leaves the metric out (no access log, no Redis).
+    scalars: list[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str, float | None]] = [
+        (counter, "meshproxy_auth_failures", "Proxy authentication failures on this node.",
+         stats.auth_failures),
+        (gauge, "meshproxy_auth_verifications",
+         "Password checks (argon2) of new credentials under way or queued.",
+         stats.verifications),
+        (counter, "meshproxy_auth_verifications_refused",
+         "Requests refused 503 because too many password checks were under way.",
+         stats.verifications_refused),
+        (gauge, "meshproxy_bans_active", "Client IPs banned (decided here or by any node).",
+         stats.bans_active),
+        (counter, "meshproxy_access_log_dropped",
+         "Access-log lines dropped: the queue was full (a slow disk) or their write failed "
+         "(a full disk).", stats.access_log_dropped),
+        (gauge, "meshproxy_accounts_loaded", "Accounts in the proxy directory.",
+         stats.accounts_loaded),
+        (gauge, "meshproxy_usage_flush_lag_seconds",
+         "Seconds since usage was last flushed (grows while the backend is down).",
+         stats.flush_lag),
+        (gauge, "meshproxy_usage_unflushed_bytes",
+         "Bytes counted here and not yet flushed (kept while the backend is down).",
+         stats.unflushed_bytes),
+        (gauge, "meshproxy_usage_unfolded_flushes",
+         "Flushes this node sent to Redis that no fold has confirmed yet (its journal, "
+         "written to the store if Redis loses them).", stats.unfolded_flushes),
+    ]
+    for kind, name, documentation, value in scalars:
+        if value is not None:
+            yield kind(name, documentation, value=value)
 
 
 def _egress_metrics(health: dict[str, dict[str, EgressState]]) -> Iterator[Metric]:
