@@ -50,6 +50,21 @@ def _connecting(env: Env) -> int:
     return env.thread.run(count())
 
 
+def _deactivate_while_connecting(env: Env) -> None:
+    """Once the proxy's connect is under way, deactivate the account: the next sweep
+    (every 0.25 s) aborts the connection, and its connect must go with it."""
+    deadline = time.monotonic() + 5
+    while not _connecting(env):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    env.store.update_account("alice", active=False)
+    env.sync()
+    deadline = time.monotonic() + 3
+    while _connecting(env):
+        assert time.monotonic() < deadline, "the connect outlived its connection"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("method", ["CONNECT", "GET"])
 def test_a_dropped_connection_takes_its_pending_connect_with_it(
     env: Env, full_listener: int, method: str
@@ -59,16 +74,7 @@ def test_a_dropped_connection_takes_its_pending_connect_with_it(
     with connect(env.address("world")) as sock:
         sock.sendall(f"{line} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: {basic()}"
                      "\r\n\r\n".encode())
-        deadline = time.monotonic() + 5
-        while not _connecting(env):  # the proxy's connect is under way
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        env.store.update_account("alice", active=False)
-        env.sync()  # the next sweep (every 0.25 s) aborts the connection
-        deadline = time.monotonic() + 3
-        while _connecting(env):
-            assert time.monotonic() < deadline, "the connect outlived its connection"
-            time.sleep(0.05)
+        _deactivate_while_connecting(env)
 
 
 def test_an_aborted_socks_connection_takes_its_pending_connect_with_it(
@@ -85,16 +91,7 @@ def test_an_aborted_socks_connection_takes_its_pending_connect_with_it(
         assert sock.recv(2) == b"\x01\x00"
         sock.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1")
                      + struct.pack("!H", full_listener))
-        deadline = time.monotonic() + 5
-        while not _connecting(env):  # the proxy's connect is under way
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        env.store.update_account("alice", active=False)
-        env.sync()  # the next sweep (every 0.25 s) aborts the connection
-        deadline = time.monotonic() + 3
-        while _connecting(env):
-            assert time.monotonic() < deadline, "the connect outlived its SOCKS connection"
-            time.sleep(0.05)
+        _deactivate_while_connecting(env)
         try:
             end = sock.recv(10)
         except ConnectionResetError:
