@@ -45,7 +45,7 @@ class Resolve:
     host: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~0.2 µs per request
 class Connect:
     """Connect to `address` (routed: an IPv4-mapped literal is IPv4) through `egress`."""
 
