@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
-from meshproxy.client import AsyncClient, Client, SubAccount, SubAccountPage, calls
+from meshproxy.client import AsyncClient, Client, DayStats, SubAccount, SubAccountPage, calls
 from meshproxy.client.binding import Endpoint
 
 from .conftest import PASSWORD, LiveApi, unique, unique_ip
@@ -84,7 +84,10 @@ def test_documented_return_types_are_the_annotated_ones() -> None:
 
 
 def _is(value: Any, documented: str) -> bool:
-    simple = {"SubAccount": SubAccount, "SubAccountPage": SubAccountPage, "str": str}
+    simple = {
+        "SubAccount": SubAccount, "SubAccountPage": SubAccountPage, "DayStats": DayStats,
+        "str": str,
+    }
     if documented in simple:
         return isinstance(value, simple[documented])
     if documented == "None":
@@ -113,6 +116,7 @@ def test_every_method_returns_what_the_doc_says(live_api: LiveApi, parent: str) 
         ("activate", (name,), {}),
         ("list_sub_accounts", (), {"limit": 5}),
         ("all_sub_accounts", (), {}),
+        ("account_stats", (name,), {"days": 2}),
         ("add_ip", (ip,), {"username": name}),
         ("list_ips", (), {"username": name}),
         ("delete_ip", (ip,), {"username": name}),

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import requests
 from starlette.testclient import TestClient
 
+from meshproxy.client import Client
 from meshproxy.domain import stats
 from proxy.clients import basic, connect, curl
 from proxy.conftest import Env
@@ -110,6 +115,20 @@ def test_every_outcome_counted_and_the_api_and_csv_agree(
     assert set(hosts) == {"127.0.0.1", "10.255.255.1"}
     assert sum(hosts.values()) == today["bytes"] and hosts["127.0.0.1"] > 25000
     assert [h["host"] for h in bob_today["hosts"]] == ["127.0.0.1"]
+
+    # The API client and `meshproxy client sub stats` read the same figures.
+    with Client(api_base, "alice", "pw") as typed:
+        assert [day.to_json() for day in typed.account_stats(days=3)] == body["days"]
+        assert [day.to_json() for day in typed.account_stats("bob", days=1)] == bob["days"]
+    command = subprocess.run(
+        [sys.executable, "-m", "meshproxy", "client", "sub", "stats", "bob", "--days", "1",
+         "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "MESHPROXY_API_URL": api_base, "MESHPROXY_API_USER": "alice",
+             "MESHPROXY_API_PASSWORD": "pw"},
+    )
+    assert command.returncode == 0, command.stderr
+    assert json.loads(command.stdout) == bob["days"]
 
     assert client.get("/api/sub/stats/", params={"days": "0"}).status_code == 400
     assert client.get("/api/sub/stats/", params={"username": "nobody"}).status_code == 404

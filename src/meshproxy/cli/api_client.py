@@ -248,7 +248,7 @@ def client_group(ctx: click.Context, /, client_config: Path | None, **options: A
 
 @client_group.group()
 def sub() -> None:
-    """Sub-accounts: create, edit, get, list, activate, deactivate, delete."""
+    """Sub-accounts: create, edit, get, list, activate, deactivate, delete, stats."""
 
 
 def _sub_account_fields(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -330,6 +330,31 @@ def sub_list(offset: int | None, limit: int | None, as_json: bool) -> None:
         else:
             accounts = client.list_sub_accounts(offset=offset or 0, limit=limit or 100).sub_accounts
     emit_rows([a.to_json() for a in accounts], SUB_ACCOUNT_COLUMNS, as_json=as_json)
+
+
+STATS_COLUMNS = (
+    "day", "requests", "origin_2xx", "origin_3xx", "origin_4xx", "origin_5xx",
+    "proxy_4xx", "proxy_5xx", "tunnels", "aborted", "bytes", "top_host",
+)  # fmt: skip
+
+
+@sub.command("stats")
+@click.argument("username", required=False)
+@click.option("--days", type=click.IntRange(1, 366), default=30, show_default=True)
+@json_option
+def sub_stats(username: str | None, days: int, as_json: bool) -> None:
+    """Request statistics per day: requests, outcomes, bytes and top hosts of your account,
+    or of a sub-account (meshproxy extension)."""
+    with _api() as client:
+        stats = client.account_stats(username, days=days)
+    if as_json:
+        emit_json([day.to_json() for day in stats])
+        return
+    rows = [
+        {**day.counters, "day": day.day, "top_host": day.hosts[0][0] if day.hosts else ""}
+        for day in stats
+    ]
+    emit_rows(rows, STATS_COLUMNS, as_json=False)
 
 
 # --- authenticated IPs and hostnames ----------------------------------------------------

@@ -26,7 +26,7 @@ from meshproxy.client.errors import (
     UnexpectedBody,
     UnexpectedResponse,
 )
-from meshproxy.client.models import SubAccount, SubAccountPage
+from meshproxy.client.models import DayStats, SubAccount, SubAccountPage
 from meshproxy.client.protocol import NO_RETRIES, RetryPolicy
 from meshproxy.client.sync import Client
 
@@ -38,6 +38,7 @@ __all__ = [
     "CertificateNotTrusted",
     "Client",
     "ClientError",
+    "DayStats",
     "Forbidden",
     "FormError",
     "HttpsRequired",

@@ -96,6 +96,7 @@ class Endpoints(Generic[H, TR]):
     delete_sub_account = Endpoint(calls.delete_sub_account)
     list_sub_accounts = Endpoint(calls.list_sub_accounts)
     all_sub_accounts = Endpoint(calls.all_sub_accounts)
+    account_stats = Endpoint(calls.account_stats)
     add_ip = Endpoint(calls.add_ip)
     delete_ip = Endpoint(calls.delete_ip)
     list_ips = Endpoint(calls.list_ips)

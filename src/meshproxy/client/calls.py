@@ -10,7 +10,7 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from meshproxy.client.errors import UnexpectedBody
-from meshproxy.client.models import SubAccount, SubAccountPage
+from meshproxy.client.models import DayStats, SubAccount, SubAccountPage
 from meshproxy.client.protocol import Exchange, Request
 
 T = TypeVar("T")
@@ -113,6 +113,14 @@ def list_sub_accounts(
     """One page of your sub-accounts by username (meshproxy extension: GET /api/sub/list/)."""
     fields = _fields(offset=offset, limit=limit)
     return _one(Request("GET", "/api/sub/list/", fields), SubAccountPage.from_json)
+
+
+def account_stats(username: str | None = None, *, days: int = 30) -> Exchange[list[DayStats]]:
+    """Your account's (or a sub-account's) request statistics of each of the last `days`
+    days, oldest first (meshproxy extension: GET /api/sub/stats/)."""
+    fields = _fields(username=username, days=days)
+    days_of = _key("days", lambda items: [DayStats.from_json(item) for item in items])
+    return _one(Request("GET", "/api/sub/stats/", fields), days_of)
 
 
 def all_sub_accounts(*, page_size: int = DEFAULT_PAGE_SIZE) -> Exchange[list[SubAccount]]:

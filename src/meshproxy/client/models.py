@@ -112,6 +112,40 @@ class SubAccountPage:
         return following if self.sub_accounts and following < self.total else None
 
 
+@dataclass(frozen=True)
+class DayStats:
+    """One day of `GET /api/sub/stats/` (meshproxy's extension): `counters` has
+    `requests`, `bytes` and one count per outcome (`proxy_4xx`, `origin_2xx`, ...);
+    `hosts` the destination hosts by bytes, most first."""
+
+    day: str
+    counters: dict[str, int]
+    hosts: list[tuple[str, int]]
+
+    @classmethod
+    def from_json(cls, data: Any) -> DayStats:
+        body = _mapping(data, "a day of request statistics")
+        try:
+            hosts = [(str(h["host"]), int(h["bytes"])) for h in body["hosts"]]
+            counters = {
+                str(name): int(value)
+                for name, value in body.items()
+                if name not in ("day", "hosts")
+            }
+            return cls(day=str(body["day"]), counters=counters, hosts=hosts)
+        except KeyError as missing:
+            raise UnexpectedBody(f"a day of request statistics lacks {missing}") from None
+        except (TypeError, ValueError) as error:
+            raise UnexpectedBody(f"bad request statistics: {error}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            **self.counters,
+            "hosts": [{"host": host, "bytes": nbytes} for host, nbytes in self.hosts],
+        }
+
+
 def _mapping(data: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise UnexpectedBody(f"expected {what} as a JSON object, got {type(data).__name__}")
