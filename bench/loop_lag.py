@@ -1,6 +1,6 @@
 """Where a meshproxy node's latency tail comes from (issue 11 item 5: the 64 KiB p99).
 
-    .venv/bin/python -m bench.loop_lag [--path /64k.bin] [--seconds 5] [--rounds 3]
+    .venv/bin/python -m bench.loop_lag [--path /64k.bin] [--seconds 5] [--rounds 3] [--keep]
 
 Starts the nginx origin and a meshproxy node as `bench.proxies` does (the node on CPU 1,
 nginx and wrk on CPU 0, loopback only), the node through this module (`--node`), which
@@ -24,6 +24,7 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", default="/64k.bin", help="/1k.bin or /64k.bin")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     options = parser.parse_args(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started
     os.sched_setaffinity(0, {rig.LOAD_CPU})
@@ -169,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"generation collections {oldest}", flush=True)  # fmt: skip
     finally:
         origin.stop()
-    print(f"median p99 {statistics.median(p99s):.1f} ms; logs in {workdir}")
+        if not options.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"median p99 {statistics.median(p99s):.1f} ms"
+          + (f"; logs in {workdir}" if options.keep else ""))
     return 0
 
 
