@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from meshproxy.config import (
     AccessLogConfig,
     AdminConfig,
+    AlertsConfig,
     ApiConfig,
     BanConfig,
     ConfigError,
@@ -214,7 +215,7 @@ def test_the_example_file_names_every_setting() -> None:
     sections: dict[str, type[BaseModel]] = {
         "api": ApiConfig, "ban": BanConfig, "shared": SharedConfig, "admin": AdminConfig,
         "proxy": ProxyBehaviour, "plans": PlanConfig, "proxies": ProxyConfig,
-        "access_log": AccessLogConfig,
+        "access_log": AccessLogConfig, "alerts": AlertsConfig,
     }
     top = _fields(Settings) - set(sections)
     missing = {"": top - found[""]}
