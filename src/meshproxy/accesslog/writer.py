@@ -25,6 +25,7 @@ from meshproxy.config import Settings
 log = logging.getLogger("meshproxy.accesslog")
 
 WARN_INTERVAL = 60.0  # seconds between warnings about lines dropped
+YIELD_EVERY = 128  # lines formatted between two hand-backs of the GIL (about 0.25 ms)
 
 
 class AccessLog:
@@ -105,7 +106,12 @@ class AccessLog:
         queue = self._queue
         while queue:
             lines = []
-            for _ in range(min(len(queue), self.batch)):
+            for index in range(min(len(queue), self.batch)):
+                if index % YIELD_EVERY == YIELD_EVERY - 1:
+                    # Formatting holds the GIL: hand it back to the event loop often, so a
+                    # round of thousands of lines stalls no request for more than a slice
+                    # (without this, the loop waits whole 5 ms switch intervals: p99 +20 ms).
+                    time.sleep(0)
                 raw = queue.popleft()
                 try:
                     lines.append(self._format(raw))
