@@ -299,6 +299,10 @@ class ClientConnection(asyncio.Protocol):
         listener = self.listener
         admitted = standing(answer, self.directory, listener.name)
         if isinstance(admitted, Refuse):
+            if not isinstance(answer, ProxyError):
+                # A known account refused here (402, 403, 509): its line and statistics
+                # name it; nothing is charged.
+                exchange.account = answer
             self.uncharged = 0
             self.answer(exchange, admitted.error)
             return
