@@ -23,6 +23,22 @@ from meshproxy.store import Store
 from .receiver import Receiver
 
 
+def deliver_80_percent(store: Store, settings: Settings, url: str, receiver: Receiver) -> int:
+    """A webhook at `url` on an account at 80% of its limit, one check of the alert
+    service, the receiver stopped: the account's id."""
+    parent = store.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    now = datetime.now(UTC)
+    store.add_webhook(parent.id, url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
+    store.record_usage([UsageDelta(parent.id, None, 8 * GB // 10)], now.date())
+    service = AlertService(settings, store)
+    try:
+        service.run_once()
+    finally:
+        service.close()
+        receiver.stop()
+    return parent.id
+
+
 def test_the_checked_address_is_the_one_called(
     store: Store, make_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -33,17 +49,7 @@ def test_the_checked_address_is_the_one_called(
     port = receiver.url.split(":")[2].split("/")[0]
     # A name no resolver knows: only the address checked can reach the receiver.
     monkeypatch.setattr(webhooks, "resolve", lambda host: ("127.0.0.1",))
-    parent = store.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
-    now = datetime.now(UTC)
-    url = f"http://hook.pinned.invalid:{port}/in?x=1"
-    store.add_webhook(parent.id, url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
-    store.record_usage([UsageDelta(parent.id, None, 8 * GB // 10)], now.date())
-    service = AlertService(settings, store)
-    try:
-        service.run_once()
-    finally:
-        service.close()
-        receiver.stop()
+    deliver_80_percent(store, settings, f"http://hook.pinned.invalid:{port}/in?x=1", receiver)
     [call] = receiver.calls
     assert call.answered == 204 and call.path == "/in?x=1"
     assert call.headers["host"] == f"hook.pinned.invalid:{port}"
@@ -88,18 +94,9 @@ def test_https_is_verified_against_the_urls_name(
         alerts={"allow_networks": ["127.0.0.0/8"], "ca_file": str(cert), "retry_base": 60}
     )
     monkeypatch.setattr(webhooks, "resolve", lambda host: ("127.0.0.1",))
-    parent = store.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
-    now = datetime.now(UTC)
-    store.add_webhook(parent.id, receiver.url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
-    store.record_usage([UsageDelta(parent.id, None, 8 * GB // 10)], now.date())
-    service = AlertService(settings, store)
-    try:
-        service.run_once()
-    finally:
-        service.close()
-        receiver.stop()
+    parent_id = deliver_80_percent(store, settings, receiver.url, receiver)
     assert server_names == ["hook.pinned.invalid"]
-    [view] = store.alert_history(parent.id)
+    [view] = store.alert_history(parent_id)
     [attempt] = view.deliveries[0].attempts
     if certified == "hook.pinned.invalid":
         assert attempt.status == 204 and len(receiver.calls) == 1
