@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from .conftest import Env, country_of
 
@@ -18,14 +20,14 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 @pytest.fixture
-def chrome(env: Env, chromium: str) -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
+def chrome(
+    env: Env, chromium: str, missing_service: Callable[[str, Exception], None]
+) -> Iterator[Any]:
     from web.live import CHROMIUM_ARGS
 
+    # selenium is in the dev extra; a missing chromedriver fails in CI, as a service does.
     if shutil.which(CHROMEDRIVER) is None:
-        pytest.skip("apt-get install chromium-driver")
+        missing_service(CHROMEDRIVER, FileNotFoundError("apt-get install chromium-driver"))
     bob = env.account("bob", password=None)
     env.store.add_ip(bob, "127.0.0.1")  # the browser's address: its account
     env.sync()
