@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,7 +19,7 @@ from meshproxy.domain.alerts import Notice, crossed, notice_body
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import QuotaKind
 from meshproxy.store import models as m
-from meshproxy.store.dialect import aware, insert_for
+from meshproxy.store.dialect import aware, chunks, insert_for
 from meshproxy.store.errors import LimitReached
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -31,12 +31,6 @@ def _key(candidate: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(
         candidate[name] for name in ("account_id", "kind", "period_start", "threshold", "limit_gb")
     )
-
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    """IN lists of at most CHUNK ids (PostgreSQL takes at most 65,535 parameters)."""
-    for first in range(0, len(ids), CHUNK):
-        yield ids[first : first + CHUNK]
 
 
 @dataclass(frozen=True)
@@ -153,7 +147,7 @@ class AlertRecords:
                 return []
             owner_ids = {row.parent_id or row.id for row in limited}
             owners: dict[int, tuple[str, int | None]] = {}
-            for ids in _chunks(sorted(owner_ids)):
+            for ids in chunks(sorted(owner_ids), CHUNK):
                 owners.update(
                     (account_id, (username, billing_day))
                     for account_id, username, billing_day in session.execute(
@@ -168,7 +162,7 @@ class AlertRecords:
                 starts[row.id] = billing_period((owner and owner[1]) or 1, now).start
             monthly: dict[int, int] = {}
             for start in set(starts.values()):
-                for ids in _chunks(sorted(i for i, s in starts.items() if s == start)):
+                for ids in chunks(sorted(i for i, s in starts.items() if s == start), CHUNK):
                     monthly.update(
                         (i, int(n or 0))
                         for i, n in session.execute(
@@ -251,7 +245,7 @@ class AlertRecords:
         notice made already) writes nothing; the INSERT's ON CONFLICT settles a race."""
         made: set[tuple[Any, ...]] = set()
         notice = m.UsageNotice
-        for ids in _chunks(sorted({c["account_id"] for c in candidates})):
+        for ids in chunks(sorted({c["account_id"] for c in candidates}), CHUNK):
             made.update(
                 tuple(row)
                 for row in session.execute(
@@ -276,7 +270,7 @@ class AlertRecords:
         if not notices:
             return
         hooks: dict[int, list[int]] = defaultdict(list)
-        for owners in _chunks(sorted({owner for _, owner in notices})):
+        for owners in chunks(sorted({owner for _, owner in notices}), CHUNK):
             for webhook_id, account_id in session.execute(
                 select(m.Webhook.id, m.Webhook.account_id)
                 .where(m.Webhook.account_id.in_(owners))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from meshproxy.store import models as m
+
+T = TypeVar("T")
 
 
 def insert_for(session: Session, model: type[m.Base]) -> Any:
@@ -23,3 +26,10 @@ def insert_for(session: Session, model: type[m.Base]) -> Any:
 def aware(moment: datetime) -> datetime:
     """A datetime read back as stored: SQLite returns it without its zone (UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size` (statements stay under PostgreSQL's 65,535
+    parameters)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -28,6 +28,7 @@ from meshproxy.domain.stats import (
     trim_hosts,
 )
 from meshproxy.store import models as m
+from meshproxy.store.dialect import chunks
 
 CHUNK = 5_000  # rows a statement (4 parameters each: under PostgreSQL's 65,535)
 
@@ -60,8 +61,8 @@ def add_stats(
             for (account_id, name), value in sorted(stats[day].items())
             if account_id in existing
         ]
-        for start in range(0, len(rows), CHUNK):
-            statement = insert(session, m.AccountStat).values(rows[start : start + CHUNK])
+        for chunk in chunks(rows, CHUNK):
+            statement = insert(session, m.AccountStat).values(chunk)
             session.execute(
                 statement.on_conflict_do_update(
                     index_elements=[
@@ -78,8 +79,7 @@ def add_stats(
 
 def _trim_hosts(session: Session, insert: Insert, day: date, account_ids: Sequence[int]) -> None:
     is_host = m.AccountStat.name.startswith(HOST, autoescape=True)
-    for start in range(0, len(account_ids), CHUNK):
-        chunk = account_ids[start : start + CHUNK]
+    for chunk in chunks(account_ids, CHUNK):
         over = session.scalars(
             select(m.AccountStat.account_id)
             .where(m.AccountStat.day == day, m.AccountStat.account_id.in_(chunk), is_host)

@@ -43,6 +43,7 @@ from meshproxy.domain.usage import bytes_per_account
 from meshproxy.store import models as m
 from meshproxy.store.alerts import AlertRecords
 from meshproxy.store.audit import AuditRecords
+from meshproxy.store.dialect import chunks
 from meshproxy.store.dialect import insert_for as _insert
 from meshproxy.store.engine import lock_for_writing, make_engine
 from meshproxy.store.errors import Conflict, LimitReached, StoreUnavailable
@@ -536,7 +537,7 @@ class Store(AuditRecords, AlertRecords):
         ON CONFLICT DO NOTHING waits for a concurrent creator instead of failing; rows are
         locked in meter order, so folds of overlapping meters cannot deadlock."""
         ranges: dict[str, SeqRanges] = {}
-        for chunk in _chunks(meters):
+        for chunk in chunks(meters, USAGE_CHUNK):
             session.execute(
                 _insert(session, m.MeterFolds)
                 .values([{"meter_id": meter, "folded": "", "updated_at": now} for meter in chunk])
@@ -595,7 +596,7 @@ class Store(AuditRecords, AlertRecords):
                 for account_id, nbytes in sorted(usage[day].items())
                 if account_id in existing
             ]
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows, USAGE_CHUNK):
                 session.execute(_upsert_adding(session, chunk))
         if moved:
             session.connection().execute(
@@ -619,14 +620,14 @@ class Store(AuditRecords, AlertRecords):
 
     def _existing_accounts(self, session: Session, ids: Iterable[int]) -> set[int]:
         existing: set[int] = set()
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids), USAGE_CHUNK):
             existing.update(session.scalars(select(m.Account.id).where(m.Account.id.in_(chunk))))
         return existing
 
     def _usernames(self, session: Session, ids: Iterable[int]) -> list[str]:
         """The usernames of the accounts (deleted ones left out), by id."""
         names: list[str] = []
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids), USAGE_CHUNK):
             names.extend(
                 session.scalars(
                     select(m.Account.username).where(m.Account.id.in_(chunk)).order_by(m.Account.id)
@@ -1108,12 +1109,6 @@ def _sub_account_days(
     return query.join(m.UsageDaily, m.UsageDaily.account_id == m.Account.id).where(
         m.Account.parent_id == parent_id, m.UsageDaily.day >= start, m.UsageDaily.day < end
     )
-
-
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """`items` in slices of USAGE_CHUNK (statements stay under PostgreSQL's parameter cap)."""
-    for start in range(0, len(items), USAGE_CHUNK):
-        yield items[start : start + USAGE_CHUNK]
 
 
 def _lost_race(error: Conflict | StoreUnavailable) -> bool:
