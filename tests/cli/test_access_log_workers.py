@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from bench.local import free_port
 
-from cli.test_workers import launch, wait_for, worker_pids
+from cli.test_workers import edge_node_config, launch, serve_directory, wait_for, worker_pids
 from meshproxy.accesslog.search import log_files
 from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
@@ -28,19 +26,13 @@ def test_two_workers_share_one_rotated_access_log(tmp_path: Path, sqlite_url: st
                          billing_day=1)
     port, origin_port = free_port(), free_port()
     data = tmp_path / "data"
-    config = tmp_path / "node.toml"
-    config.write_text(
-        f'database_url = "{sqlite_url}"\ndata_dir = "{data}"\n'
-        'plans = [{ name = "default", default_proxies = ["edge"] }]\n'
+    config = edge_node_config(
+        tmp_path, sqlite_url, port,
         '[admin]\nenabled = false\n'
-        '[access_log]\nmax_bytes = 3000\nbackups = 100\ninterval = 0.05\n'  # ~8 lines a file
-        '[proxy]\nallow_destinations = ["127.0.0.0/8"]\n'
-        f'[[proxies]]\nname = "edge"\nport = {port}\n'
+        '[access_log]\nmax_bytes = 3000\nbackups = 100\ninterval = 0.05\n',  # ~8 lines a file
     )
     (tmp_path / "blob").write_bytes(b"b" * 5000)
-    origin = subprocess.Popen([sys.executable, "-m", "http.server", str(origin_port),
-                               "--bind", "127.0.0.1", "--directory", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    origin = serve_directory(tmp_path, origin_port)
     node = launch("proxy", "--config", str(config), "--workers", "2")
     try:
         wait_for(node, f"proxy edge listening on 127.0.0.1:{port}")

@@ -47,22 +47,36 @@ def worker_pids(parent: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
+def edge_node_config(
+    tmp_path: Path, sqlite_url: str, port: int, sections: str = "[admin]\nenabled = false\n"
+) -> Path:
+    """node.toml for a proxy node with one listener, "edge" on `port`, that may reach
+    loopback origins; `sections` adds (or replaces the default [admin]) tables."""
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'database_url = "{sqlite_url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        'plans = [{ name = "default", default_proxies = ["edge"] }]\n'
+        f"{sections}"
+        '[proxy]\nallow_destinations = ["127.0.0.0/8"]\n'
+        f'[[proxies]]\nname = "edge"\nport = {port}\n'
+    )
+    return config
+
+
+def serve_directory(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    """An origin on 127.0.0.1:`port` serving the files in `directory`."""
+    return subprocess.Popen([sys.executable, "-m", "http.server", str(port),
+                             "--bind", "127.0.0.1", "--directory", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def test_proxy_workers_share_port_usage_and_bans(tmp_path: Path, sqlite_url: str) -> None:
     store = Store.open(sqlite_url)
     store.create_account("erin", password_hash=hash_password("pw"), proxies=["edge"],
                          billing_day=1)
     port, origin_port = free_port(), free_port()
-    config = tmp_path / "node.toml"
-    config.write_text(
-        f'database_url = "{sqlite_url}"\ndata_dir = "{tmp_path / "data"}"\n'
-        'plans = [{ name = "default", default_proxies = ["edge"] }]\n'
-        '[admin]\nenabled = false\n'
-        '[proxy]\nallow_destinations = ["127.0.0.0/8"]\n'
-        f'[[proxies]]\nname = "edge"\nport = {port}\n'
-    )
-    origin = subprocess.Popen([sys.executable, "-m", "http.server", str(origin_port),
-                               "--bind", "127.0.0.1", "--directory", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = edge_node_config(tmp_path, sqlite_url, port)
+    origin = serve_directory(tmp_path, origin_port)
     (tmp_path / "blob").write_bytes(b"b" * 100_000)
     node = launch("proxy", "--config", str(config), "--workers", "3")
     try:

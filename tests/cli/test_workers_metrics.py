@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -19,7 +17,7 @@ from meshproxy.domain.passwords import hash_password
 from meshproxy.store import Store
 from support.polling import eventually
 
-from .test_workers import launch, wait_for, worker_pids
+from .test_workers import edge_node_config, launch, serve_directory, wait_for, worker_pids
 
 
 def two_free_ports() -> int:
@@ -51,17 +49,8 @@ def test_one_metrics_page_covers_every_worker(tmp_path: Path, sqlite_url: str) -
                          billing_day=1)
     store.close()
     port, origin_port, admin = free_port(), free_port(), two_free_ports()
-    config = tmp_path / "node.toml"
-    config.write_text(
-        f'database_url = "{sqlite_url}"\ndata_dir = "{tmp_path / "data"}"\n'
-        'plans = [{ name = "default", default_proxies = ["edge"] }]\n'
-        f'[admin]\nport = {admin}\n'
-        '[proxy]\nallow_destinations = ["127.0.0.0/8"]\n'
-        f'[[proxies]]\nname = "edge"\nport = {port}\n'
-    )
-    origin = subprocess.Popen([sys.executable, "-m", "http.server", str(origin_port),
-                               "--bind", "127.0.0.1", "--directory", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = edge_node_config(tmp_path, sqlite_url, port, f"[admin]\nport = {admin}\n")
+    origin = serve_directory(tmp_path, origin_port)
     (tmp_path / "page").write_bytes(b"p" * 1000)
     node = launch("proxy", "--config", str(config), "--workers", "2")
     try:
