@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import time
 from collections import deque
@@ -491,16 +490,11 @@ class ClientConnection(asyncio.Protocol):
 
     def _splice(self, client: asyncio.Transport, upstream: socket.socket) -> None:
         """Take the client socket out of its transport and relay with splice(2)."""
-        try:
-            duplicate = os.dup(client.get_extra_info("socket").fileno())
-        except OSError:  # EMFILE at the descriptor limit: end the tunnel, never leave it hung
+        client_socket = splice.detach(client)
+        if client_socket is None:  # EMFILE: end the tunnel, never leave it hung
             upstream.close()
             self.abort()
             return
-        client_socket = socket.socket(fileno=duplicate)
-        client_socket.setblocking(False)
-        client.set_protocol(asyncio.Protocol())  # the transport's end is no longer ours
-        client.close()  # closes uvloop's fd only (no shutdown): the duplicate stays open
         tunnel = SpliceTunnel(
             self.loop, client_socket, upstream, self._tunnel_in, self._close_tunnel,
             self._tunnel_out,
