@@ -54,6 +54,19 @@ def loaded(names: set[str], packages: tuple[str, ...]) -> list[str]:
     return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in packages))
 
 
+def stop_once_listening(node: subprocess.Popen[str]) -> None:
+    """The proxy node's first line says its "edge" listener is up; SIGTERM then ends it
+    cleanly (exit status 0)."""
+    try:
+        assert node.stdout is not None
+        line = node.stdout.readline()
+        assert "proxy edge listening on 127.0.0.1:" in line, line
+    finally:
+        node.send_signal(signal.SIGTERM)
+        _, err = node.communicate(timeout=60)
+    assert node.returncode == 0, err
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -113,14 +126,7 @@ def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, sqlite_u
         f'[[proxies]]\nname = "edge"\nlisten = "127.0.0.1"\nport = {free_port()}\n'
     )
     node = probe(tmp_path, "proxy", "--config", str(config))
-    try:
-        assert node.stdout is not None
-        line = node.stdout.readline()
-        assert "proxy edge listening on 127.0.0.1:" in line, line
-    finally:
-        node.send_signal(signal.SIGTERM)
-        _, err = node.communicate(timeout=60)
-    assert node.returncode == 0, err
+    stop_once_listening(node)
     names = modules(tmp_path)
     assert "meshproxy.proxy.server.node" in names  # the probe saw a running node
     assert loaded(names, NOT_IN_A_PROXY_NODE) == []

@@ -5,7 +5,6 @@ process by blocking the module (sys.modules[name] = None, which fails its import
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +15,8 @@ import pytest
 from bench.local import free_port
 
 from meshproxy import extras
+
+from .test_imports import stop_once_listening
 
 # Runs the CLI with the modules named in argv[1] (comma-separated) made unimportable.
 BLOCKING = """
@@ -89,14 +90,7 @@ def test_a_node_without_those_settings_needs_no_extra(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        assert node.stdout is not None
-        line = node.stdout.readline()
-        assert "proxy edge listening on 127.0.0.1:" in line, line
-    finally:
-        node.send_signal(signal.SIGTERM)
-        _, err = node.communicate(timeout=60)
-    assert node.returncode == 0, err
+    stop_once_listening(node)
     result = meshproxy_without("redis,psycopg,maxminddb", "admin", "list", "--config",
                                str(config))
     assert result.returncode == 0, result
