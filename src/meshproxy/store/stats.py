@@ -10,9 +10,8 @@ day's host bytes still add up (which hosts are kept is decided by the bytes seen
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -28,14 +27,12 @@ from meshproxy.domain.stats import (
     trim_hosts,
 )
 from meshproxy.store import models as m
-from meshproxy.store.dialect import chunks
+from meshproxy.store.dialect import chunks, insert_for
 
 CHUNK = 5_000  # rows a statement (4 parameters each: under PostgreSQL's 65,535)
 
 # stats[day][(account id, name)] -> value to add
 StatsByDay = Mapping[date, Mapping[tuple[int, str], int]]
-# The dialect's INSERT, which has ON CONFLICT (store.py's `_insert`).
-Insert = Callable[[Session, type[m.Base]], Any]
 
 
 def collect(
@@ -50,9 +47,7 @@ def collect(
             per_day[(stat.account_id, stat.name)] += stat.value
 
 
-def add_stats(
-    session: Session, insert: Insert, stats: StatsByDay, existing: Collection[int]
-) -> None:
+def add_stats(session: Session, stats: StatsByDay, existing: Collection[int]) -> None:
     """Add the statistics of the accounts in `existing` (deleted ones are left out), in
     (day, account, name) order like the usage rows, then trim each touched day's hosts."""
     for day in sorted(stats):
@@ -62,7 +57,7 @@ def add_stats(
             if account_id in existing
         ]
         for chunk in chunks(rows, CHUNK):
-            statement = insert(session, m.AccountStat).values(chunk)
+            statement = insert_for(session, m.AccountStat).values(chunk)
             session.execute(
                 statement.on_conflict_do_update(
                     index_elements=[
@@ -74,10 +69,10 @@ def add_stats(
                 )
             )
         hosted = sorted({a for (a, name) in stats[day] if name.startswith(HOST) and a in existing})
-        _trim_hosts(session, insert, day, hosted)
+        _trim_hosts(session, day, hosted)
 
 
-def _trim_hosts(session: Session, insert: Insert, day: date, account_ids: Sequence[int]) -> None:
+def _trim_hosts(session: Session, day: date, account_ids: Sequence[int]) -> None:
     is_host = m.AccountStat.name.startswith(HOST, autoescape=True)
     for chunk in chunks(account_ids, CHUNK):
         over = session.scalars(
@@ -99,7 +94,7 @@ def _trim_hosts(session: Session, insert: Insert, day: date, account_ids: Sequen
                     m.AccountStat.name.in_(sorted(dropped)),
                 )
             )
-            add_stats(session, insert, {day: {(account_id, OTHER_HOSTS): nbytes}}, {account_id})
+            add_stats(session, {day: {(account_id, OTHER_HOSTS): nbytes}}, {account_id})
 
 
 def daily_stats(session: Session, account_id: int, start: date, end: date) -> list[DayStats]:

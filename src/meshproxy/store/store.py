@@ -616,7 +616,7 @@ class Store(AuditRecords, AlertRecords):
                 ],
             )
         if stats:
-            add_stats(session, _insert, stats, existing)
+            add_stats(session, stats, existing)
 
     def _existing_accounts(self, session: Session, ids: Iterable[int]) -> set[int]:
         existing: set[int] = set()
