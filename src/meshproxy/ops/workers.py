@@ -24,6 +24,18 @@ PEER_TIMEOUT = 1.0
 MAX_ANSWER = 16 * 1024 * 1024
 
 
+async def _read_to_end(reader: asyncio.StreamReader) -> bytes:
+    """What the peer sends until it closes (its admin listener closes after each answer),
+    up to MAX_ANSWER: one read() returns only what has arrived so far."""
+    answer = b""
+    while len(answer) < MAX_ANSWER:
+        chunk = await reader.read(MAX_ANSWER - len(answer))
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
 async def local_metrics(host: str, port: int) -> str | None:
     """Another worker's own metrics text, or None if it did not answer in PEER_TIMEOUT."""
     writer: asyncio.StreamWriter | None = None
@@ -31,7 +43,7 @@ async def local_metrics(host: str, port: int) -> str | None:
         async with asyncio.timeout(PEER_TIMEOUT):
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(b"GET /metrics?local HTTP/1.1\r\nHost: worker\r\n\r\n")
-            answer = await reader.read(MAX_ANSWER)
+            answer = await _read_to_end(reader)
     except (OSError, TimeoutError):
         return None
     finally:
