@@ -388,11 +388,8 @@ class ClientConnection(asyncio.Protocol):
                 protocol_factory(services.upstreams, key, exchange.egress.poolable), sock=sock
             )
             dial.label(upstream, exchange.egress)
-        except TimeoutError:
-            self._connect_error(exchange, errors.connect_timeout())
-            return
         except OSError as error:
-            self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
+            self._connect_error(exchange, _dial_failed(error, ip, port))
             return
         assert isinstance(upstream, UpstreamConnection)
         if self.closed or exchange is not self.active or exchange.phase is not Phase.ADMITTING:
@@ -447,11 +444,8 @@ class ClientConnection(asyncio.Protocol):
                 exchange.egress, ip, port, self._connect_timeout(exchange),
                 exchange.request.options,
             )
-        except TimeoutError:
-            self._connect_error(exchange, errors.connect_timeout())
-            return
         except OSError as error:
-            self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
+            self._connect_error(exchange, _dial_failed(error, ip, port))
             return
         if self.closed or exchange is not self.active or exchange.phase is not Phase.ADMITTING:
             sock.close()
@@ -519,7 +513,7 @@ class ClientConnection(asyncio.Protocol):
             if head_sent:
                 self.abort()
             else:
-                self._connect_error(exchange, errors.connect_failed(_why(error, ip, port)))
+                self._connect_error(exchange, _dial_failed(error, ip, port))
             return
         assert isinstance(upstream_end, TunnelEnd)
         if self.closed:
@@ -787,9 +781,13 @@ def _http09(parser: httptools.HttpRequestParser, url: bytes, data: bytes) -> boo
     return version == "0.9" or (version == "0.0" and bool(url) and data.endswith(b"\n"))
 
 
-def _why(error: OSError, ip: str, port: int) -> str:
+def _dial_failed(error: OSError, ip: str, port: int) -> ProxyError:
+    """The answer to a connect to `ip`:`port` that failed: 504 when it timed out, else 502
+    saying why."""
+    if isinstance(error, TimeoutError):
+        return errors.connect_timeout()
     target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
     if isinstance(error, ConnectionRefusedError):
-        return f"connection to {target} refused"
-    return f"cannot connect to {target}: {error.strerror or error}"
+        return errors.connect_failed(f"connection to {target} refused")
+    return errors.connect_failed(f"cannot connect to {target}: {error.strerror or error}")
 
