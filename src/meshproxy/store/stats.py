@@ -73,20 +73,24 @@ def add_stats(session: Session, stats: StatsByDay, existing: Collection[int]) ->
 
 
 def _trim_hosts(session: Session, day: date, account_ids: Sequence[int]) -> None:
+    """Trim the hosts of the accounts over MAX_HOSTS on `day`: their hosts read in one query
+    (not one per account), then each account's trimmed in id order."""
     is_host = m.AccountStat.name.startswith(HOST, autoescape=True)
     for chunk in chunks(account_ids, CHUNK):
-        over = session.scalars(
+        over = (
             select(m.AccountStat.account_id)
             .where(m.AccountStat.day == day, m.AccountStat.account_id.in_(chunk), is_host)
             .group_by(m.AccountStat.account_id)
             .having(func.count() > MAX_HOSTS)
-        ).all()
-        for account_id in over:
-            query = select(m.AccountStat.name, m.AccountStat.value).where(
-                m.AccountStat.account_id == account_id, m.AccountStat.day == day, is_host
-            )
-            hosts = {name: int(value) for name, value in session.execute(query)}
-            dropped, nbytes = trim_hosts(hosts)
+        )
+        hosts: defaultdict[int, dict[str, int]] = defaultdict(dict)
+        query = select(m.AccountStat.account_id, m.AccountStat.name, m.AccountStat.value).where(
+            m.AccountStat.day == day, m.AccountStat.account_id.in_(over), is_host
+        )
+        for account_id, name, value in session.execute(query):
+            hosts[account_id][name] = int(value)
+        for account_id in sorted(hosts):
+            dropped, nbytes = trim_hosts(hosts[account_id])
             session.execute(
                 delete(m.AccountStat).where(
                     m.AccountStat.account_id == account_id,
