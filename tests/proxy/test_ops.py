@@ -142,6 +142,17 @@ def test_the_admin_listener_answers_any_bytes_or_closes_cleanly(
     still_answers(admin, caplog)
 
 
+def test_a_head_not_complete_in_time_gets_400(
+    admin: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends part of a head and waits (the connection held open) is answered
+    400 once the head timeout (5 s; here 0.2 s) has passed, not held forever."""
+    monkeypatch.setattr("meshproxy.ops.admin.HEAD_TIMEOUT", 0.2)
+    received = exchange(admin, b"GET /healthz HTTP/1.1\r\n", close_write=False)
+    assert received.startswith(b"HTTP/1.1 400 Bad Request\r\n"), received[:200]
+    still_answers(admin, caplog)
+
+
 def test_a_head_request_gets_the_headers_only(admin: str) -> None:
     received = exchange(admin, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = received.partition(b"\r\n\r\n")
