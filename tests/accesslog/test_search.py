@@ -23,7 +23,7 @@ def _write(path: Path, *entries: tuple[object, ...] | str, squid: bool = False) 
 def test_log_files_oldest_first(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     for name in ("access.log", "access.log.1", "access.log.10", "access.log.2", "access.log.x",
-                 "access.log.lock", "other.log.1"):
+                 "access.log.lock", "access.log.01", "other.log.1"):
         (tmp_path / name).write_text("")
     assert [f.name for f in log_files(path)] == [
         "access.log.10", "access.log.2", "access.log.1", "access.log"

@@ -18,6 +18,7 @@ from typing import Any
 
 from meshproxy.accesslog.formats import iso_time
 from meshproxy.accesslog.record import ABORTED, ANSWERED, RELAYED, TUNNEL
+from meshproxy.accesslog.sink import rotated
 
 _ROTATED = re.compile(r"\.(\d+)$")
 _SQUID_OUTCOMES = {
@@ -35,8 +36,9 @@ def log_files(path: Path) -> list[Path]:
     if path.parent.is_dir():
         for candidate in path.parent.glob(path.name + ".*"):
             match = _ROTATED.search(candidate.name)
-            if match and candidate.name == f"{path.name}.{match.group(1)}":
-                kept.append((int(match.group(1)), candidate))
+            # The name the writer gives (sink.py): not "access.log.01" nor "access.log.x.1".
+            if match and candidate == rotated(path, index := int(match.group(1))):
+                kept.append((index, candidate))
     files = [candidate for _, candidate in sorted(kept, reverse=True)]
     if path.exists():
         files.append(path)
