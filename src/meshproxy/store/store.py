@@ -43,7 +43,7 @@ from meshproxy.domain.usage import bytes_per_account
 from meshproxy.store import models as m
 from meshproxy.store.alerts import AlertRecords
 from meshproxy.store.audit import AuditRecords
-from meshproxy.store.dialect import chunks
+from meshproxy.store.dialect import aware, chunks
 from meshproxy.store.dialect import insert_for as _insert
 from meshproxy.store.engine import lock_for_writing, make_engine
 from meshproxy.store.errors import Conflict, LimitReached, StoreUnavailable
@@ -127,9 +127,7 @@ def _record(row: m.Account, parent_username: str | None = None) -> AccountRecord
         limits=Limits(monthly_gb=row.monthly_limit_gb, total_gb=row.total_limit_gb),
         plan=row.plan,
         billing_day=row.billing_day,
-        created_at=row.created_at.replace(tzinfo=UTC)
-        if row.created_at.tzinfo is None
-        else row.created_at,
+        created_at=aware(row.created_at),
         parent_username=parent_username,
         session_epoch=row.session_epoch,
     )
