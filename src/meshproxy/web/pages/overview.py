@@ -19,14 +19,15 @@ from meshproxy.web.usage import billing_day_of, period_charts, period_text, top_
 def overview(ctx: Ctx) -> Response:
     user, store = ctx.user, ctx.store
     monthly, total = store.usage(user, ctx.now)
-    period = billing_period(billing_day_of(store, user), ctx.now)
+    billing_day = billing_day_of(store, user)
+    period = billing_period(billing_day, ctx.now)
     parent = None if user.is_parent else store.get_account(user.parent_username or "")
     parent_usage = None if parent is None else usage_now(store, parent, ctx.now)
     context: dict[str, Any] = {
         "state": account_state(user, Usage(monthly, total), parent, parent_usage),
         "monthly": monthly,
         "total": total,
-        "billing_day": billing_day_of(store, user),
+        "billing_day": billing_day,
         "period": period_text(period),
         "charts": period_charts(store, user, ctx.now),
         "stats": stats_view(store, user, ctx.now),
