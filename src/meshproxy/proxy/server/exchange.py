@@ -270,7 +270,7 @@ class Exchange:
             self.conn.answer(self, parsed)
             return
         self.response_started = True
-        self.first_byte = self.conn.loop.time()
+        self.first_byte = self.last_seen  # this read's loop time (upstream_data)
         self.status = parsed.status
         if self.timer is not None:
             self._disarm()
