@@ -73,6 +73,10 @@ class Pause(IntEnum):
     TUNNEL = 16
 
 
+# What an exchange's end lifts (one check on the request path, not two).
+_RESPONSE_PAUSES = Pause.UPSTREAM | Pause.BUFFER
+
+
 class ClientConnection(asyncio.Protocol):
     def __init__(self, listener: Listener) -> None:
         services = listener.services
@@ -596,7 +600,7 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.pause_reading()
         self.paused |= reason
 
-    def resume(self, reason: Pause) -> None:
+    def resume(self, reason: int) -> None:
         if not self.paused & reason:
             return
         self.paused &= ~reason
@@ -657,8 +661,7 @@ class ClientConnection(asyncio.Protocol):
             return
         access.exchange_ended(self, exchange, complete=True)
         self.active = None
-        self.resume(Pause.UPSTREAM)
-        self.resume(Pause.BUFFER)
+        self.resume(_RESPONSE_PAUSES)
         step = after_exchange(keep, self.draining, self.closed, self.eof, bool(self.queue))
         if step is Next.CLOSE:
             self.close()
