@@ -7,6 +7,7 @@ refused and nothing changed."""
 from __future__ import annotations
 
 import base64
+from http.cookiejar import CookieJar
 
 import pytest
 
@@ -64,7 +65,8 @@ def test_a_token_from_before_login_is_refused_after(dash: Dash) -> None:
 def _domain(browser: Browser) -> str:
     """The domain the app's cookie is stored under (so a planted one is replaced, as in a
     real browser, rather than kept beside it)."""
-    return next(c.domain for c in browser.client.cookies.jar if c.name == COOKIE_NAME)
+    jar: CookieJar = browser.client.cookies.jar  # httpx's jar (TestClient's cookies are untyped)
+    return next(c.domain for c in jar if c.name == COOKIE_NAME)
 
 
 def test_session_fixation(dash: Dash) -> None:

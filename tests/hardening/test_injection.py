@@ -185,7 +185,7 @@ def test_search_strings_are_literal(dash: Dash) -> None:
 
 @pytest.mark.browser
 def test_no_script_runs_in_chromium(dash: Dash, chromium: str) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Dialog, sync_playwright
 
     t = dash.tenants
     dash.store.update_account(t.b_sub, first_name=NAMES[3], last_name=NAMES[2],
@@ -198,7 +198,12 @@ def test_no_script_runs_in_chromium(dash: Dash, chromium: str) -> None:
             context = browser.new_context(bypass_csp=True)  # a live tag would run
             context.set_default_timeout(10_000)
             page = context.new_page()
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+            def dismiss(dialog: Dialog) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", dismiss)
             page.goto(f"{server.url}/dashboard/login/?next=/dashboard/%22%3E%3Cscript%3E"
                       "alert(3)%3C/script%3E")
             page.get_by_label("Username").fill(t.b)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import pytest
 import uvloop
@@ -28,6 +29,14 @@ from support.polling import eventually, eventually_async, wait_until_async
 pytestmark = pytest.mark.slow  # soak, cluster or SIGKILL: `make test-fast` leaves it out
 
 MIB = 1024  # in kB, the unit of /proc/<pid>/status
+
+
+@runtime_checkable
+class ReadPausable(Protocol):
+    """A transport that reads (uvloop's TCPTransport is not an asyncio.Transport, so an
+    isinstance of that would fail; a StreamWriter's is typed as write-only)."""
+
+    def pause_reading(self) -> None: ...
 
 
 def test_a_thousand_tunnels_held_by_a_node_started_with_1024_descriptors(
@@ -78,7 +87,9 @@ async def _never_read(node: Node, origins: LoadOrigins, count: int) -> list[asyn
             writer.write(get + b"\r\n")
         else:
             writer.write(get + credentials() + b"\r\n")
-        writer.transport.pause_reading()  # and never read again
+        transport = writer.transport
+        assert isinstance(transport, ReadPausable)
+        transport.pause_reading()  # and never read again
         writers.append(writer)
     return writers
 

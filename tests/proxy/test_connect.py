@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 import aiohttp
 import httpx
 import requests
 
-from .clients import basic, connect, curl, is_closed, read_reply
+from .clients import Reply, basic, connect, curl, is_closed, read_reply
 from .conftest import EGRESS, Env, echo_json
 
 
-def open_tunnel(env: Env, target: str, *extra: str, proxy: str = "open") -> tuple[object, object]:
+def open_tunnel(
+    env: Env, target: str, *extra: str, proxy: str = "open"
+) -> tuple[socket.socket, Reply]:
     sock = connect(env.address(proxy))
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", f"Proxy-Authorization: {basic()}",
              *extra]

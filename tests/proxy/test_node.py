@@ -16,6 +16,7 @@ import requests
 from bench.local import free_port
 
 from meshproxy.domain.passwords import hash_password
+from meshproxy.proxy.server.connection import ClientConnection
 from meshproxy.store import Store
 from support.polling import wait_until
 
@@ -32,7 +33,8 @@ def test_stop_drains_open_requests_and_flushes_usage(start_env: Callable[..., En
         env.origins.url("/slow/1"), proxies={"http": env.proxy_url()}, timeout=10)))
     worker.start()
     connections = env.node.services.connections
-    wait_until(lambda: any(c.active is not None for c in list(connections)), 5)
+    wait_until(lambda: any(isinstance(c, ClientConnection) and c.active is not None
+                           for c in list(connections)), 5)
     env.thread.run(env.node.stop(5.0))
     worker.join(10)
     assert results and results[0].status_code == 200 and results[0].text == "slow done"

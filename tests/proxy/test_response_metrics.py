@@ -9,14 +9,14 @@ import socket
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from tests.proxy.clients import curl
-from tests.proxy.conftest import Env
-from tests.proxy.listeners import socks_env, start_listeners
-from tests.proxy.test_socks import http_get, socks_connect
 
 from meshproxy.ops.metrics import registry_for, render
 from meshproxy.ops.status import NodeStatus
+from proxy.clients import curl
+from proxy.listeners import socks_env, start_listeners
+from proxy.test_socks import http_get, socks_connect
 from support.polling import eventually
+from support.proxy_env import Env
 
 __all__ = ["socks_env", "start_listeners"]  # fixtures
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not splice.available(), reason="splice(2) is Lin
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(asyncio.wait_for(main(), 20))  # type: ignore[arg-type]
+        return runner.run(asyncio.wait_for(main(), 20))
 
 
 def tcp_pair() -> tuple[socket.socket, socket.socket]:
@@ -62,7 +62,7 @@ class Relay:
 
 async def receive_until_eof(sock: socket.socket, limit: float = 10.0) -> bytes:
     loop = asyncio.get_running_loop()
-    parts = []
+    parts: list[bytes] = []
     while True:
         piece = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), limit)
         if not piece:

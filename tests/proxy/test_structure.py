@@ -21,7 +21,7 @@ def _module(path: Path) -> str:
 
 def _imports(path: Path) -> set[str]:
     """Every module `path` imports, anywhere in it (absolute names)."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

@@ -12,6 +12,7 @@ import contextlib
 import socket
 import struct
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -45,8 +46,9 @@ def full_listener() -> Iterator[int]:
 def _connecting(env: Env) -> int:
     async def count() -> int:
         names = ("_open_tunnel", "_connect", "_resolve")
-        return sum(1 for task in asyncio.all_tasks()
-                   if task.get_coro().__qualname__.rsplit(".", 1)[-1] in names)  # type: ignore[union-attr]
+        coroutines = (task.get_coro() for task in asyncio.all_tasks())
+        return sum(1 for coroutine in coroutines if isinstance(coroutine, types.CoroutineType)
+                   and coroutine.__qualname__.rsplit(".", 1)[-1] in names)
     return env.thread.run(count())
 
 
