@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from bench.local import free_port
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.units import GB
 from meshproxy.store import Store
+from support.polling import wait_until
 
 from .receiver import Receiver
 
@@ -62,13 +62,6 @@ def start_api_node(directory: Path, database_url: str) -> subprocess.Popen[str]:
     raise AssertionError("the API node did not start")
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_two_api_nodes_send_each_notice_once(tmp_path: Path, postgres_url: str) -> None:
     store = Store.open(postgres_url)
     receiver = Receiver(fail=1).start()
@@ -80,9 +73,9 @@ def test_two_api_nodes_send_each_notice_once(tmp_path: Path, postgres_url: str) 
         store.add_webhook(parent.id, receiver.url, SECRET, now, max_webhooks=1)
         nodes = [start_api_node(tmp_path / f"node{i}", postgres_url) for i in (1, 2)]
         store.record_usage([UsageDelta(sub.id, parent.id, 85 * GB // 100)], now.date())
-        wait_for(lambda: len(receiver.accepted()) == 1)
+        wait_until(lambda: len(receiver.accepted()) == 1, 20, interval=0.05)
         store.record_usage([UsageDelta(sub.id, parent.id, 20 * GB // 100)], now.date())
-        wait_for(lambda: len(receiver.accepted()) == 2)
+        wait_until(lambda: len(receiver.accepted()) == 2, 20, interval=0.05)
         time.sleep(1.0)  # both nodes go on checking and claiming: nothing more comes
     finally:
         for node in nodes:

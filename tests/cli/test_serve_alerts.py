@@ -4,7 +4,6 @@ checks usage and calls a parent's webhook when a sub-account passes 80 % of its 
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from meshproxy.config import load_settings
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.units import GB
 from meshproxy.store import Store
+from support.polling import eventually
 
 from .test_serve import env, start, stop  # noqa: F401  (env: the fixture)
 
@@ -36,9 +36,7 @@ def test_serve_delivers_a_notice(tmp_path: Path, env: dict[str, str]) -> None:  
         try:
             assert "Stop with Ctrl-C" in banner, banner
             store.record_usage([UsageDelta(sub.id, parent.id, 9 * GB // 10)], now.date())
-            deadline = time.monotonic() + 15
-            while not receiver.accepted() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            eventually(receiver.accepted, 15, 0.05)  # the call is asserted below
         finally:
             assert stop(process) == 0
         [call] = receiver.accepted()

@@ -31,15 +31,18 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
          "--directory", str(directory)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_until(lambda: accepting(port), 5, f"the origin is not listening on {port}", 0.05)
     yield port
     server.terminate()
     server.wait()
+
+
+def accepting(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 def fetch(address: tuple[str, int], origin: int, *, password: str = SUB_PASSWORD,

@@ -6,12 +6,13 @@ what it read from the origin and could not pass on."""
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 
 import pytest
 from bench.hardening import Node, credentials
 from bench.hardening import Origins as LoadOrigins
+
+from support.polling import eventually
 
 READERS = 200
 KIB = 1  # the unit of /proc/<pid>/status
@@ -19,16 +20,16 @@ MIB = 1024 * KIB
 
 
 def _settled_rss(node: Node, within: float = 6.0) -> int:
-    """The node's RSS once it stops moving (two samples 0.5 s apart within 256 KiB)."""
-    deadline = time.monotonic() + within
-    last = node.rss_kib()
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = node.rss_kib()
-        if abs(now - last) < 256 * KIB:
-            return now
-        last = now
-    return last
+    """The node's RSS once it stops moving (two samples 0.5 s apart within 256 KiB; the
+    last sample if it does not within `within` seconds)."""
+    samples: list[int] = []
+
+    def steady() -> bool:
+        samples.append(node.rss_kib())
+        return len(samples) > 1 and abs(samples[-1] - samples[-2]) < 256 * KIB
+
+    eventually(steady, within, interval=0.5)
+    return samples[-1]
 
 
 def _slow_reader(node: Node, origins: LoadOrigins, kind: str) -> socket.socket:

@@ -30,6 +30,7 @@ from meshproxy.ops.metrics import registry_for, render
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
+from support.polling import wait_until
 
 GB = 1024**3
 
@@ -43,15 +44,17 @@ class Lines:
 
     def next(self, count: int = 1) -> list[dict[str, Any]]:
         """The next `count` lines (the writer thread writes them within its interval)."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        lines: list[str] = []
+
+        def written() -> bool:
+            nonlocal lines
             lines = self.path.read_text().splitlines() if self.path.exists() else []
-            if len(lines) >= self.seen + count:
-                found = [json.loads(line) for line in lines[self.seen : self.seen + count]]
-                self.seen += count
-                return found
-            time.sleep(0.02)
-        raise AssertionError(f"{count} more lines expected in {self.path}, seen {self.seen}")
+            return len(lines) >= self.seen + count
+
+        wait_until(written, 10, f"{count} more lines expected in {self.path}, seen {self.seen}")
+        found = [json.loads(line) for line in lines[self.seen : self.seen + count]]
+        self.seen += count
+        return found
 
 
 class Charged:
@@ -217,9 +220,7 @@ def test_a_full_disk_drops_lines_counts_them_and_the_proxy_serves(
             assert ok.status_code == 200
         access_log = node.access_log
         assert access_log is not None
-        deadline = time.monotonic() + 10
-        while access_log.dropped < 5 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: access_log.dropped >= 5, 10, lambda: access_log.dropped)
         assert access_log.dropped == 5 and access_log.written == 0
 
         async def scrape() -> str:

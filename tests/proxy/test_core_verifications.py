@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from meshproxy.proxy.core.verifications import VerificationSlots
+from support.polling import wait_until
 
 
 def test_at_most_limit_distinct_keys_and_the_same_key_shares() -> None:
@@ -38,10 +38,7 @@ def test_one_run_answers_everyone_who_took_it() -> None:
 
     with ThreadPoolExecutor(6) as pool:
         answers = [pool.submit(slots.run, shared, slow) for _ in range(6)]
-        for _ in range(200):  # until one runs and the others wait (bounded)
-            if calls:
-                break
-            time.sleep(0.01)
+        wait_until(lambda: calls, 2, "no check started")  # one runs, the others wait
         assert calls == [1] and slots.take("other", 0.0) is None  # still under way
         release.set()
         assert [a.result(10) for a in answers] == [True] * 6

@@ -18,6 +18,7 @@ from meshproxy.domain.passwords import hash_password
 from meshproxy.proxy.core.directory import AccountState
 from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.store import Store
+from support.polling import wait_until
 
 from .api_face import api_base, api_client  # noqa: F401 (a fixture)
 from .conftest import Env
@@ -125,9 +126,7 @@ def test_one_lookup_in_flight_per_username() -> None:
                for _ in range(5)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 5
-    while store.calls == 0 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: store.calls, 5, "no lookup started", interval=0.005)
     time.sleep(0.05)  # the other four are waiting for the first one's answer
     store.gate.set()
     for thread in threads:

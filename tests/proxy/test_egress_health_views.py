@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.core.egress import Egress
 from meshproxy.proxy.core.health import EgressHealth
+from support.polling import wait_until
 from web.helpers import PARENT_PASSWORD, Browser, Clock, make_app, make_parent
 
 from .conftest import Env
@@ -48,11 +48,9 @@ def watched(
         return server
 
     server = env.thread.run(start())
-    deadline = time.monotonic() + 5
-    while env.node.egress_health()["open"]["dead"].up or \
-            env.node.egress_health()["open"]["live"].latency is None:
-        assert time.monotonic() < deadline, env.node.egress_health()
-        time.sleep(0.05)
+    health = env.node.egress_health
+    wait_until(lambda: not health()["open"]["dead"].up
+               and health()["open"]["live"].latency is not None, 5, health, interval=0.05)
     yield env, server.port, egress
     env.thread.run(server.stop())
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
+
+from support.polling import wait_until
 
 from .clients import basic, curl, read_reply
 from .conftest import Env, LoopThread, Origins
@@ -105,10 +106,14 @@ def test_requests_and_tunnels_leave_through_the_upstream(
     assert state.up and state.failures == 0 and state.latency is not None
     # The access log's egress names the upstream ("who used egress X"), never a password.
     log = env.node.settings.data_dir / env.node.settings.access_log.path
-    deadline = time.monotonic() + 10
-    while len(lines := log.read_text().splitlines() if log.exists() else []) < 4:
-        assert time.monotonic() < deadline, lines
-        time.sleep(0.02)
+    lines: list[str] = []
+
+    def written() -> bool:
+        nonlocal lines
+        lines = log.read_text().splitlines() if log.exists() else []
+        return len(lines) >= 4
+
+    wait_until(written, 10, lambda: lines)
     assert {json.loads(line)["egress"] for line in lines} == {"up-1"}
     assert all(credentials.get("password", "\0") not in line for line in lines)
 
@@ -259,10 +264,9 @@ def test_a_pool_of_three_upstreams_loses_one_and_takes_it_back(
     assert not health["http-2"].up and "refused" in health["http-2"].last_error
     assert health["http-1"].up and health["socks-1"].up
     second.start()
-    deadline = time.monotonic() + 5
-    while not env.node.egress_health()["open"]["http-2"].up:  # the probe's doing alone
-        assert time.monotonic() < deadline, env.node.egress_health()
-        time.sleep(0.05)
+    # up again by the probe's doing alone
+    wait_until(lambda: env.node.egress_health()["open"]["http-2"].up, 5,
+               env.node.egress_health, interval=0.05)
     back = [peer() for _ in range(30)]
     assert "127.0.0.52" in back
     assert all(state.latency is not None for state in env.node.egress_health()["open"].values())

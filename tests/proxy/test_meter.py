@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import date
 
@@ -12,6 +11,7 @@ from meshproxy.domain import stats
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.stats import StatDelta
 from meshproxy.meter import LocalMeter, UsageBuffer
+from support.polling import wait_until_async
 
 DAY = date(2026, 3, 15)
 
@@ -61,10 +61,7 @@ async def test_failed_flush_keeps_bytes_and_the_next_one_writes_them() -> None:
         await meter.flush()
     meter.add(5, None, 1)
     await meter.start()
-    for _ in range(100):
-        if sink.batches:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until_async(lambda: sink.batches, 2, "no flush written")
     await meter.stop()
     assert sink.total(5) == 1001
 

@@ -22,6 +22,7 @@ from meshproxy.client import Client
 from meshproxy.domain import stats
 from proxy.clients import basic, connect, curl
 from proxy.conftest import Env
+from support.polling import wait_until
 from web.helpers import Browser, Clock, make_app
 
 from .api_face import api_base, api_client  # noqa: F401 (a fixture)
@@ -41,14 +42,14 @@ def _when_counted(env: Env, username: str, count: int) -> None:
     assert account is not None
     today = datetime.now(UTC).date()
     found: list[stats.DayStats] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def counted() -> bool:
+        nonlocal found
         env.flush()
         found = env.store.daily_stats(account.id, today, today + timedelta(days=1))
-        if found and found[0].get(stats.REQUESTS) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"requests of {username} not counted: {found}")
+        return bool(found) and found[0].get(stats.REQUESTS) >= count
+
+    wait_until(counted, 10, lambda: f"requests of {username} not counted: {found}", 0.05)
 
 
 def test_every_outcome_counted_and_the_api_and_csv_agree(

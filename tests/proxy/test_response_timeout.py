@@ -27,6 +27,7 @@ from meshproxy.meter import LocalMeter, NoSharedCounters
 from meshproxy.proxy.server.exchange import Exchange
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
+from support.polling import wait_until
 
 from .clients import basic, connect, curl, read_reply
 from .conftest import Env, LoopThread, Origins, echo_json, proxy_settings
@@ -117,10 +118,7 @@ def test_answered_exchanges_leave_no_timer_behind(start_env: Callable[..., Env])
                   *each * 20)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [b"200"] * 20
-    deadline = time.monotonic() + 5
-    while env.node.services.connections and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not env.node.services.connections
+    wait_until(lambda: not env.node.services.connections, 5, "a connection outlived curl")
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, Exchange)]
 

@@ -19,6 +19,7 @@ from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.shared import SharedStore, open_store
+from support.polling import wait_until
 
 from .clients import basic, connect, is_closed, read_reply
 from .conftest import LoopThread, Origins, proxy_settings
@@ -68,15 +69,6 @@ def proxy(node: ProxyNode, user: str = "sub", password: str = "pw") -> dict[str,
     return {"http": f"http://{user}:{password}@{host}:{port}"}
 
 
-def until(condition: Callable[[], bool], seconds: float) -> float:
-    """Seconds until `condition` holds (fails after `seconds`)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, "not within the time allowed"
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
 def test_usage_through_both_nodes_is_summed_exactly_after_the_fold(
     cluster: tuple[SharedStore, list[ProxyNode]], origins: Origins, proxy_thread: LoopThread,
     redis_url: str, redis_prefix: str,
@@ -102,7 +94,7 @@ def test_a_limit_is_enforced_across_nodes(
     store, (first, second) = cluster
     store.update_account("sub", monthly_limit_gb=1)
     url = origins.url("/echo")
-    until(lambda: second.directory.by_username["sub"].limits.monthly_gb == 1, 1.0)
+    wait_until(lambda: second.directory.by_username["sub"].limits.monthly_gb == 1, 1.0)
     with connect(second.addresses["open"]) as sock:  # a keep-alive connection on the second
         sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nProxy-Authorization: "
                      f"{basic('sub')}\r\n\r\n".encode())
@@ -125,14 +117,15 @@ def test_deactivation_and_a_ban_reach_every_node_within_a_second(
     for node in nodes:
         assert requests.get(url, proxies=proxy(node), timeout=10).status_code == 200
     store.update_account("sub", active=False)
-    assert until(lambda: all(not n.directory.by_username["sub"].active for n in nodes), 1.0) < 1.0
+    deactivated = wait_until(lambda: all(not n.directory.by_username["sub"].active for n in nodes))
+    assert deactivated < 1.0
     for node in nodes:
         assert requests.get(url, proxies=proxy(node), timeout=10).status_code == 402
     # Four bad passwords at the first node ban the client IP on the second too.
     for _ in range(4):
         response = requests.get(url, proxies=proxy(nodes[0], password="bad"), timeout=10)
         assert response.status_code == 407
-    assert until(lambda: nodes[1].directory.bans.is_banned("127.0.0.1", time.time()), 1.0) < 1.0
+    assert wait_until(lambda: nodes[1].directory.bans.is_banned("127.0.0.1", time.time())) < 1.0
     refused = requests.get(url, proxies=proxy(nodes[1], user="alice"), timeout=10)
     assert refused.status_code == 407
     assert store.unban("127.0.0.1")

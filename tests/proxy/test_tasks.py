@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import socket
 import struct
-import time
 import types
 from collections.abc import Iterator
 
 import pytest
+
+from support.polling import wait_until
 
 from .clients import basic, connect
 from .conftest import Env
@@ -55,16 +56,10 @@ def _connecting(env: Env) -> int:
 def _deactivate_while_connecting(env: Env) -> None:
     """Once the proxy's connect is under way, deactivate the account: the next sweep
     (every 0.25 s) aborts the connection, and its connect must go with it."""
-    deadline = time.monotonic() + 5
-    while not _connecting(env):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: _connecting(env), 5, "no connect under way", 0.05)
     env.store.update_account("alice", active=False)
     env.sync()
-    deadline = time.monotonic() + 3
-    while _connecting(env):
-        assert time.monotonic() < deadline, "the connect outlived its connection"
-        time.sleep(0.05)
+    wait_until(lambda: not _connecting(env), 3, "the connect outlived its connection", 0.05)
 
 
 @pytest.mark.parametrize("method", ["CONNECT", "GET"])

@@ -21,6 +21,7 @@ import pytest
 from meshproxy.config import Settings
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store
+from support.polling import eventually
 
 from .conftest import Env, LoopThread, Origins, _self_signed
 
@@ -76,11 +77,15 @@ class UpstreamProcess:
         self.process = subprocess.Popen(
             self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _accepting(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self._command()[0]} did not start on {self.port}")
-            time.sleep(0.02)
+        process = self.process
+
+        def accepting() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"{self._command()[0]} exited at start on {self.port}")
+            return _accepting(self.port)
+
+        if not eventually(accepting, START_TIMEOUT):
+            raise RuntimeError(f"{self._command()[0]} did not start on {self.port}")
         time.sleep(0.05)
         if self.process.poll() is not None:  # the port was someone else's: it could not bind
             raise RuntimeError(f"{self._command()[0]} exited at start on {self.port}")

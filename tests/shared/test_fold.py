@@ -26,6 +26,7 @@ from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.shared import async_client
 from meshproxy.store import Store
+from support.polling import eventually
 
 DAY = date(2026, 3, 15)
 NOW = datetime(2026, 3, 15, 12, tzinfo=UTC)
@@ -178,9 +179,8 @@ def test_folders_killed_with_sigkill_under_load_count_every_byte_once(
         for delta in batch:  # folder holds a claimed batch (between claim and release)
             expected[delta.account_id] += delta.nbytes
             expected[parent] += delta.nbytes
-        deadline = time.monotonic() + 5
-        while not sync_redis.scard(keys.pending) and time.monotonic() < deadline:
-            pass
+        # (a spin, not a sleep: the kill should land while the batch is still claimed)
+        eventually(lambda: sync_redis.scard(keys.pending), 5, interval=0)
         os.kill(folder.pid, signal.SIGKILL)
         assert folder.wait(10) == -signal.SIGKILL, folder.stderr.read() if folder.stderr else ""
         left_pending += int(sync_redis.scard(keys.pending) > 0)

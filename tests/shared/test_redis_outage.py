@@ -31,6 +31,7 @@ from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.shared import SharedStore, open_store
 from proxy.clients import curl
+from support.polling import wait_until
 from support.proxy_env import (  # the data-plane fixtures: real origins, the node's loop thread
     LoopThread,
     Origins,
@@ -109,29 +110,30 @@ class Node:
 
     def wait_for_live_usage(self, nbytes: int, seconds: float = 5.0) -> None:
         """The node's own figure for alice (what its limits are checked against)."""
-        deadline = time.monotonic() + seconds
-        while True:
+        def alice() -> tuple[int, int]:
             state = self.node.directory.by_username["alice"]
-            if state.total_bytes == state.monthly_bytes == nbytes:
-                return
-            assert time.monotonic() < deadline, (state.total_bytes, state.monthly_bytes, nbytes)
-            time.sleep(0.05)
+            return state.total_bytes, state.monthly_bytes
+
+        wait_until(lambda: alice() == (nbytes, nbytes), seconds, lambda: (alice(), nbytes), 0.05)
 
     def readyz(self) -> tuple[int, dict[str, object]]:
         reply = httpx.get(f"{self.admin_url}/readyz")
         return reply.status_code, reply.json()
 
     def wait_until_not_degraded(self, seconds: float = 5.0) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
+        body: dict[str, object] = {}
+
+        def ready() -> bool:
+            nonlocal body
             status, body = self.readyz()
             assert status == 200
-            if body["degraded"] is False:
-                return
+            return body["degraded"] is False
+
+        def down() -> object:
             backends = cast(dict[str, dict[str, object]], body["backends"])
-            down = {k: v for k, v in backends.items() if not v["up"]}
-            assert time.monotonic() < deadline, down
-            time.sleep(0.1)
+            return {k: v for k, v in backends.items() if not v["up"]}
+
+        wait_until(ready, seconds, down, 0.1)
 
     def metrics(self) -> str:
         return httpx.get(f"{self.admin_url}/metrics").text
@@ -194,7 +196,7 @@ def traffic_during(action: Callable[[], None], node: Node) -> int:
     clients = [threading.Thread(target=drive) for _ in range(3)]
     for client in clients:
         client.start()
-    time.sleep(0.3)
+    wait_until(lambda: moved or errors, 10, "the clients did not get going")
     action()
     time.sleep(0.3)
     done.set()

@@ -19,13 +19,23 @@ def eventually(check: Callable[[], object], within: float = 10.0, interval: floa
     return True
 
 
+Message = str | Callable[[], object]  # a callable: the state to show, read at the failure
+
+
+def _failure(message: Message, within: float) -> object:
+    return (message() if callable(message) else message) or f"not within {within} s"
+
+
 def wait_until(
-    check: Callable[[], object], within: float = 10.0, message: str = "", interval: float = 0.02
+    check: Callable[[], object],
+    within: float = 10.0,
+    message: Message = "",
+    interval: float = 0.02,
 ) -> float:
     """Poll `check` until it is true and return the seconds that took; fail the test with
     `message` after `within` seconds."""
     started = time.monotonic()
-    assert eventually(check, within, interval), message or f"not within {within} s"
+    assert eventually(check, within, interval), _failure(message, within)
     return time.monotonic() - started
 
 
@@ -42,9 +52,12 @@ async def eventually_async(
 
 
 async def wait_until_async(
-    check: Callable[[], object], within: float = 10.0, message: str = "", interval: float = 0.02
+    check: Callable[[], object],
+    within: float = 10.0,
+    message: Message = "",
+    interval: float = 0.02,
 ) -> float:
     """`wait_until` inside a coroutine."""
     started = time.monotonic()
-    assert await eventually_async(check, within, interval), message or f"not within {within} s"
+    assert await eventually_async(check, within, interval), _failure(message, within)
     return time.monotonic() - started

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Generator
 from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from support.polling import eventually
 
 START_TIMEOUT = 10.0
 # Debian's chromium, never a browser build downloaded by `playwright install`.
@@ -47,11 +48,14 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
+
+        def started() -> bool:
+            if not self._thread.is_alive():
+                raise RuntimeError("the test server's thread ended before it started")
+            return self._server.started
+
+        if not eventually(started, START_TIMEOUT, interval=0.01):
+            raise RuntimeError("the test server did not start")
         return self
 
     def __exit__(
