@@ -58,21 +58,30 @@ class Nodes:
         self.stores = [Store.open(url) for _ in range(count)]
         self.services = [AlertService(settings, store) for store in self.stores]
         self.errors: list[BaseException] = []
+        self.rounds = [0] * count  # run_once calls each node has finished
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._loop, args=(s,), daemon=True) for s in self.services
+            threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(count)
         ]
         for thread in self._threads:
             thread.start()
 
-    def _loop(self, service: AlertService) -> None:
+    def _loop(self, index: int) -> None:
         while not self._stop.is_set():
             try:
-                service.run_once()
+                self.services[index].run_once()
             except BaseException as error:  # reported by the test
                 self.errors.append(error)
                 return
+            self.rounds[index] += 1
             time.sleep(0.02)
+
+    def checked(self, times: int = 2) -> None:
+        """Until every node has run its check `times` more times from now (a full one
+        begun after this call among them)."""
+        now = list(self.rounds)
+        wait_until(lambda: all(r >= n + times for r, n in zip(self.rounds, now, strict=True))
+                   or bool(self.errors), 10, lambda: (self.rounds, self.errors))
 
     def stop(self) -> None:
         self._stop.set()
@@ -94,7 +103,7 @@ def test_one_signed_call_per_threshold_from_two_nodes(
     nodes = Nodes(settings, postgres_url, 2)
     try:
         store.record_usage([UsageDelta(sub.id, parent.id, 79 * GB // 100)], today)
-        time.sleep(0.5)
+        nodes.checked()
         assert receiver.calls == []  # 79 %: nothing yet
         store.record_usage([UsageDelta(sub.id, parent.id, 6 * GB // 100)], today)  # 85 %
         wait_until(lambda: len(receiver.accepted()) == 1, 15)

@@ -178,7 +178,9 @@ def test_disk_full_proxy_keeps_serving_api_answers_503_and_no_usage_is_lost(
             sent, received, first = raw_get(address, url)
             assert first.startswith(b"HTTP/1.1 200 ")
             moved += sent + received
-        time.sleep(0.6)  # failed flushes
+        failed = node.meter.health.errors
+        # a flush of these bytes failing too (every 0.2 s, each failure counted)
+        wait_until(lambda: node.meter.health.errors > failed, 3, "no flush failed")
         assert store.usage(parent, _now())[1] < moved
         client = api.client(auth=("alice", "pw"))
         refused = client.post("/api/sub/create/", data={"username": "pm_diskfull"})
