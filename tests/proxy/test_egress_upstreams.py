@@ -6,6 +6,7 @@ the origin's peer address says which one carried a request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import requests
 
 from support.polling import wait_until
 
-from .clients import basic, curl, read_reply
+from .clients import basic, connect, curl, read_reply
 from .conftest import Env, LoopThread, Origins
 from .upstreams import UpstreamProcess, egress_env, tls_upstream, upstream_proxies
 
@@ -301,5 +302,59 @@ def test_an_upstream_that_dies_after_its_handshake_is_retried_once_on_another(
             assert response.headers["X-ProxyMesh-IP"] == "up-1"
             assert response.json()["peer"] == "127.0.0.51"
         assert len(took) == 3  # each request did reach the dying upstream first
+    finally:
+        origin_thread.run(_closed(server))
+
+
+def test_a_request_over_64_kib_is_not_resent_when_its_upstream_dies_mid_body(
+    egress_env: Callable[..., Env], upstream_proxies: UpstreamFactory, origin_thread: LoopThread,
+) -> None:
+    """The retry on another egress needs the whole request still held (REPLAY_LIMIT,
+    64 KiB with its head): a 1,000-byte upload whose upstream dies after taking it goes
+    again through the other upstream; a 200 kB one, whole or still streaming when its
+    upstream dies, gets a 502 and is never sent a second time (the origin would see a
+    second upload)."""
+    heads: list[bytes] = []  # request heads the dying upstream read
+    took: list[int] = []  # body bytes it read of each before closing
+
+    async def dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        took.append(len(await reader.read(16384)))  # part of a large body
+        writer.close()
+
+    async def serve() -> asyncio.Server:
+        return await asyncio.start_server(dies, "127.0.0.1", 0)
+
+    server = origin_thread.run(serve())
+    port = server.sockets[0].getsockname()[1]
+    try:
+        good = upstream_proxies("http", "127.0.0.51")
+        env = egress_env([{"upstream": f"http://127.0.0.1:{port}", "name": "dies-1"},
+                          {"upstream": good.url(), "name": "up-1"}])
+
+        def upload(size: int) -> requests.Response:
+            return requests.post(env.origins.url("/upload"), data=b"u" * size,
+                                 proxies={"http": env.proxy_url()},
+                                 headers={"X-ProxyMesh-IP": "dies-1"}, timeout=10)
+
+        small = upload(1000)
+        assert small.status_code == 200 and small.json()["received"] == 1000, small.text
+        assert small.headers["X-ProxyMesh-IP"] == "up-1" and took == [1000]
+        large = upload(200_000)  # held whole before the upstream took it, but too large
+        assert large.status_code == 502, large.text  # 200: it went again, through up-1
+        assert len(took) == 2 and 0 < took[1] < 200_000
+        # The head first; the body only once the upstream has the head (still streaming).
+        with connect(env.address()) as sock:
+            sock.sendall(f"POST {env.origins.url('/upload')} HTTP/1.1\r\nHost: x\r\n"
+                         f"Proxy-Authorization: {basic()}\r\nX-ProxyMesh-IP: dies-1\r\n"
+                         "Content-Length: 200000\r\n\r\n".encode())
+            wait_until(lambda: len(heads) == 3, 10, "the upstream never had the head")
+            with contextlib.suppress(OSError):  # the proxy may answer before it all went
+                sock.sendall(b"u" * 200_000)
+            assert read_reply(sock).status == 502
+        assert len(heads) == len(took) == 3  # dies-1 took each once; nothing was resent
     finally:
         origin_thread.run(_closed(server))
