@@ -132,3 +132,28 @@ def test_bad_config_file_is_reported(run: Any, tmp_path: Path) -> None:
     result = run("admin", "list", "--config", str(config))
     assert result.returncode == 1
     assert "api.https_port" in result.stderr
+
+
+def test_admin_proxies_never_prints_an_upstream_password(run: Any, tmp_path: Path) -> None:
+    """A pool of upstreams with credentials: the table and --json name each by its name or
+    host:port, and no password (nor user, raw or percent-encoded) appears anywhere."""
+    secrets = ["Pa55-word-http", "s@cks-Secret", "s%40cks-Secret", "tls-Secret-9",
+               "buyer1", "buyer2", "buyer3"]
+    config = tmp_path / "pools.toml"
+    config.write_text(
+        '[[proxies]]\nname = "open"\negress = [\n'
+        '  { upstream = "http://buyer1:Pa55-word-http@127.0.0.61:3128" },\n'
+        '  { upstream = "socks5://buyer2:s%40cks-Secret@127.0.0.62:1080", name = "socks-de" },\n'
+        '  { upstream = "https://buyer3:tls-Secret-9@localhost:8443" },\n'
+        '  { address = "127.0.0.7" },\n]\n'
+    )
+    table = run("admin", "proxies", "--config", str(config))
+    listed = run("admin", "proxies", "--json", "--config", str(config))
+    for result in (table, listed):
+        assert result.returncode == 0, result.stderr
+        printed = result.stdout + result.stderr
+        assert not [secret for secret in secrets if secret in printed], printed
+    assert "127.0.0.61:3128" in table.stdout and "socks-de" in table.stdout
+    (row,) = as_json(listed)
+    assert row["egress"] == ["127.0.0.61:3128", "socks-de", "localhost:8443", "127.0.0.7"]
+    assert row["health"] == "unknown (no proxy node answered)"
