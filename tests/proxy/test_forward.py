@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -87,8 +88,8 @@ def test_origin_cannot_spoof_proxy_headers(env: Env) -> None:
     assert "Keep-Alive" not in response.headers
 
 
-def test_forwarded_headers_when_configured(start_env: object) -> None:
-    environment = start_env(add_forwarded_headers=True)  # type: ignore[operator]
+def test_forwarded_headers_when_configured(start_env: Callable[..., Env]) -> None:
+    environment = start_env(add_forwarded_headers=True)
     environment.account("alice")
     environment.sync()
     response = requests.get(environment.origins.url("/echo"),
