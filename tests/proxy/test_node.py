@@ -21,7 +21,7 @@ from meshproxy.store import Store
 from support.polling import wait_until
 
 from .clients import curl
-from .conftest import Env
+from .conftest import Env, Origins
 
 
 def test_stop_drains_open_requests_and_flushes_usage(start_env: Callable[..., Env]) -> None:
@@ -43,7 +43,7 @@ def test_stop_drains_open_requests_and_flushes_usage(start_env: Callable[..., En
         requests.get(env.origins.url("/echo"), proxies={"http": env.proxy_url()}, timeout=5)
 
 
-def test_meshproxy_proxy_command(tmp_path: Path, sqlite_url: str, origins: object) -> None:
+def test_meshproxy_proxy_command(tmp_path: Path, sqlite_url: str, origins: Origins) -> None:
     store = Store.open(sqlite_url)
     store.create_account("dave", password_hash=hash_password("pw"), proxies=["edge"],
                          billing_day=1)
@@ -75,7 +75,7 @@ def test_meshproxy_proxy_command(tmp_path: Path, sqlite_url: str, origins: objec
         result = curl("-o", "/dev/null", "-D", str(headers), "-w",
                       "%{size_request} %{size_header} %{size_download}",
                       "-x", f"http://dave:pw@127.0.0.1:{port}",
-                      origins.url("/echo"))  # type: ignore[attr-defined]
+                      origins.url("/echo"))
         assert "X-ProxyMesh-IP: 127.0.0.7" in headers.read_text()
         process.send_signal(signal.SIGTERM)  # graceful: the usage is flushed before exit
         assert process.wait(15) == 0

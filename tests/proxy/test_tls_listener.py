@@ -7,6 +7,7 @@ import contextlib
 import socket
 import ssl
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -67,8 +68,10 @@ def test_refusals_inside_tls_and_what_is_not_tls(tls_env: Env) -> None:
         assert tls.selected_alpn_protocol() in (None, "http/1.1")
 
 
-def test_a_tls_handshake_that_never_comes_is_closed(start_listeners: object) -> None:
-    env = start_listeners(header_timeout=0.5)  # type: ignore[operator]
+def test_a_tls_handshake_that_never_comes_is_closed(
+    start_listeners: Callable[..., Env],
+) -> None:
+    env = start_listeners(header_timeout=0.5)
     started = time.monotonic()
     with socket.create_connection(env.node.tls_addresses["open"], timeout=5) as sock:
         sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
