@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
-from pydantic import BaseModel
 
 from meshproxy.config import (
     AccessLogConfig,
@@ -15,10 +16,12 @@ from meshproxy.config import (
     ConfigError,
     EgressAddress,
     PlanConfig,
+    Problem,
     ProxyBehaviour,
     ProxyConfig,
     Settings,
     SharedConfig,
+    checked,
     load_settings,
 )
 
@@ -113,6 +116,8 @@ egress = [{address = "127.0.0.2", country = "us"}, {address = "127.0.0.3"}]
         ("[api]\ntls_cert = '/x.pem'", "tls_cert and tls_key"),
         ("[proxy]\nallow_destinations = ['10.0.0.0/33']", "proxy.allow_destinations"),
         ("[proxy]\nmax_verifications_in_flight = 0", "proxy.max_verifications_in_flight"),
+        ("log_level = 'loud'", "log_level: must be one of DEBUG, INFO, WARNING, ERROR"),
+        ("[api]\nhttps_port = 70000", "api.https_port: Expected int <= 65535"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -154,6 +159,63 @@ def test_a_list_variable_not_given_as_json_says_how(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MESHPROXY_PROXY__ALLOW_DESTINATIONS", "127.0.0.0/8")
     with pytest.raises(ConfigError, match="MESHPROXY_PROXY__ALLOW_DESTINATIONS: not valid JSON"):
         load_settings()
+
+
+def test_every_bad_key_and_entry_is_named_at_once(tmp_path: Path) -> None:
+    text = (
+        "data_dri = 'x'\n[api]\nhttps_port = 70000\n"
+        "[[proxies]]\nname = 'a'\n[[proxies]]\nname = 'B'\n[[proxies]]\nname = 'c'\nport = 0"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert [problem.key for problem in info.value.problems] == [
+        ("data_dri",), ("api", "https_port"), ("proxies", 1, "name"), ("proxies", 2, "port"),
+    ]
+    assert str(info.value).count("\n  ") == 4
+
+
+def test_a_secret_in_a_bad_value_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream = "http://reseller:s3cret-pw@198.51.100.7:99999"
+    monkeypatch.setenv("MESHPROXY_PROXIES", json.dumps(
+        [{"name": "a", "egress": [{"upstream": upstream}]}]))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert ("proxies.0.egress.0.upstream (from MESHPROXY_PROXIES): the upstream's port must "
+            "be a number") in message
+    assert "s3cret" not in message and "reseller" not in message
+
+
+def test_variables_in_any_case_sections_and_variables_of_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MESHPROXY_API", '{"https_port": 9443, "http_port": 9080}')
+    monkeypatch.setenv("MESHPROXY_API__HTTPS_PORT", "9444")  # a key's variable wins
+    monkeypatch.setenv("meshproxy_log_level", "debug")
+    monkeypatch.setenv("MESHPROXY_FIRST_PARENT", "off")  # yes/no, on/off, true/false, 1/0
+    monkeypatch.setenv("MESHPROXY_CONFIG", "/nowhere.toml")  # the command's, not a setting
+    monkeypatch.setenv("MESHPROXY_API_URL", "https://api.example.net")  # the API client's
+    settings = load_settings()
+    assert (settings.api.https_port, settings.api.http_port) == (9444, 9080)
+    assert settings.log_level == "DEBUG" and settings.first_parent is False
+
+
+def test_a_dumped_section_loads_back_and_a_copy_is_checked_again() -> None:
+    settings = load_settings()
+    again = load_settings(None, plans=[p.model_dump() for p in settings.plans],
+                          proxies=[p.model_dump(exclude_none=True) for p in settings.proxies])
+    assert again == settings
+    with pytest.raises(ValueError, match=r"api\.https_port and admin\.port both listen"):
+        settings.model_copy(update={"admin": settings.admin.model_copy(update={"port": 8443})})
+
+
+def test_one_entry_checked_alone_names_its_own_keys() -> None:
+    entry = checked(EgressAddress, {"address": "2001:DB8:0::0001", "country": "fr"})
+    assert (entry.address, entry.country) == ("2001:db8::1", "FR")
+    with pytest.raises(ConfigError) as info:
+        checked(EgressAddress, {"country": "USA"})
+    assert info.value.problems == (
+        Problem(("country",), "must be a two-letter ISO 3166 country code"),)
 
 
 def test_list_variables_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,14 +267,14 @@ def _keys_by_section(text: str) -> dict[str, set[str]]:
     return found
 
 
-def _fields(model: type[BaseModel]) -> set[str]:
-    return set(model.model_fields)
+def _fields(section: type[msgspec.Struct]) -> set[str]:
+    return set(section.__struct_fields__)
 
 
 def test_the_example_file_names_every_setting() -> None:
     example = Path(__file__).parent.parent / "meshproxy.example.toml"
     found = _keys_by_section(example.read_text(encoding="utf-8"))
-    sections: dict[str, type[BaseModel]] = {
+    sections: dict[str, type[msgspec.Struct]] = {
         "api": ApiConfig, "ban": BanConfig, "shared": SharedConfig, "admin": AdminConfig,
         "proxy": ProxyBehaviour, "plans": PlanConfig, "proxies": ProxyConfig,
         "access_log": AccessLogConfig, "alerts": AlertsConfig,

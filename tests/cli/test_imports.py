@@ -33,7 +33,9 @@ NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "htt
                        "meshproxy.api", "meshproxy.web", "meshproxy.control",
                        "meshproxy.client", "meshproxy.cli.api_client", "meshproxy.cli.admin",
                        # extras this node's settings do not use (SQLite, no Redis, no GeoIP)
-                       "redis", "psycopg", "maxminddb")
+                       "redis", "psycopg", "maxminddb",
+                       # the configuration is read with msgspec, not pydantic (config.py)
+                       "pydantic", "pydantic_settings", "pydantic_core")
 
 
 def probe(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

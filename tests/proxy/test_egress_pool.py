@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from meshproxy.config import ConfigError, ProxyBehaviour, ProxyConfig, load_settings
+from meshproxy.config import ConfigError, ProxyBehaviour, ProxyConfig, checked, load_settings
 from meshproxy.control import proxies
 from meshproxy.proxy.core.egress import Egress, EgressChoice, EgressPool, Upstream
 from meshproxy.proxy.core.health import EgressHealth
@@ -28,7 +28,7 @@ MIXED = [
 
 
 def proxy(egress: list[dict[str, str]], **extra: object) -> ProxyConfig:
-    return ProxyConfig(name="open", geo=True, egress=egress, **extra)  # type: ignore[arg-type]
+    return checked(ProxyConfig, {"name": "open", "geo": True, "egress": egress, **extra})
 
 
 def mixed_pool(seed: int = 3) -> EgressPool:

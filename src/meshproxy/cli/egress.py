@@ -17,10 +17,9 @@ from typing import TextIO
 from urllib.parse import quote
 
 import click
-from pydantic import ValidationError
 
 from meshproxy.cli.options import config_option, settings_from
-from meshproxy.config import EgressAddress, ProxyConfig, upstream_parts
+from meshproxy.config import ConfigError, EgressAddress, ProxyConfig, checked, upstream_parts
 
 
 class ListError(ValueError):
@@ -47,16 +46,19 @@ def entries_from_lines(
         if len(parts) == 4:
             auth = f"{quote(parts[2], safe='')}:{quote(parts[3], safe='')}@"
         try:
-            entry = EgressAddress(
-                upstream=f"{scheme}://{auth}{host}:{port}",
-                name=f"{name}-{len(found) + 1}" if name else None,
-                country=country,
-            )
-        except ValidationError as error:
-            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
-            raise ListError(f"line {number}: {reasons}") from None
+            entry = checked(EgressAddress, {
+                "upstream": f"{scheme}://{auth}{host}:{port}",
+                "name": f"{name}-{len(found) + 1}" if name else None,
+                "country": country,
+            })
+        except ConfigError as error:
+            raise ListError(f"line {number}: {_reasons(error)}") from None
         found.append(entry)
     return found
+
+
+def _reasons(error: ConfigError) -> str:
+    return "; ".join(problem.message for problem in error.problems)
 
 
 def toml_line(entry: EgressAddress) -> str:
@@ -108,10 +110,9 @@ def import_list(
             raise click.ClickException(f"{_address(entry)} is in proxy {proxy.name}'s pool "
                                        f"already (as {present[_address(entry)]})")
     try:  # the pool it joins: no name twice
-        ProxyConfig(name=proxy.name, egress=[*proxy.egress, *entries])
-    except ValidationError as error:
-        reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
-        raise click.ClickException(f"proxy {proxy.name}: {reasons}") from None
+        checked(ProxyConfig, {"name": proxy.name, "egress": [*proxy.egress, *entries]})
+    except ConfigError as error:
+        raise click.ClickException(f"proxy {proxy.name}: {_reasons(error)}") from None
     click.echo(f"# {len(entries)} entries for [[proxies]] name = {json.dumps(proxy.name)}: "
                "paste them into its egress = [ ... ]")
     for entry in entries:

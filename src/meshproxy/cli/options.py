@@ -1,5 +1,5 @@
 """Options shared by the commands that read the server configuration. The configuration
-(pydantic) is imported only when a command reads it, not to build `--help`."""
+(config.py, msgspec) is imported only when a command reads it, not to build `--help`."""
 
 from __future__ import annotations
 
