@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.local import free_port
 
 from meshproxy.config import load_settings
 from meshproxy.store import Store
@@ -140,7 +141,8 @@ def test_admin_proxies_never_prints_an_upstream_password(run: Any, tmp_path: Pat
     secrets = ["Pa55-word-http", "s@cks-Secret", "s%40cks-Secret", "tls-Secret-9",
                "buyer1", "buyer2", "buyer3"]
     config = tmp_path / "pools.toml"
-    config.write_text(
+    config.write_text(  # an admin port nothing listens on: no node's health mixed in
+        f"[admin]\nport = {free_port()}\n"
         '[[proxies]]\nname = "open"\negress = [\n'
         '  { upstream = "http://buyer1:Pa55-word-http@127.0.0.61:3128" },\n'
         '  { upstream = "socks5://buyer2:s%40cks-Secret@127.0.0.62:1080", name = "socks-de" },\n'
