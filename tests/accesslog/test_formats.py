@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 from accesslog.entries import entry
-from meshproxy.accesslog.formats import json_formatter, squid_formatter
-from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL, Entry
+from meshproxy.accesslog.formats import JsonFormat, SquidFormat, line
+from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL
 from meshproxy.accesslog.search import parse_line
 
 
 def _json(**fields: object) -> dict[str, object]:
-    line = json_formatter("node-a", paths=False)(Entry._make(entry(**fields)))
-    assert "\n" not in line
-    result: dict[str, object] = json.loads(line)
+    text = line(JsonFormat("node-a", paths=False), entry(**fields))
+    assert "\n" not in text
+    result: dict[str, object] = json.loads(text)
     return result
 
 
@@ -39,9 +39,9 @@ def test_json_line_has_every_field() -> None:
 
 
 def test_json_path_only_when_asked() -> None:
-    plain = json_formatter("n", paths=False)(Entry._make(entry()))
+    plain = line(JsonFormat("n", paths=False), entry())
     assert "secret" not in plain and "token" not in plain
-    with_path = json.loads(json_formatter("n", paths=True)(Entry._make(entry())))
+    with_path = json.loads(line(JsonFormat("n", paths=True), entry()))
     assert with_path["path"] == "/secret?token=abc"
 
 
@@ -61,7 +61,7 @@ def test_json_escapes_what_a_client_sent() -> None:
 
 
 def _squid(paths: bool = False, **fields: object) -> str:
-    return squid_formatter("node-a", paths=paths)(Entry._make(entry(**fields)))
+    return line(SquidFormat("node-a", paths=paths), entry(**fields))
 
 
 def test_squid_native_fields() -> None:
@@ -88,9 +88,8 @@ def test_squid_fields_never_split() -> None:
 
 
 def test_both_formats_read_back() -> None:
-    for formatter in (json_formatter, squid_formatter):
-        line = formatter("n", paths=False)(Entry._make(entry()))
-        record = parse_line(line)
+    for line_format in (JsonFormat, SquidFormat):
+        record = parse_line(line(line_format("n", paths=False), entry()))
         assert record is not None
         assert record["client"] == "127.0.0.1" and record["account"] == "alice"
         assert record["status"] == 200 and record["bytes_out"] == 2000

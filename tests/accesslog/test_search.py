@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from accesslog.entries import entry
-from meshproxy.accesslog.formats import json_formatter, squid_formatter
-from meshproxy.accesslog.record import TUNNEL, Entry
+from meshproxy.accesslog.formats import JsonFormat, SquidFormat, line
+from meshproxy.accesslog.record import TUNNEL
 from meshproxy.accesslog.search import Query, log_files, parse_time, search
 
 T = 1_764_754_262.0  # 2025-12-03T09:31:02Z
@@ -15,8 +15,8 @@ T = 1_764_754_262.0  # 2025-12-03T09:31:02Z
 
 def _write(path: Path, *entries: tuple[object, ...] | str, squid: bool = False) -> None:
     """Entries as lines (a str as it is)."""
-    formatter = (squid_formatter if squid else json_formatter)("n", paths=False)
-    lines = (e if isinstance(e, str) else formatter(Entry._make(e)) for e in entries)
+    line_format = (SquidFormat if squid else JsonFormat)("n", paths=False)
+    lines = (e if isinstance(e, str) else line(line_format, e) for e in entries)
     path.write_text("".join(line + "\n" for line in lines))
 
 

@@ -16,8 +16,8 @@ import pytest
 from bench.local import free_port
 
 from accesslog.entries import entry
-from meshproxy.accesslog.formats import json_formatter
-from meshproxy.accesslog.record import TUNNEL, Entry
+from meshproxy.accesslog.formats import JsonFormat, line
+from meshproxy.accesslog.record import TUNNEL
 from meshproxy.config import load_settings
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.store import Store
@@ -45,8 +45,8 @@ def run(data: Path) -> Any:
 
 def _write(path: Path, *entries: tuple[object, ...]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    formatter = json_formatter("node-a", paths=False)
-    path.write_text("".join(formatter(Entry._make(e)) + "\n" for e in entries))
+    line_format = JsonFormat("node-a", paths=False)
+    path.write_text("".join(line(line_format, e) + "\n" for e in entries))
 
 
 @pytest.fixture

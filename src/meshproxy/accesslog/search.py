@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from meshproxy.accesslog.formats import iso_time
 from meshproxy.accesslog.record import ABORTED, ANSWERED, RELAYED, TUNNEL
 from meshproxy.accesslog.sink import rotated
@@ -53,10 +55,15 @@ class Query:
     since: float | None = None  # seconds since the epoch
     until: float | None = None
 
-    def needles(self) -> list[str]:
-        """Texts a JSON line must contain to match (each value as the formats write it):
-        a cheap test before parsing the line."""
-        return [json.dumps(v) for v in (self.egress, self.account, self.client) if v is not None]
+    def needles(self) -> list[tuple[str, ...]]:
+        """For each value asked for, the texts a JSON line holding it contains (as the
+        format writes it, raw UTF-8, and as lines before it wrote it, \\u escapes): a cheap
+        test before parsing the line."""
+        return [
+            tuple({msgspec.json.encode(v).decode(), json.dumps(v)})
+            for v in (self.egress, self.account, self.client)
+            if v is not None
+        ]
 
     def matches(self, record: dict[str, Any]) -> bool:
         if self.egress is not None and record.get("egress") != self.egress:
@@ -127,7 +134,9 @@ def search(files: Iterable[Path], query: Query) -> Iterator[dict[str, Any]]:
             continue
         with handle:
             for line in handle:
-                if line.startswith("{") and not all(n in line for n in needles):
+                if line.startswith("{") and not all(
+                    any(form in line for form in forms) for forms in needles
+                ):
                     continue
                 record = parse_line(line)
                 if record is not None and query.matches(record):
