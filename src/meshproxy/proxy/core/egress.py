@@ -157,7 +157,8 @@ class EgressPool:
             choices = self._choices[family]
             if not choices:
                 return errors.no_egress(f"this proxy has no IPv{family} egress address")
-            picked = self._rng.choice(choices)
+            # random() scaled, not choice(): one C call instead of three Python ones.
+            picked = choices[int(self._rng.random() * len(choices))]
             return picked if isinstance(picked, EgressChoice) else self._of(picked, options)
         candidates = self._by_family[family]
         if not candidates:

@@ -55,9 +55,16 @@ class Outcomes:
         self.latency: dict[str, Latency] = {}  # proxy -> time to the response head
         self.errors: dict[tuple[str, str], int] = {}  # (proxy, RFC 9209 type) -> n
 
-    def response(self, proxy: str, status: int, *, by_proxy: bool) -> None:
+    def response(
+        self, proxy: str, status: int, *, by_proxy: bool, first_byte: float | None = None
+    ) -> None:
+        """One response (or tunnel, or SOCKS5 reply) sent; `first_byte`: seconds from the
+        request's head to the response head, when one came from upstream."""
         key = (proxy, PROXY if by_proxy else ORIGIN, status_class(status))
-        self.responses[key] = self.responses.get(key, 0) + 1
+        responses = self.responses
+        responses[key] = responses.get(key, 0) + 1
+        if first_byte is not None:
+            self.first_byte(proxy, first_byte)
 
     def first_byte(self, proxy: str, seconds: float) -> None:
         latency = self.latency.get(proxy)

@@ -68,11 +68,12 @@ def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> No
         services.meter.count_request(account.id, counted, host, bytes_in + bytes_out)
     outcomes, proxy, error = services.outcomes, conn.listener.name, exchange.error
     answered = outcome == ANSWERED
-    outcomes.response(proxy, exchange.status, by_proxy=answered or outcome == TUNNEL)
+    outcomes.response(
+        proxy, exchange.status, by_proxy=answered or outcome == TUNNEL,
+        first_byte=exchange.first_byte - exchange.started if exchange.first_byte else None,
+    )
     if answered and error is not None and error.status >= 500:
         outcomes.error(proxy, error.proxy_status)
-    if exchange.first_byte:
-        outcomes.first_byte(proxy, exchange.first_byte - exchange.started)
     log = conn.access_log
     if log is None:
         return

@@ -14,13 +14,25 @@ class Tasks:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._running: set[asyncio.Task[None]] = set()
+        # Made at the first task (an empty set is 216 bytes, and most connections only
+        # ever take pooled upstreams).
+        self._running: set[asyncio.Task[None]] | None = None
 
     def spawn(self, work: Coroutine[None, None, None]) -> None:
         """Run `work` as a task of this connection's own."""
         task = self._loop.create_task(work)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        running = self._running
+        if running is None:
+            running = self._running = set()
+        running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        running = self._running
+        if running is not None:
+            running.discard(task)
+            if not running:  # an idle tunnel keeps no empty set
+                self._running = None
 
     def cancel(self) -> None:
         """Cancel every task still running, but the one calling (it is ending itself)."""
@@ -32,4 +44,4 @@ class Tasks:
                 task.cancel()
 
     def __len__(self) -> int:
-        return len(self._running)
+        return len(self._running) if self._running is not None else 0
