@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,13 @@ def fast_hashing() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def missing_service() -> Any:
+def missing_service() -> Callable[[str, Exception], None]:
     """`service_missing` for test packages that cannot import this module by name."""
     return service_missing
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Any:
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Build Settings for a test: a data dir in tmp_path, loopback destinations allowed."""
 
     def build(**overrides: Any) -> Settings:
@@ -78,7 +78,7 @@ def make_settings(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def make_geoip_database(tmp_path: Path) -> Any:
+def make_geoip_database(tmp_path: Path) -> Callable[..., Path]:
     """Write a MaxMind-format (GeoLite2-Country layout, IPv6 tree holding IPv4) database:
     build({"127.0.0.2/31": "DE", ...}) -> its path in tmp_path."""
     from mmdb_writer import MMDBWriter

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,8 +15,8 @@ from .helpers import Browser, Clock, make_app, make_parent
 
 
 @pytest.fixture
-def settings(make_settings: Any) -> Settings:
-    return make_settings(  # type: ignore[no-any-return]
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(
         plans=[
             {
                 "name": "default",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -17,8 +17,8 @@ from .helpers import PARENT_PASSWORD, Browser
 
 
 @pytest.fixture
-def settings(make_settings: Any) -> Settings:
-    return make_settings(  # type: ignore[no-any-return]
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(
         plans=[{"name": "default", "max_proxies": 2, "default_proxies": ["open", "world"]}],
         proxies=[
             {"name": "open", "port": 31280, "geo": True, "socks_port": 31380, "tls_port": 31480,
