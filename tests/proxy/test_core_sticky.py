@@ -26,8 +26,12 @@ def node(clock: Clock, members: list[Egress] = MEMBERS, seed: int = 1) -> Egress
     return pool
 
 
-def session(sid: str = "s1", account: int = 7, **kw: object) -> RequestOptions:
-    return RequestOptions(session=sid, session_account=account, **kw)  # type: ignore[arg-type]
+def session(
+    sid: str = "s1", account: int = 7, session_minutes: int | None = None,
+    country: str | None = None,
+) -> RequestOptions:
+    return RequestOptions(session=sid, session_account=account, session_minutes=session_minutes,
+                          country=country)
 
 
 def address(pool: EgressPool, options: RequestOptions, avoid: Egress | None = None) -> str:

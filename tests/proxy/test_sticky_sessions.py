@@ -8,11 +8,11 @@ from .clients import curl
 from .conftest import Env, country_of, echo_json
 
 
-def fresh_get(env: Env, user: str, **kw: object) -> requests.Response:
+def fresh_get(env: Env, user: str, headers: dict[str, str] | None = None) -> requests.Response:
     with requests.Session() as client:  # a new connection each time
         proxies = {"http": env.proxy_url(user=user)}
         return client.get(env.origins.url("/echo"), proxies=proxies, timeout=10,
-                          **kw)  # type: ignore[arg-type]
+                          headers=headers)
 
 
 def test_a_username_session_keeps_its_egress_over_20_new_connections(env: Env) -> None:

@@ -11,10 +11,12 @@ from .test_geoip import geo_env
 __all__ = ["geo_env"]  # a fixture
 
 
-def get(env: Env, user: str, password: str = "pw", **kw: object) -> requests.Response:
+def get(
+    env: Env, user: str, password: str = "pw", headers: dict[str, str] | None = None
+) -> requests.Response:
     return requests.get(
         env.origins.url("/echo"), proxies={"http": env.proxy_url(user=user, password=password)},
-        timeout=10, **kw,  # type: ignore[arg-type]
+        timeout=10, headers=headers,
     )
 
 
