@@ -72,7 +72,7 @@ def seed_sub_accounts(
     for index in range(count):
         name = NAMES[index % len(NAMES)] + ("" if index < len(NAMES) else str(index))
         subs.append(
-            store.create_account(
+            store.accounts.create(
                 f"pm_{name}",
                 parent_id=parent.id,
                 password_hash=secret,
@@ -101,16 +101,16 @@ def seed_usage(store: Store, parent: AccountRecord, subs: list[AccountRecord], d
             if rng.random() < 0.85
         ]
         deltas.append(UsageDelta(parent.id, None, int(rng.uniform(0.05, 0.3) * GB)))
-        store.record_usage(deltas, day)
+        store.usage.record(deltas, day)
 
 
 def seed_demo(settings: Settings, store: Store) -> AccountRecord:
     parent = seed_parent(settings, store)
     subs = seed_sub_accounts(store, parent, len(NAMES))
     seed_usage(store, parent, subs, days=40)
-    store.add_ip(parent, "203.0.113.10")
-    store.add_hostname(parent, "office.acme.example")
-    store.add_ip(subs[0], "198.51.100.23")
-    store.add_ip(subs[0], "2001:db8::17")
-    store.add_hostname(subs[0], "scraper.alice.example")
+    store.access.add_ip(parent, "203.0.113.10")
+    store.access.add_hostname(parent, "office.acme.example")
+    store.access.add_ip(subs[0], "198.51.100.23")
+    store.access.add_ip(subs[0], "2001:db8::17")
+    store.access.add_hostname(subs[0], "scraper.alice.example")
     return parent

@@ -106,9 +106,9 @@ class Node:
         raise KeyError("Max open files")
 
     def usage(self, username: str = "alice") -> int:
-        record = self.store.get_account(username)
+        record = self.store.accounts.get(username)
         assert record is not None
-        return self.store.usage(record, dt.datetime.now(dt.UTC))[1]
+        return self.store.usage.of(record, dt.datetime.now(dt.UTC))[1]
 
     def stop(self, signum: int = 15, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -119,8 +119,8 @@ class Node:
 def seed_store(url: str) -> Store:
     store = Store.open(url)
     for username in ("alice", "bob"):
-        if store.get_account(username) is None:
-            store.create_account(username, password_hash=hash_password(PASSWORD),
+        if store.accounts.get(username) is None:
+            store.accounts.create(username, password_hash=hash_password(PASSWORD),
                                  proxies=["edge"], billing_day=1)
     return store
 

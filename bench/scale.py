@@ -33,13 +33,12 @@ from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountDirectory
 from meshproxy.shared import async_client
-from meshproxy.store import Store
-from meshproxy.store import models as m
+from meshproxy.store import Store, tables
 
 
 def seed(store: Store, accounts: int) -> list[tuple[int, int]]:
     """One parent, `accounts` sub-accounts each with a password and one IP (bulk SQL)."""
-    parent = store.create_account("scale_parent", plan="default", billing_day=1,
+    parent = store.accounts.create("scale_parent", plan="default", billing_day=1,
                                   proxies=["open", "world"])
     digest = hash_password("scale-password")
     now = datetime.now(UTC)
@@ -49,12 +48,12 @@ def seed(store: Store, accounts: int) -> list[tuple[int, int]]:
                      "active": True, "monthly_limit_gb": i % 3, "total_limit_gb": 0,
                      "total_bytes": 0, "folded_bytes": 0, "created_at": now}
                     for i in range(start, min(start + 10_000, accounts))]
-            connection.execute(sa.insert(m.Account), rows)
+            connection.execute(sa.insert(tables.accounts), rows)
         ids = connection.execute(
-            sa.select(m.Account.id).where(m.Account.parent_id == parent.id)
+            sa.select(tables.accounts.c.id).where(tables.accounts.c.parent_id == parent.id)
         ).scalars().all()
         for start in range(0, len(ids), 10_000):
-            connection.execute(sa.insert(m.AuthenticatedIp), [
+            connection.execute(sa.insert(tables.authenticated_ips), [
                 {"account_id": account_id, "ip": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
                 for n, account_id in enumerate(ids[start:start + 10_000], start=start)
             ])
@@ -64,7 +63,7 @@ def seed(store: Store, accounts: int) -> list[tuple[int, int]]:
 def measure_directory(store: Store, accounts: int) -> None:
     now = datetime.now(UTC)
     started = time.perf_counter()
-    views = store.account_views(now)
+    views = store.accounts.views(now)
     query = time.perf_counter() - started
     gc.collect()
     tracemalloc.start()
@@ -134,7 +133,7 @@ def _script_usec() -> float:
 def measure_fold(store: Store, pairs: list[tuple[int, int]], prefix: str) -> None:
     keys = UsageKeys(prefix)
     client = redis.Redis.from_url(REDIS)
-    folder = UsageFolder(client, keys, store)
+    folder = UsageFolder(client, keys, store.folds)
     folder.fold()  # what measure_redis left
     for active, meters in ((1_000, 1), (10_000, 1), (10_000, 100)):
         asyncio.run(_flush_once(pairs[:active], prefix, meters))

@@ -13,6 +13,7 @@ import redis
 
 from meshproxy.domain.bans import BanBook, BanPolicy
 from meshproxy.shared.bans import RedisBans
+from meshproxy.shared.link import RedisLink
 from meshproxy.store import Store
 
 POLICY = BanPolicy(max_failures=4, window_seconds=600, ban_seconds=10_800)
@@ -75,19 +76,19 @@ class InStore:
         self.store = store
 
     def fail(self, at: float) -> float | None:
-        return self.store.record_auth_failure(IP, at, POLICY)
+        return self.store.bans.record_failure(IP, at, POLICY)
 
     def banned_until(self, now: float) -> float | None:
-        return self.store.ban_until(IP, now)
+        return self.store.bans.until(IP, now)
 
     def in_force(self, until: float) -> None:
-        self.store.record_ban(IP, until)
+        self.store.bans.record(IP, until)
 
 
 class InRedis:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client, self.prefix = client, prefix
-        self.bans = RedisBans(client, prefix)
+        self.bans = RedisBans(RedisLink(client), prefix)
 
     def fail(self, at: float) -> float | None:
         return self.bans.record_failure(IP, at, POLICY)

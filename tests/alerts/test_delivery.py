@@ -96,18 +96,18 @@ def test_one_signed_call_per_threshold_from_two_nodes(
     settings: Settings, postgres_url: str, receiver: Receiver
 ) -> None:
     store = Store.open(postgres_url)
-    parent = store.create_account("pm_parent", plan="default", billing_day=1)
-    sub = store.create_account("pm_sub", parent_id=parent.id, monthly_limit_gb=1)
+    parent = store.accounts.create("pm_parent", plan="default", billing_day=1)
+    sub = store.accounts.create("pm_sub", parent_id=parent.id, monthly_limit_gb=1)
     add_webhook(settings, store, parent, {"url": receiver.url, "secret": SECRET})
     today = datetime.now(UTC).date()
     nodes = Nodes(settings, postgres_url, 2)
     try:
-        store.record_usage([UsageDelta(sub.id, parent.id, 79 * GB // 100)], today)
+        store.usage.record([UsageDelta(sub.id, parent.id, 79 * GB // 100)], today)
         nodes.checked()
         assert receiver.calls == []  # 79 %: nothing yet
-        store.record_usage([UsageDelta(sub.id, parent.id, 6 * GB // 100)], today)  # 85 %
+        store.usage.record([UsageDelta(sub.id, parent.id, 6 * GB // 100)], today)  # 85 %
         wait_until(lambda: len(receiver.accepted()) == 1, 15)
-        store.record_usage([UsageDelta(sub.id, parent.id, 20 * GB // 100)], today)  # 105 %
+        store.usage.record([UsageDelta(sub.id, parent.id, 20 * GB // 100)], today)  # 105 %
         wait_until(lambda: len(receiver.accepted()) == 2, 15)
         time.sleep(1.0)  # both nodes keep checking and claiming: nothing more comes
     finally:
@@ -141,7 +141,7 @@ def test_one_signed_call_per_threshold_from_two_nodes(
     assert first["period_start"] == today.replace(day=1).isoformat()
     assert datetime.fromisoformat(first["time"]).tzinfo is not None
 
-    history = store.alert_history(parent.id)
+    history = store.alerts.history(parent.id)
     assert [(v.notice.account, v.notice.threshold) for v in history] == [
         ("pm_sub", 100),
         ("pm_sub", 80),

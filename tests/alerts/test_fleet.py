@@ -67,14 +67,14 @@ def test_two_api_nodes_send_each_notice_once(tmp_path: Path, postgres_url: str) 
     receiver = Receiver(fail=1).start()
     nodes: list[subprocess.Popen[str]] = []
     try:
-        parent = store.create_account("pm_parent", plan="default", billing_day=1)
-        sub = store.create_account("pm_sub", parent_id=parent.id, monthly_limit_gb=1)
+        parent = store.accounts.create("pm_parent", plan="default", billing_day=1)
+        sub = store.accounts.create("pm_sub", parent_id=parent.id, monthly_limit_gb=1)
         now = datetime.now(UTC)
-        store.add_webhook(parent.id, receiver.url, SECRET, now, max_webhooks=1)
+        store.alerts.add_webhook(parent.id, receiver.url, SECRET, now, max_webhooks=1)
         nodes = [start_api_node(tmp_path / f"node{i}", postgres_url) for i in (1, 2)]
-        store.record_usage([UsageDelta(sub.id, parent.id, 85 * GB // 100)], now.date())
+        store.usage.record([UsageDelta(sub.id, parent.id, 85 * GB // 100)], now.date())
         wait_until(lambda: len(receiver.accepted()) == 1, 20, interval=0.05)
-        store.record_usage([UsageDelta(sub.id, parent.id, 20 * GB // 100)], now.date())
+        store.usage.record([UsageDelta(sub.id, parent.id, 20 * GB // 100)], now.date())
         wait_until(lambda: len(receiver.accepted()) == 2, 20, interval=0.05)
         time.sleep(1.0)  # both nodes go on checking and claiming: nothing more comes
     finally:
@@ -88,7 +88,7 @@ def test_two_api_nodes_send_each_notice_once(tmp_path: Path, postgres_url: str) 
     for call in receiver.calls:
         expected = hmac.new(SECRET.encode(), call.body, hashlib.sha256).hexdigest()
         assert call.headers["x-meshproxy-signature"] == f"sha256={expected}"
-    [hundred, eighty] = store.alert_history(parent.id)
+    [hundred, eighty] = store.alerts.history(parent.id)
     assert [a.status for a in eighty.deliveries[0].attempts] == [500, 204]
     assert [a.status for a in hundred.deliveries[0].attempts] == [204]
     store.close()

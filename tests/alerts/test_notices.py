@@ -31,40 +31,40 @@ def db(store_url: str) -> Iterator[Store]:
 
 
 def seen(store: Store, now: datetime = NOW) -> list[tuple[str, str, int]]:
-    return [(n.account, n.kind.value, n.threshold) for n in store.record_usage_notices(now)]
+    return [(n.account, n.kind.value, n.threshold) for n in store.alerts.record_notices(now)]
 
 
 def test_thresholds_once_per_period_and_limit(db: Store) -> None:
-    parent = db.create_account("p", plan="default", billing_day=15)
-    sub = db.create_account("s", parent_id=parent.id, monthly_limit_gb=2, total_limit_gb=10)
-    other = db.create_account("q", plan="default", billing_day=1)
-    db.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=5)
-    db.add_webhook(other.id, "https://203.0.113.2/b", SECRET, NOW, max_webhooks=5)
+    parent = db.accounts.create("p", plan="default", billing_day=15)
+    sub = db.accounts.create("s", parent_id=parent.id, monthly_limit_gb=2, total_limit_gb=10)
+    other = db.accounts.create("q", plan="default", billing_day=1)
+    db.alerts.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=5)
+    db.alerts.add_webhook(other.id, "https://203.0.113.2/b", SECRET, NOW, max_webhooks=5)
     assert seen(db) == []
-    db.record_usage([UsageDelta(sub.id, parent.id, 21 * GB // 10)], NOW.date())  # 105 %
+    db.usage.record([UsageDelta(sub.id, parent.id, 21 * GB // 10)], NOW.date())  # 105 %
     assert seen(db) == [("s", "monthly", 80), ("s", "monthly", 100)]
     assert seen(db) == []  # made once
-    db.record_usage([UsageDelta(sub.id, parent.id, 6 * GB)], NOW.date())  # total 8.1 of 10
+    db.usage.record([UsageDelta(sub.id, parent.id, 6 * GB)], NOW.date())  # total 8.1 of 10
     assert seen(db) == [("s", "total", 80)]
     next_period = NOW + timedelta(days=30)  # from Dec 15: monthly usage starts again at 0
     assert seen(db, next_period) == [("s", "total", 80)]
-    db.update_account("s", monthly_limit_gb=10)  # a new limit: its thresholds count anew
+    db.accounts.update("s", monthly_limit_gb=10)  # a new limit: its thresholds count anew
     assert seen(db) == [("s", "monthly", 80)]
     # Only the parent's webhook receives its sub-account's notices, one delivery each.
-    jobs = db.claim_deliveries(NOW + timedelta(days=31), 60, limit=100)
+    jobs = db.alerts.claim_deliveries(NOW + timedelta(days=31), 60, limit=100)
     assert {j.url for j in jobs} == {"https://203.0.113.1/a"} and len(jobs) == 5
-    assert db.claim_deliveries(NOW + timedelta(days=31), 60) == []  # leased
+    assert db.alerts.claim_deliveries(NOW + timedelta(days=31), 60) == []  # leased
 
 
 def test_a_parent_limit_counts_its_whole_tree(db: Store) -> None:
-    parent = db.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
-    sub = db.create_account("s", parent_id=parent.id)
-    db.record_usage([UsageDelta(sub.id, parent.id, GB)], NOW.date())
-    [notice_80, notice_100] = db.record_usage_notices(NOW)
+    parent = db.accounts.create("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    sub = db.accounts.create("s", parent_id=parent.id)
+    db.usage.record([UsageDelta(sub.id, parent.id, GB)], NOW.date())
+    [notice_80, notice_100] = db.alerts.record_notices(NOW)
     assert (notice_80.account, notice_80.parent, notice_80.threshold) == ("p", "p", 80)
     assert notice_100.period_start == date(2026, 11, 1) and notice_100.usage_bytes == GB
-    assert db.claim_deliveries(NOW, 60) == []  # no webhook, no delivery
-    assert [v.notice.threshold for v in db.alert_history(parent.id)] == [100, 80]
+    assert db.alerts.claim_deliveries(NOW, 60) == []  # no webhook, no delivery
+    assert [v.notice.threshold for v in db.alerts.history(parent.id)] == [100, 80]
 
 
 def test_backoff_doubles_up_to_its_cap_and_gives_up_after_a_day() -> None:
@@ -83,15 +83,15 @@ def test_a_refused_address_fails_the_attempt_and_a_delivery_gives_up(
     db: Store, make_settings: Any
 ) -> None:
     settings: Settings = make_settings(alerts={"retry_for": 0.01, "retry_base": 0.01})
-    parent = db.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
-    db.add_webhook(parent.id, "https://127.0.0.1:9/hook", SECRET, NOW, max_webhooks=1)
-    db.record_usage([UsageDelta(parent.id, None, GB)], datetime.now(UTC).date())
+    parent = db.accounts.create("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    db.alerts.add_webhook(parent.id, "https://127.0.0.1:9/hook", SECRET, NOW, max_webhooks=1)
+    db.usage.record([UsageDelta(parent.id, None, GB)], datetime.now(UTC).date())
     service = AlertService(settings, db)
     try:
         service.run_once()
     finally:
         service.close()
-    [hundred, eighty] = db.alert_history(parent.id)
+    [hundred, eighty] = db.alerts.history(parent.id)
     for view in (hundred, eighty):
         [delivery] = view.deliveries
         assert delivery.state == "failed"
@@ -104,18 +104,18 @@ def test_many_accounts_are_read_in_chunks(db: Store, monkeypatch: pytest.MonkeyP
     from meshproxy.store import alerts
 
     monkeypatch.setattr(alerts, "CHUNK", 2)  # PostgreSQL's parameter cap, made small
-    parents = [db.create_account(f"p{i}", plan="default", billing_day=1) for i in range(3)]
+    parents = [db.accounts.create(f"p{i}", plan="default", billing_day=1) for i in range(3)]
     for parent in parents:
-        db.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=1)
-        sub = db.create_account(f"s{parent.id}", parent_id=parent.id, monthly_limit_gb=1)
-        db.record_usage([UsageDelta(sub.id, parent.id, GB)], NOW.date())
+        db.alerts.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=1)
+        sub = db.accounts.create(f"s{parent.id}", parent_id=parent.id, monthly_limit_gb=1)
+        db.usage.record([UsageDelta(sub.id, parent.id, GB)], NOW.date())
     assert len(seen(db)) == 6
-    assert len(db.claim_deliveries(NOW, 60, limit=100)) == 6
+    assert len(db.alerts.claim_deliveries(NOW, 60, limit=100)) == 6
 
 
 def test_a_check_with_nothing_new_writes_nothing(db: Store) -> None:
-    parent = db.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
-    db.record_usage([UsageDelta(parent.id, None, GB)], NOW.date())
+    parent = db.accounts.create("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    db.usage.record([UsageDelta(parent.id, None, GB)], NOW.date())
     assert len(seen(db)) == 2
     statements: list[str] = []
 
@@ -131,14 +131,14 @@ def test_a_check_with_nothing_new_writes_nothing(db: Store) -> None:
 
 
 def test_a_webhook_deleted_while_its_delivery_is_sent(db: Store) -> None:
-    parent = db.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
-    webhook = db.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=1)
-    db.record_usage([UsageDelta(parent.id, None, GB)], NOW.date())
-    db.record_usage_notices(NOW)
-    jobs = db.claim_deliveries(NOW, 60)
-    assert len(jobs) == 2 and db.delete_webhook(parent.id, webhook.id)
+    parent = db.accounts.create("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    webhook = db.alerts.add_webhook(parent.id, "https://203.0.113.1/a", SECRET, NOW, max_webhooks=1)
+    db.usage.record([UsageDelta(parent.id, None, GB)], NOW.date())
+    db.alerts.record_notices(NOW)
+    jobs = db.alerts.claim_deliveries(NOW, 60)
+    assert len(jobs) == 2 and db.alerts.delete_webhook(parent.id, webhook.id)
     for job in jobs:  # answered after the deletion: nothing to record, no error
-        db.finish_attempt(
+        db.alerts.finish_attempt(
             job, NOW, status=204, error=None, duration_ms=1, retry_at=None, delivered=True
         )
-    assert [v.deliveries for v in db.alert_history(parent.id)] == [[], []]
+    assert [v.deliveries for v in db.alerts.history(parent.id)] == [[], []]

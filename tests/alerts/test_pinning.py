@@ -26,10 +26,10 @@ from .receiver import Receiver
 def deliver_80_percent(store: Store, settings: Settings, url: str, receiver: Receiver) -> int:
     """A webhook at `url` on an account at 80% of its limit, one check of the alert
     service, the receiver stopped: the account's id."""
-    parent = store.create_account("p", plan="default", billing_day=1, monthly_limit_gb=1)
+    parent = store.accounts.create("p", plan="default", billing_day=1, monthly_limit_gb=1)
     now = datetime.now(UTC)
-    store.add_webhook(parent.id, url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
-    store.record_usage([UsageDelta(parent.id, None, 8 * GB // 10)], now.date())
+    store.alerts.add_webhook(parent.id, url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
+    store.usage.record([UsageDelta(parent.id, None, 8 * GB // 10)], now.date())
     service = AlertService(settings, store)
     try:
         service.run_once()
@@ -96,7 +96,7 @@ def test_https_is_verified_against_the_urls_name(
     monkeypatch.setattr(webhooks, "resolve", lambda host: ("127.0.0.1",))
     parent_id = deliver_80_percent(store, settings, receiver.url, receiver)
     assert server_names == ["hook.pinned.invalid"]
-    [view] = store.alert_history(parent_id)
+    [view] = store.alerts.history(parent_id)
     [attempt] = view.deliveries[0].attempts
     if certified == "hook.pinned.invalid":
         assert attempt.status == 204 and len(receiver.calls) == 1

@@ -123,7 +123,7 @@ class Running:
         plan_config = self.settings.plan(plan)
         default = plan_config.default_proxies if plan_config else []
         username = unique(prefix)
-        account = self.store.create_account(
+        account = self.store.accounts.create(
             username,
             password_hash=parent_hash(),
             plan=plan,

@@ -19,7 +19,7 @@ def test_api_changes_are_recorded(api: Running, parent: Parent) -> None:
     assert client.post("/api/sub/deactivate/", data={"username": sub}).is_success
     assert client.post("/api/sub/delete/", data={"username": sub}).is_success
 
-    entries = list(reversed(api.store.audit_entries(owner_id=parent.id)))
+    entries = list(reversed(api.store.audit.entries(owner_id=parent.id)))
     assert [(e.operation, e.target) for e in entries] == [
         ("sub.create", sub),
         ("sub.edit", sub),
@@ -46,4 +46,4 @@ def test_a_sub_account_or_a_stranger_changes_nothing_and_is_not_recorded(
     assert as_sub.post("/api/ip/add/", data={"ip": "10.9.8.6"}).status_code == 403
     stranger = api.client(auth=(parent.username, "wrong"), source=fresh_source())
     assert stranger.post("/api/sub/delete/", data={"username": sub}).status_code == 401
-    assert [e.operation for e in api.store.audit_entries(owner_id=parent.id)] == ["sub.create"]
+    assert [e.operation for e in api.store.audit.entries(owner_id=parent.id)] == ["sub.create"]

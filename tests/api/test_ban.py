@@ -86,7 +86,7 @@ def test_a_ban_recorded_by_a_proxy_node_applies_to_the_api(api: Running, parent:
     source = fresh_source()
     policy = api.settings.ban.policy()
     for _ in range(4):  # as a proxy node does on failed Proxy-Authorization
-        api.store.record_auth_failure(source, api.clock(), policy)
+        api.store.bans.record_failure(source, api.clock(), policy)
     assert parent.client(source=source).get("/api/ips/").status_code == 401
 
 
@@ -139,7 +139,7 @@ def test_a_burst_verifies_the_password_once(
         assert client.get("/api/ips/").status_code == 200
     assert len(calls) == 1
     # A changed password is verified anew (the cache is keyed by the stored hash).
-    api.store.update_account(parent.username, password_hash=passwords.hash_password("new"))
+    api.store.accounts.update(parent.username, password_hash=passwords.hash_password("new"))
     assert client.get("/api/ips/").status_code == 401
     new = parent.api.client(auth=(parent.username, "new"), source=fresh_source())
     assert new.get("/api/ips/").status_code == 200

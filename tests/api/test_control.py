@@ -33,14 +33,14 @@ def settings(tmp_path) -> Settings:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def parent(store: Store) -> AccountRecord:
-    return store.create_account("boss", plan="tiny", billing_day=9, proxies=["open"])
+    return store.accounts.create("boss", plan="tiny", billing_day=9, proxies=["open"])
 
 
 def test_a_sub_account_caller_is_forbidden_everything(
     settings: Settings, store: Store, parent: AccountRecord
 ) -> None:
     sub = subaccounts.create_sub_account(settings, store, parent, {"username": "pm_a"}, now=NOW)
-    caller = store.get_account(sub["username"])
+    caller = store.accounts.get(sub["username"])
     assert caller is not None
     for operation in (
         subaccounts.get_sub_account,
@@ -74,7 +74,7 @@ def test_typed_errors(settings: Settings, store: Store, parent: AccountRecord) -
 
 
 def test_unknown_plan_is_plan_unavailable(settings: Settings, store: Store) -> None:
-    orphan = store.create_account("orphan", plan="gone", billing_day=1)
+    orphan = store.accounts.create("orphan", plan="gone", billing_day=1)
     with pytest.raises(PlanUnavailable) as error:
         proxies.add_proxy(settings, store, orphan, {"proxy": "open"})
     assert error.value.status == 503 and error.value.retry_after > 0

@@ -14,7 +14,9 @@ from starlette.routing import Mount, Route
 from meshproxy.api.endpoints import ENDPOINTS, Endpoint
 from meshproxy.domain.forms import NOT_UTF8
 from meshproxy.store import Store
+from meshproxy.store.access import AccessLists
 from meshproxy.store.engine import make_engine
+from meshproxy.store.transaction import Database
 
 from .harness import PASSWORD, Parent, Running, StartServer, fresh_source, unique
 
@@ -128,13 +130,13 @@ def test_wrong_password_gets_401(api: Running, parent: Parent) -> None:
 
 def test_account_without_password_cannot_authenticate(api: Running) -> None:
     username = unique("nopass")
-    api.store.create_account(username, plan="default", billing_day=1)
+    api.store.accounts.create(username, plan="default", billing_day=1)
     client = api.client(auth=(username, ""), source=fresh_source())
     assert client.get("/api/ips/").status_code == 401
 
 
 def test_deactivated_parent_gets_403(api: Running, parent: Parent) -> None:
-    api.store.update_account(parent.username, active=False)
+    api.store.accounts.update(parent.username, active=False)
     response = parent.client(source=fresh_source()).get("/api/ips/")
     assert response.status_code == 403
     assert "error" in response.json()
@@ -271,13 +273,15 @@ def test_without_require_https_plain_http_is_served(start_server: StartServer) -
 # ---- 500 and 503 ---------------------------------------------------------------------
 
 
-class _BrokenStore(Store):
+class _BrokenAccessLists(AccessLists):
     def list_ips(self, account: Any) -> list[str]:
         raise RuntimeError("secret-internal-detail /etc/meshproxy")
 
 
 def test_500_is_json_without_a_trace(start_server: StartServer, sqlite_url: str) -> None:
-    server = start_server(store=_BrokenStore(Store.open(sqlite_url).engine))
+    broken = Store.open(sqlite_url)
+    broken.access = _BrokenAccessLists(Database(broken.engine))
+    server = start_server(store=broken)
     response = server.parent().client().get("/api/ips/")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/json"
@@ -288,7 +292,7 @@ def test_500_is_json_without_a_trace(start_server: StartServer, sqlite_url: str)
 
 def test_503_when_the_plan_is_unknown(api: Running) -> None:
     orphan = api.parent(plan="default")
-    api.store.update_account(orphan.username, plan="discontinued")
+    api.store.accounts.update(orphan.username, plan="discontinued")
     client = orphan.client(source=fresh_source())
     for path, data in (
         ("/api/sub/create/", {"username": unique("pm_noplan")}),

@@ -16,9 +16,9 @@ def test_sub_account_lifecycle_on_postgresql(start_server: StartServer, postgres
     parent = running.parent()
     client = parent.client(source=fresh_source())
     username = parent.create_sub(client, password="s3cret-pass", monthly_limit="5")
-    sub = running.store.get_account(username)
+    sub = running.store.accounts.get(username)
     assert sub is not None
-    running.store.record_usage([UsageDelta(sub.id, sub.parent_id, 1_500_000_000)],
+    running.store.usage.record([UsageDelta(sub.id, sub.parent_id, 1_500_000_000)],
                                datetime.now(UTC).date())
     got = client.get("/api/sub/get/", params={"username": username})
     assert got.status_code == 200, got.text

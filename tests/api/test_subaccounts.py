@@ -62,7 +62,7 @@ def test_create_with_every_field(client: httpx.Client, api: Running) -> None:
         "last_name": "Lovelace",
         "email": "ada@example.com",
     }
-    stored = api.store.get_account(username)
+    stored = api.store.accounts.get(username)
     assert stored is not None and stored.password_hash is not None
     assert stored.password_hash.startswith("$argon2id$")
     assert verify_password(stored.password_hash, "s3cret")
@@ -150,7 +150,7 @@ def test_create_accepts_values_at_the_limits(
 ) -> None:
     client = parent.client(source=fresh_source())
     if "username" in fields:
-        api.store.delete_account(fields["username"])  # a fixed name: free it first
+        api.store.accounts.delete(fields["username"])  # a fixed name: free it first
     data = {"username": unique("pm_edge"), **fields}
     response = client.post("/api/sub/create/", data=data)
     assert response.status_code == 200, response.text
@@ -207,16 +207,16 @@ def test_creates_racing_at_the_limit_end_with_the_plans_count(api: Running) -> N
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [200] * 2 + [402] * 6
     assert all(r.json() == TINY_FULL for r in responses if r.status_code == 402)
-    assert api.store.count_sub_accounts(tiny.id) == 2
+    assert api.store.accounts.count_sub_accounts(tiny.id) == 2
 
 
 def test_get_details(api: Running, client: httpx.Client, parent: Parent) -> None:
     username = parent.create_sub(client, first_name="Grace", monthly_limit="3")
-    sub = api.store.get_account(username)
+    sub = api.store.accounts.get(username)
     assert sub is not None
-    day = api.store.usage(sub, _now(api))[0]  # 0 bytes yet
+    day = api.store.usage.of(sub, _now(api))[0]  # 0 bytes yet
     assert day == 0
-    api.store.record_usage(
+    api.store.usage.record(
         [UsageDelta(sub.id, parent.id, 1_500_000_000)],
         _now(api).date(),
     )
@@ -237,12 +237,12 @@ def test_monthly_usage_is_the_parents_billing_period(
     api: Running, client: httpx.Client, parent: Parent
 ) -> None:
     username = parent.create_sub(client)
-    sub = api.store.get_account(username)
+    sub = api.store.accounts.get(username)
     assert sub is not None
     now = _now(api)
     last_period = now.replace(day=1).date().replace(month=now.month - 1)
-    api.store.record_usage([UsageDelta(sub.id, parent.id, 2 * GB)], last_period)
-    api.store.record_usage([UsageDelta(sub.id, parent.id, 123_456_789)], now.date())
+    api.store.usage.record([UsageDelta(sub.id, parent.id, 2 * GB)], last_period)
+    api.store.usage.record([UsageDelta(sub.id, parent.id, 123_456_789)], now.date())
     body = client.get("/api/sub/get/", params={"username": username}).json()
     assert body["monthly_bandwidth"] == 0.123456789
     assert body["total_bandwidth"] == 2.123456789
@@ -252,9 +252,9 @@ def test_usage_is_written_in_fixed_notation(
     api: Running, client: httpx.Client, parent: Parent
 ) -> None:
     username = parent.create_sub(client)
-    sub = api.store.get_account(username)
+    sub = api.store.accounts.get(username)
     assert sub is not None
-    api.store.record_usage([UsageDelta(sub.id, parent.id, 2432)], _now(api).date())
+    api.store.usage.record([UsageDelta(sub.id, parent.id, 2432)], _now(api).date())
     for response in (
         client.get("/api/sub/get/", params={"username": username}),
         client.post("/api/sub/deactivate/", data={"username": username}),
@@ -312,7 +312,7 @@ def test_edit_changes_only_what_is_given(
         total_limit="2",
         password="old-password",
     )
-    before = api.store.get_account(username)
+    before = api.store.accounts.get(username)
     response = client.post("/api/sub/edit/", data={"username": username, "monthly_limit": "7"})
     assert response.status_code == 200
     assert response.json() == {
@@ -326,7 +326,7 @@ def test_edit_changes_only_what_is_given(
         "last_name": "King",
         "email": "ada@example.com",
     }
-    after = api.store.get_account(username)
+    after = api.store.accounts.get(username)
     assert before is not None and after is not None
     assert after.password_hash == before.password_hash
 
@@ -350,7 +350,7 @@ def test_edit_new_password_replaces_the_old(
         client.post("/api/sub/edit/", data={"username": username, "password": ""}).status_code
         == 200
     )
-    stored = api.store.get_account(username)
+    stored = api.store.accounts.get(username)
     assert stored is not None and stored.password_hash
     assert verify_password(stored.password_hash, "old-password")
     assert (
@@ -359,7 +359,7 @@ def test_edit_new_password_replaces_the_old(
         ).status_code
         == 200
     )
-    stored = api.store.get_account(username)
+    stored = api.store.accounts.get(username)
     assert stored is not None and stored.password_hash
     assert stored.password_hash.startswith("$argon2id$")
     assert verify_password(stored.password_hash, "new-password")
@@ -388,7 +388,7 @@ def test_deactivate_and_activate(api: Running, client: httpx.Client, parent: Par
     assert response.json()["active"] is False
     assert set(response.json()) == DETAIL_KEYS
     assert client.get("/api/sub/get/", params={"username": username}).json()["active"] is False
-    stored = api.store.get_account(username)
+    stored = api.store.accounts.get(username)
     assert stored is not None and not stored.active
     response = client.post("/api/sub/activate/", data={"username": username})
     assert response.status_code == 200 and response.json()["active"] is True
@@ -411,7 +411,7 @@ def test_username_endpoints_errors(api: Running, client: httpx.Client, path: str
     assert client.post(path, data={"username": other_sub}).status_code == 403
     assert client.post(path, data={"username": unique("pm_ghost")}).status_code == 404
     # The other parent's sub-account is untouched.
-    stored = api.store.get_account(other_sub)
+    stored = api.store.accounts.get(other_sub)
     assert stored is not None and stored.active
 
 

@@ -70,7 +70,7 @@ def test_add_list_delete(allowing: Running) -> None:
     assert [w["id"] for w in client.get("/api/webhook/list/").json()["webhooks"]] == [
         second.json()["id"]
     ]
-    entries = allowing.store.audit_entries(owner_id=parent.id)
+    entries = allowing.store.audit.entries(owner_id=parent.id)
     assert [e.operation for e in entries] == ["webhook.delete", "webhook.add", "webhook.add"]
     assert entries[-1].fields == {"url": "http://127.0.0.1:9/hook", "secret": "(redacted)"}
 

@@ -22,7 +22,7 @@ REQUESTS = 60
 
 def test_two_workers_share_one_rotated_access_log(tmp_path: Path, sqlite_url: str) -> None:
     store = Store.open(sqlite_url)
-    store.create_account("erin", password_hash=hash_password("pw"), proxies=["edge"],
+    store.accounts.create("erin", password_hash=hash_password("pw"), proxies=["edge"],
                          billing_day=1)
     port, origin_port = free_port(), free_port()
     data = tmp_path / "data"
@@ -54,8 +54,8 @@ def test_two_workers_share_one_rotated_access_log(tmp_path: Path, sqlite_url: st
     assert len(lines) == REQUESTS
     assert all(line["account"] == "erin" and line["status"] == 200 for line in lines)
     assert all(f.stat().st_size <= 3000 for f in files)
-    erin = store.get_account("erin")
+    erin = store.accounts.get("erin")
     assert erin is not None
-    _, total = store.usage(erin, datetime.now(UTC))
+    _, total = store.usage.of(erin, datetime.now(UTC))
     assert total == sum(line["bytes_in"] + line["bytes_out"] for line in lines)
     store.close()

@@ -23,7 +23,7 @@ def test_operator_changes_are_listed_and_filtered(run: Any, tmp_path: Path) -> N
     )
     settings = load_settings(None, data_dir=str(tmp_path / "data"))
     store = Store.open(settings.database_url)
-    store.record_ban("192.0.2.7", 4_000_000_000.0)
+    store.bans.record("192.0.2.7", 4_000_000_000.0)
     store.close()
     assert run("admin", "unban", "192.0.2.7").returncode == 0
     result = run("admin", "audit", "--json")

@@ -1,5 +1,6 @@
 """What each command imports: the API client loads no server code, a proxy node no API,
-dashboard or Alembic (on a migrated database). Asserted from the modules a real
+dashboard or Alembic (on a migrated database), no process SQLAlchemy's ORM (the store is
+Core). Asserted from the modules a real
 `meshproxy` process holds when it exits; the times these buy are in docs/benchmarks.md."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ cli(sys.argv[1:], prog_name="meshproxy")
 SERVER = ("sqlalchemy", "starlette", "alembic", "jinja2", "uvicorn", "meshproxy.store",
           "meshproxy.api", "meshproxy.web", "meshproxy.control", "meshproxy.proxy")
 NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "httpx",
+                       "sqlalchemy.orm",
                        "meshproxy.api", "meshproxy.web", "meshproxy.control",
                        "meshproxy.client", "meshproxy.cli.api_client", "meshproxy.cli.admin",
                        # extras this node's settings do not use (SQLite, no Redis, no GeoIP)
@@ -132,6 +134,21 @@ def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, sqlite_u
     names = modules(tmp_path)
     assert "meshproxy.proxy.server.node" in names  # the probe saw a running node
     assert loaded(names, NOT_IN_A_PROXY_NODE) == []
+
+
+def test_the_store_runs_without_the_orm(tmp_path: Path) -> None:
+    """Migrating a new database (Alembic), writing and reading accounts: no sqlalchemy.orm."""
+    script = (
+        "import sys\n"
+        "from meshproxy.store import Store\n"
+        f"store = Store.open('sqlite:///{tmp_path / 'new.db'}')\n"
+        "store.accounts.create('parent', plan='default', billing_day=1, proxies=['edge'])\n"
+        "assert store.accounts.get('parent') is not None\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.orm')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 def test_api_node_runs_the_api_and_not_the_client(tmp_path: Path) -> None:

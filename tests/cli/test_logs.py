@@ -118,11 +118,11 @@ def test_bans_lists_bans_and_failures(run: Any, data: Path) -> None:
         policy = BanPolicy(max_failures=4, window_seconds=600, ban_seconds=3600)
         now = time.time()
         for _ in range(4):
-            store.record_auth_failure("127.0.0.9", now, policy)  # the fourth bans it
+            store.bans.record_failure("127.0.0.9", now, policy)  # the fourth bans it
         for _ in range(2):
-            store.record_auth_failure("127.0.0.8", now, policy)
-        store.record_auth_failure("127.0.0.6", now - 3600, policy)  # outside the window
-        store.record_ban("127.0.0.5", now + 60)
+            store.bans.record_failure("127.0.0.8", now, policy)
+        store.bans.record_failure("127.0.0.6", now - 3600, policy)  # outside the window
+        store.bans.record("127.0.0.5", now + 60)
     finally:
         store.close()
     rows = _json(run("bans", "--json"))

@@ -52,7 +52,7 @@ def test_socks5_and_https_listeners_of_a_proxy_node(
     tmp_path: Path, sqlite_url: str, origin: int
 ) -> None:
     store = Store.open(sqlite_url)
-    store.create_account("alice", password_hash=hash_password("pw"), proxies=("edge",),
+    store.accounts.create("alice", password_hash=hash_password("pw"), proxies=("edge",),
                          billing_day=1)  # fmt: skip
     store.close()
     http_port, socks_port, tls_port = free_port(), free_port(), free_port()

@@ -28,14 +28,15 @@ def test_serve_delivers_a_notice(tmp_path: Path, env: dict[str, str]) -> None:  
     }
     store = Store.open(load_settings(None, data_dir=str(tmp_path / "data")).database_url)
     try:
-        parent = store.create_account("pm_parent", plan="default", billing_day=1)
-        sub = store.create_account("pm_sub", parent_id=parent.id, monthly_limit_gb=1)
+        parent = store.accounts.create("pm_parent", plan="default", billing_day=1)
+        sub = store.accounts.create("pm_sub", parent_id=parent.id, monthly_limit_gb=1)
         now = datetime.now(UTC)
-        store.add_webhook(parent.id, receiver.url, "s3cret-of-sixteen-chars", now, max_webhooks=1)
+        store.alerts.add_webhook(parent.id, receiver.url, "s3cret-of-sixteen-chars", now,
+                                 max_webhooks=1)
         process, banner = start(tmp_path, alerting)
         try:
             assert "Stop with Ctrl-C" in banner, banner
-            store.record_usage([UsageDelta(sub.id, parent.id, 9 * GB // 10)], now.date())
+            store.usage.record([UsageDelta(sub.id, parent.id, 9 * GB // 10)], now.date())
             eventually(receiver.accepted, 15, 0.05)  # the call is asserted below
         finally:
             assert stop(process) == 0

@@ -72,7 +72,7 @@ def serve_directory(directory: Path, port: int) -> subprocess.Popen[bytes]:
 
 def test_proxy_workers_share_port_usage_and_bans(tmp_path: Path, sqlite_url: str) -> None:
     store = Store.open(sqlite_url)
-    store.create_account("erin", password_hash=hash_password("pw"), proxies=["edge"],
+    store.accounts.create("erin", password_hash=hash_password("pw"), proxies=["edge"],
                          billing_day=1)
     port, origin_port = free_port(), free_port()
     config = edge_node_config(tmp_path, sqlite_url, port)
@@ -94,7 +94,7 @@ def test_proxy_workers_share_port_usage_and_bans(tmp_path: Path, sqlite_url: str
                 assert client.get(url).status_code == 407
         # The failures meet in the store (each worker reports its own); wait for the ban
         # there before sending good credentials, whose success would reset the count.
-        assert eventually(lambda: bool(store.active_bans(time.time())))
+        assert eventually(lambda: bool(store.bans.active(time.time())))
 
         def banned_everywhere() -> bool:
             # The failures meet in the store; every worker adopts the ban. Twelve new
@@ -116,9 +116,9 @@ def test_proxy_workers_share_port_usage_and_bans(tmp_path: Path, sqlite_url: str
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    erin = store.get_account("erin")
+    erin = store.accounts.get("erin")
     assert erin is not None
-    monthly, total = store.usage(erin, datetime.now(UTC))
+    monthly, total = store.usage.of(erin, datetime.now(UTC))
     assert total == monthly and moved < total < moved * 1.05  # bodies plus every header
     store.close()
 

@@ -45,7 +45,7 @@ def metrics(port: int, query: str = "") -> dict[str, list[tuple[dict[str, str], 
 
 def test_one_metrics_page_covers_every_worker(tmp_path: Path, sqlite_url: str) -> None:
     store = Store.open(sqlite_url)
-    store.create_account("erin", password_hash=hash_password("pw"), proxies=["edge"],
+    store.accounts.create("erin", password_hash=hash_password("pw"), proxies=["edge"],
                          billing_day=1)
     store.close()
     port, origin_port, admin = free_port(), free_port(), two_free_ports()

@@ -109,10 +109,10 @@ class LiveApi:
 
     def use(self, username: str, gb: float) -> None:
         """Meter `gb` of proxy traffic to an account today, as the proxies would."""
-        account = self.store.get_account(username)
+        account = self.store.accounts.get(username)
         assert account is not None
         delta = UsageDelta(account.id, account.parent_id, round(gb * 10**9))
-        self.store.record_usage([delta], datetime.now(UTC).date())
+        self.store.usage.record([delta], datetime.now(UTC).date())
 
     @property
     def plain_url(self) -> str:
@@ -122,7 +122,7 @@ class LiveApi:
         """A new parent account (password PASSWORD) on `plan`, which may be unknown."""
         username = unique("reseller")
         known = self.settings.plan(plan)
-        self.store.create_account(
+        self.store.accounts.create(
             username,
             password_hash=passwords.hash_password(PASSWORD),
             plan=plan,

@@ -30,7 +30,7 @@ def test_the_documented_python_flow_runs(live_api: LiveApi, parent: str, tmp_pat
         flow = flow.replace(documented, real)
     namespace: dict[str, object] = {}
     exec(compile(flow, str(DOC), "exec"), namespace)
-    alice = live_api.store.get_account("pm_alice")
+    alice = live_api.store.accounts.get("pm_alice")
     assert alice is not None and alice.limits.monthly_gb == 20 and alice.email is None
     assert isinstance(namespace["alice"], SubAccount)
     assert (tmp_path / "usage.csv").read_text().startswith("username,active,")

@@ -66,9 +66,9 @@ def fetch(address: tuple[str, int], origin: int, *, password: str = SUB_PASSWORD
 
 
 def usage(store: Store, username: str) -> tuple[int, int]:
-    record = store.get_account(username)
+    record = store.accounts.get(username)
     assert record is not None
-    return store.usage(record, datetime.now(UTC))
+    return store.usage.of(record, datetime.now(UTC))
 
 
 def settled(store: Store, username: str, expected: int, seconds: float = 10.0) -> None:

@@ -88,10 +88,10 @@ def test_a_limit_is_enforced_across_all_proxy_nodes(
     cluster: Cluster, api: list[httpx.Client], store: Store, origin: int
 ) -> None:
     before = usage(store, SUB)[1]
-    record = store.get_account(SUB)
+    record = store.accounts.get(SUB)
     assert record is not None
     head_room = 60_000_000
-    store.record_usage([UsageDelta(record.id, record.parent_id, GB - before - head_room)],
+    store.usage.record([UsageDelta(record.id, record.parent_id, GB - before - head_room)],
                        datetime.now(UTC).date())
     assert api[0].post("/api/sub/edit/", data={"username": SUB, "monthly_limit": "1"}
                        ).status_code == 200  # every node reloads the account (and its usage)

@@ -63,8 +63,8 @@ def by_api(store: Store) -> Face:
     # Every account a header of the table names, read strictly or leniently (zoë's latin-1
     # header), exists: only the reading of the header can refuse it.
     for username, password in [c for _, c in CASES.values() if c] + [("alice", "secret")]:
-        if store.get_account(username) is None:
-            store.create_account(username, password_hash=hash_password(password))
+        if store.accounts.get(username) is None:
+            store.accounts.create(username, password_hash=hash_password(password))
 
     def authenticate(header: bytes, carried: tuple[str, str] | None) -> tuple[str, str] | None:
         try:

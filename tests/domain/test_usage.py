@@ -125,12 +125,12 @@ def by_store(db: Store) -> Counter:
     records: dict[str, AccountRecord] = {}
     for name, parent in ACCOUNTS.items():
         parent_id = None if parent is None else records[parent].id
-        records[name] = db.create_account(name, parent_id=parent_id, billing_day=1)
+        records[name] = db.accounts.create(name, parent_id=parent_id, billing_day=1)
     assert {name: r.id for name, r in records.items()} == IDS
 
     def count(deltas: list[UsageDelta]) -> dict[int, int]:
-        db.record_usage(deltas, DAY)
-        usage = db.usage_many(list(records.values()), NOW)
+        db.usage.record(deltas, DAY)
+        usage = db.usage.of_many(list(records.values()), NOW)
         return {i: total for i, (_, total) in usage.items() if total}
 
     return count

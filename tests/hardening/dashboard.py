@@ -59,7 +59,7 @@ def seed_tenants(settings: Settings, store: Store) -> Tenants:
                     b_ip="198.51.100.33", b_host="dash-b.example.com")
     populate(store, world)
     day = date(NOW.year, NOW.month, NOW.day)
-    store.record_usage([UsageDelta(b_sub.id, b.id, 3 * GB), UsageDelta(a_sub.id, a.id, GB)], day)
+    store.usage.record([UsageDelta(b_sub.id, b.id, 3 * GB), UsageDelta(a_sub.id, a.id, GB)], day)
     return world
 
 

@@ -34,15 +34,15 @@ def snapshot(store: Store, tenants: Tenants) -> dict[str, Any]:
     webhooks."""
     state: dict[str, Any] = {}
     for username in tenants.usernames:
-        account = store.get_account(username)
+        account = store.accounts.get(username)
         assert account is not None, f"{username} was deleted"
         state[username] = (
             account,
-            sorted(store.list_ips(account)),
-            sorted(store.list_hostnames(account)),
-            sorted(store.authorized_proxies(account)),
-            store.count_sub_accounts(account.id) if account.is_parent else None,
-            store.list_webhooks(account.id),
+            sorted(store.access.list_ips(account)),
+            sorted(store.access.list_hostnames(account)),
+            sorted(store.access.authorized_proxies(account)),
+            store.accounts.count_sub_accounts(account.id) if account.is_parent else None,
+            store.alerts.list_webhooks(account.id),
         )
     return state
 
@@ -54,10 +54,10 @@ def populate(store: Store, tenants: Tenants) -> None:
         (tenants.b, tenants.b_ip, tenants.b_host),
         (tenants.b_off, tenants.b_off_ip, None),
     ):
-        account = store.get_account(username)
+        account = store.accounts.get(username)
         assert account is not None
-        store.add_ip(account, ip)
+        store.access.add_ip(account, ip)
         if host:
-            store.add_hostname(account, host)
-    off = store.update_account(tenants.b_off, active=False)
+            store.access.add_hostname(account, host)
+    off = store.accounts.update(tenants.b_off, active=False)
     assert off is not None and not off.active

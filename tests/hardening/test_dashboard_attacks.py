@@ -94,7 +94,7 @@ def test_logout_clears_the_session_in_the_browser(dash: Dash) -> None:
     assert a.get("/dashboard/").status_code == 303
     path, form = _edit(dash)
     assert a.post(path, form).status_code == 303  # to the login page: nothing done
-    assert dash.store.get_account(dash.tenants.a_sub).first_name is None  # type: ignore[union-attr]
+    assert dash.store.accounts.get(dash.tenants.a_sub).first_name is None  # type: ignore[union-attr]
 
 
 def _flip(text: str, index: int) -> str:

@@ -161,7 +161,7 @@ def test_disk_full_proxy_keeps_serving_api_answers_503_and_no_usage_is_lost(
     from api.harness import Running  # the API test harness: uvicorn over TLS on loopback
 
     store = Store.open(f"sqlite:///{small_disk / 'store.sqlite3'}")
-    parent = store.create_account("alice", password_hash=hash_password("pw"),
+    parent = store.accounts.create("alice", password_hash=hash_password("pw"),
                                   proxies=["open", "world"], billing_day=1, plan="default")
     node = ProxyNode(proxy_settings(make_settings, flush_interval=0.2), store)
     proxy_thread.run(node.start())
@@ -172,7 +172,7 @@ def test_disk_full_proxy_keeps_serving_api_answers_503_and_no_usage_is_lost(
         address = node.addresses["open"]
         url = f"http://127.0.0.1:{origin.http}/bytes/20000"
         moved = sum(sum(raw_get(address, url)[:2]) for _ in range(3))
-        wait_until(lambda: store.usage(parent, _now())[1] == moved, 3)
+        wait_until(lambda: store.usage.of(parent, _now())[1] == moved, 3)
         filler = fill(small_disk)
         for _ in range(10):  # the proxy serves from memory and keeps the bytes
             sent, received, first = raw_get(address, url)
@@ -181,13 +181,13 @@ def test_disk_full_proxy_keeps_serving_api_answers_503_and_no_usage_is_lost(
         failed = node.meter.health.errors
         # a flush of these bytes failing too (every 0.2 s, each failure counted)
         wait_until(lambda: node.meter.health.errors > failed, 3, "no flush failed")
-        assert store.usage(parent, _now())[1] < moved
+        assert store.usage.of(parent, _now())[1] < moved
         client = api.client(auth=("alice", "pw"))
         refused = client.post("/api/sub/create/", data={"username": "pm_diskfull"})
         assert refused.status_code == 503 and "Retry-After" in refused.headers
         assert "Traceback" not in refused.text
         filler.unlink()
-        wait_until(lambda: store.usage(parent, _now())[1] == moved, 5, "usage lost")
+        wait_until(lambda: store.usage.of(parent, _now())[1] == moved, 5, "usage lost")
         assert client.post("/api/sub/create/",
                            data={"username": "pm_diskfull"}).status_code == 200
     finally:

@@ -67,7 +67,7 @@ def test_names_round_trip_byte_exact_through_the_api(
     assert (got["first_name"], got["last_name"]) == (text, text[::-1])
     edited = client.post("/api/sub/edit/", data={"username": username, "last_name": text})
     assert edited.status_code == 200 and edited.json()["last_name"] == text
-    stored = api.store.get_account(username)
+    stored = api.store.accounts.get(username)
     assert stored is not None and (stored.first_name, stored.last_name) == (text, text)
 
 
@@ -141,7 +141,7 @@ def test_stored_strings_are_shown_escaped(dash: Dash) -> None:
                                           "email": email, "monthly_limit": "5",
                                           "total_limit": "0"})
         assert saved.status_code == 303, saved.text
-        stored = dash.store.get_account(dash.tenants.b_sub)
+        stored = dash.store.accounts.get(dash.tenants.b_sub)
         assert stored is not None and (stored.first_name, stored.email) == (text, email)
         html = b.get(target).text
         for shown in (text, email):
@@ -188,7 +188,7 @@ def test_no_script_runs_in_chromium(dash: Dash, chromium: str) -> None:
     from playwright.sync_api import Dialog, sync_playwright
 
     t = dash.tenants
-    dash.store.update_account(t.b_sub, first_name=NAMES[3], last_name=NAMES[2],
+    dash.store.accounts.update(t.b_sub, first_name=NAMES[3], last_name=NAMES[2],
                               email=EMAILS[0])
     app = make_app(dash.settings, dash.store, Clock())
     dialogs: list[str] = []

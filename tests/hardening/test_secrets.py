@@ -183,7 +183,7 @@ def test_the_admin_cli_hashes_with_argon2id_production_parameters(tmp_path: Path
     assert done.returncode == 0, done.stderr  # (it prints the credentials: the operator's)
     store = Store.open(f"sqlite:///{tmp_path / 'meshproxy.sqlite3'}")
     try:
-        account = store.get_account("pm_hashed")
+        account = store.accounts.get("pm_hashed")
     finally:
         store.close()
     assert account is not None and account.password_hash is not None

@@ -127,7 +127,7 @@ def test_a_sub_account_gets_no_parent_page(
     assert response.status_code == 403
     assert dash.tenants.b_off not in response.text
     assert dash.snapshot() == before
-    assert dash.store.get_account("pm_dash_made") is None
+    assert dash.store.accounts.get("pm_dash_made") is None
 
 
 def test_a_sub_account_cannot_touch_a_siblings_addresses(dash: Dash) -> None:

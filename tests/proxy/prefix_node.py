@@ -56,7 +56,7 @@ async def main(prefix: str, count: int) -> None:
                       "egress": [{"prefix": prefix, "country": "DE"}]}],
         )
         store = Store.open(settings.database_url)
-        store.create_account("alice", password_hash=hash_password("pw"), proxies=("open",),
+        store.accounts.create("alice", password_hash=hash_password("pw"), proxies=("open",),
                              billing_day=1)
         node = ProxyNode(settings, store)
         await node.start()

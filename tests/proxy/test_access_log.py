@@ -159,13 +159,13 @@ def test_every_outcome_is_logged_with_its_bytes(env: Env) -> None:
 
 
 def test_sub_account_509_and_aborted(env: Env) -> None:
-    alice = env.store.get_account("alice")
+    alice = env.store.accounts.get("alice")
     assert alice is not None
     sub = env.account("sub_a", parent=alice)
     env.account("capped", monthly_limit_gb=1)
-    capped = env.store.get_account("capped")
+    capped = env.store.accounts.get("capped")
     assert capped is not None
-    env.store.record_usage([UsageDelta(capped.id, None, GB)], datetime.now(UTC).date())
+    env.store.usage.record([UsageDelta(capped.id, None, GB)], datetime.now(UTC).date())
     env.sync()
     lines, charged = Lines(env.node), Charged(env)
 

@@ -51,70 +51,70 @@ def test_407_keeps_the_connection_for_the_retry(env: Env) -> None:
 
 def test_deactivate_delete_and_password_change_within_a_second(env: Env) -> None:
     assert get(env, env.proxy_url()).status_code == 200
-    env.store.update_account("alice", active=False)
+    env.store.accounts.update("alice", active=False)
     wait_until(lambda: get(env, env.proxy_url()).status_code == 402, 1.0)
     assert_refusal(get(env, env.proxy_url()), 402, "deactivated")
-    env.store.update_account("alice", active=True)
+    env.store.accounts.update("alice", active=True)
     wait_until(lambda: get(env, env.proxy_url()).status_code == 200, 1.0)
     new_hash = hash_password("new")
-    env.store.update_account("alice", password_hash=new_hash)
+    env.store.accounts.update("alice", password_hash=new_hash)
     # Polled on the node's state, not by requests: each refused request would count toward
     # the ban, and a busy machine could collect four before the change arrives.
     wait_until(lambda: env.node.directory.by_username["alice"].password_hash == new_hash, 1.0)
     assert get(env, env.proxy_url(password="new")).status_code == 200
     assert get(env, env.proxy_url()).status_code == 407
-    env.store.delete_account("alice")
+    env.store.accounts.delete("alice")
     wait_until(lambda: get(env, env.proxy_url(password="new")).status_code == 407, 1.0)
 
 
 def test_proxy_authorization_is_per_proxy_and_follows_changes(env: Env) -> None:
     assert_refusal(get(env, env.proxy_url("private")), 402, "not authorized on this proxy")
-    alice = env.store.get_account("alice")
+    alice = env.store.accounts.get("alice")
     assert alice is not None
-    env.store.authorize_proxy(alice, "private")
+    env.store.access.authorize_proxy(alice, "private")
     wait_until(lambda: get(env, env.proxy_url("private")).status_code == 200, 1.0)
-    env.store.deauthorize_proxy(alice, "open")
+    env.store.access.deauthorize_proxy(alice, "open")
     wait_until(lambda: get(env, env.proxy_url("open")).status_code == 402, 1.0)
 
 
 def test_sub_accounts_use_the_parents_proxies_and_activity(env: Env) -> None:
-    parent = env.store.get_account("alice")
+    parent = env.store.accounts.get("alice")
     assert parent is not None
     env.account("sub_1", parent=parent)
     env.sync()
     assert get(env, env.proxy_url(user="sub_1")).status_code == 200
     assert get(env, env.proxy_url("private", user="sub_1")).status_code == 402
-    env.store.update_account("alice", active=False)
+    env.store.accounts.update("alice", active=False)
     env.sync()
     assert get(env, env.proxy_url(user="sub_1")).status_code == 402
 
 
 def test_ip_authentication_and_credentials_win(env: Env) -> None:
     bob = env.account("bob", password=None)
-    env.store.add_ip(bob, "127.0.0.1")
+    env.store.access.add_ip(bob, "127.0.0.1")
     wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 200, 1.0)
     # With credentials the request is alice's, not bob's (the IP's owner).
     before = env.node.directory.by_username["alice"].total_bytes
     assert get(env, env.proxy_url()).status_code == 200
     assert env.node.directory.by_username["alice"].total_bytes > before
     assert get(env, env.proxy_url(password="wrong")).status_code == 407
-    env.store.delete_ip(bob, "127.0.0.1")
+    env.store.access.delete_ip(bob, "127.0.0.1")
     wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 407, 1.0)
 
 
 def test_hostname_authentication(start_env: Callable[..., Env]) -> None:
     env = start_env(allow_hostname_networks=["127.0.0.0/8", "::1/128"])  # localhost allowed
     carol = env.account("carol", password=None)
-    env.store.add_hostname(carol, "localhost")  # resolves to 127.0.0.1 (and ::1)
+    env.store.access.add_hostname(carol, "localhost")  # resolves to 127.0.0.1 (and ::1)
     wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 200, 1.0)
-    env.store.delete_hostname(carol, "localhost")
+    env.store.access.delete_hostname(carol, "localhost")
     wait_until(lambda: get(env, env.proxy_url(user=None)).status_code == 407, 1.0)
 
 
 def test_a_hostname_resolving_to_loopback_authenticates_nobody(env: Env) -> None:
     """`localhost` on a sub-account must not make every client on the proxy host it."""
     carol = env.account("carol", password=None)
-    env.store.add_hostname(carol, "localhost")
+    env.store.access.add_hostname(carol, "localhost")
     env.sync()  # loaded and resolved (127.0.0.1), then dropped: loopback is not allowed
     assert "localhost" in env.node.directory.hostnames()
     assert get(env, env.proxy_url(user=None)).status_code == 407
@@ -127,8 +127,8 @@ def test_ban_after_four_failures_even_with_good_credentials(env: Env) -> None:
     banned = get(env, env.proxy_url())
     assert_refusal(banned, 407, "banned")
     env.sync()  # reports the failures to the store: the ban is shared by every node
-    assert env.store.ban_until("127.0.0.1", time.time()) is not None
-    env.store.unban("127.0.0.1")
+    assert env.store.bans.until("127.0.0.1", time.time()) is not None
+    env.store.bans.unban("127.0.0.1")
     wait_until(lambda: get(env, env.proxy_url()).status_code == 200, 1.0)
 
 
@@ -170,8 +170,8 @@ def test_a_proxy_ban_holds_on_the_api_of_the_same_process_at_once(
     env.sync()
     other = Store.open(str(env.store.engine.url), migrate=False)
     try:
-        assert other.ban_until("127.0.0.1", time.time()) is not None
-        assert other.unban("127.0.0.1")
+        assert other.bans.until("127.0.0.1", time.time()) is not None
+        assert other.bans.unban("127.0.0.1")
     finally:
         other.close()
     env.sync()  # the change feed lifts it here too
@@ -202,7 +202,7 @@ def test_failures_count_in_the_order_they_happened_whichever_face_saw_them(
         env.sync()  # the four failures reach the store now, after the success
         assert get(env, env.proxy_url()).status_code == 200
         assert api.get("/api/ips/").status_code == 200
-    assert env.store.ban_until("127.0.0.1", time.time()) is None
+    assert env.store.bans.until("127.0.0.1", time.time()) is None
 
 
 def test_a_ban_decided_by_one_node_is_written_to_the_store(env: Env) -> None:
@@ -213,11 +213,11 @@ def test_a_ban_decided_by_one_node_is_written_to_the_store(env: Env) -> None:
         for _ in range(2):
             assert get(env, env.proxy_url(password="bad")).status_code == 407
         env.sync()
-        api_node.record_auth_success("127.0.0.1", time.time())
+        api_node.bans.record_success("127.0.0.1", time.time())
         for _ in range(2):
             assert get(env, env.proxy_url(password="bad")).status_code == 407
         assert_refusal(get(env, env.proxy_url()), 407, "banned")  # this node's own count
         env.sync()
-        assert api_node.ban_until("127.0.0.1", time.time()) is not None
+        assert api_node.bans.until("127.0.0.1", time.time()) is not None
     finally:
         api_node.close()

@@ -178,7 +178,7 @@ def test_created_through_the_api_and_used_at_once_fifty_times(
         answer = session.get(env.origins.url("/echo"), proxies=proxies, timeout=10)
         assert answer.status_code == 200, (i, answer.status_code, answer.text)
     assert env.node.directory.auth_failures == failures  # nothing counted toward a ban
-    assert env.store.ban_until("127.0.0.1", time.time()) is None
+    assert env.store.bans.until("127.0.0.1", time.time()) is None
     # A password changed through the API works at once too; the old one then fails.
     edited = api.post("/api/sub/edit/", data={"username": "pm_rt0", "password": "changed-0"})
     assert edited.status_code in (200, 204), edited.text
@@ -208,4 +208,4 @@ def test_hyphenated_accounts_created_through_the_api_work_at_once(
             assert answer.status_code == 200, (name, answer.status_code, answer.text)
         assert env.node.directory.by_username[name].username == name
     assert env.node.directory.auth_failures == failures
-    assert env.store.ban_until("127.0.0.1", time.time()) is None
+    assert env.store.bans.until("127.0.0.1", time.time()) is None

@@ -190,7 +190,7 @@ def test_names_are_unique_in_a_pool() -> None:
 def test_geoips_counts_a_prefix_as_one_entry(store: Store) -> None:
     egress = [*MIXED, {"prefix": "2001:db8:6::/48", "country": "DE"}]
     settings = load_settings(None, proxies=[{"name": "open", "geo": True, "egress": egress}])
-    parent = store.create_account("boss", billing_day=1, proxies=["open"])
+    parent = store.accounts.create("boss", billing_day=1, proxies=["open"])
     assert proxies.geoips(settings, store, parent, {"name": "open"}) == {
         "DE": 2, "FR": 1, "US": 2}
 

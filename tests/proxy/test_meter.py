@@ -22,7 +22,7 @@ class FlakySink:
         self.batches: list[list[UsageDelta]] = []
         self.stats: list[list[StatDelta]] = []
 
-    def record_usage(
+    def record(
         self, deltas: Sequence[UsageDelta], day: date, stats: Sequence[StatDelta] = ()
     ) -> None:
         if self.failures:

@@ -76,7 +76,7 @@ def test_tunnel_usage_matches_the_client_both_ways(env: Env) -> None:
 
 
 def test_sub_account_usage_counts_for_the_parent(env: Env) -> None:
-    parent = env.store.get_account("alice")
+    parent = env.store.accounts.get("alice")
     assert parent is not None
     env.account("sub_2", parent=parent)
     env.sync()
@@ -87,9 +87,9 @@ def test_sub_account_usage_counts_for_the_parent(env: Env) -> None:
 
 
 def _preload(env: Env, username: str, nbytes: int) -> None:
-    record = env.store.get_account(username)
+    record = env.store.accounts.get(username)
     assert record is not None
-    env.store.record_usage([UsageDelta(record.id, record.parent_id, nbytes)],
+    env.store.usage.record([UsageDelta(record.id, record.parent_id, nbytes)],
                            datetime.now(UTC).date())
 
 
@@ -117,7 +117,7 @@ def _download_until_closed(sock: object, crossing: int) -> tuple[int, float]:
 
 def test_monthly_limit_crossed_mid_download_closes_it_and_then_509(env: Env) -> None:
     _preload(env, "alice", GB - 20_000_000)
-    env.store.update_account("alice", monthly_limit_gb=1)
+    env.store.accounts.update("alice", monthly_limit_gb=1)
     env.sync()
     with connect(env.address()) as sock:
         sock.sendall((f"GET {env.origins.url('/bytes/1000000000')} HTTP/1.1\r\nHost: x\r\n"
@@ -130,11 +130,11 @@ def test_monthly_limit_crossed_mid_download_closes_it_and_then_509(env: Env) -> 
 
 
 def test_parent_total_limit_closes_a_sub_accounts_tunnel(env: Env) -> None:
-    parent = env.store.get_account("alice")
+    parent = env.store.accounts.get("alice")
     assert parent is not None
     env.account("sub_3", parent=parent)
     _preload(env, "alice", GB - 20_000_000)
-    env.store.update_account("alice", total_limit_gb=1)
+    env.store.accounts.update("alice", total_limit_gb=1)
     env.sync()
     target = f"127.0.0.1:{env.origins.http}"
     with connect(env.address()) as sock:
@@ -147,7 +147,7 @@ def test_parent_total_limit_closes_a_sub_accounts_tunnel(env: Env) -> None:
     refused = requests.get(env.origins.url("/echo"), proxies={"http": env.proxy_url(user="sub_3")},
                            timeout=10)
     assert refused.status_code == 509 and "parent" in refused.headers["X-ProxyMesh-Error"]
-    env.store.update_account("alice", total_limit_gb=2)
+    env.store.accounts.update("alice", total_limit_gb=2)
     env.sync()
     assert requests.get(env.origins.url("/echo"), proxies={"http": env.proxy_url(user="sub_3")},
                         timeout=10).status_code == 200
@@ -159,7 +159,7 @@ def test_idle_keep_alive_connection_is_closed_when_over_quota(env: Env) -> None:
                       f"Proxy-Authorization: {basic()}\r\n\r\n").encode())
         assert read_reply(sock).status == 200
         _preload(env, "alice", GB)
-        env.store.update_account("alice", monthly_limit_gb=1)
+        env.store.accounts.update("alice", monthly_limit_gb=1)
         started = time.monotonic()
         sock.settimeout(5)
         assert sock.recv(1) == b""

@@ -45,7 +45,7 @@ def test_stop_drains_open_requests_and_flushes_usage(start_env: Callable[..., En
 
 def test_meshproxy_proxy_command(tmp_path: Path, sqlite_url: str, origins: Origins) -> None:
     store = Store.open(sqlite_url)
-    store.create_account("dave", password_hash=hash_password("pw"), proxies=["edge"],
+    store.accounts.create("dave", password_hash=hash_password("pw"), proxies=["edge"],
                          billing_day=1)
     port = free_port()
     config = tmp_path / "node.toml"
@@ -83,8 +83,8 @@ def test_meshproxy_proxy_command(tmp_path: Path, sqlite_url: str, origins: Origi
         if process.poll() is None:
             process.kill()
             process.wait()
-    dave = store.get_account("dave")
+    dave = store.accounts.get("dave")
     assert dave is not None
     moved = sum(int(n) for n in result.stdout.split())
-    assert store.usage(dave, datetime.now(UTC))[1] == moved
+    assert store.usage.of(dave, datetime.now(UTC))[1] == moved
     store.close()

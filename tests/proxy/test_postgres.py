@@ -22,7 +22,7 @@ def store(postgres_url: str) -> Iterator[Store]:
 
 
 def test_usage_is_metered_into_postgresql_for_account_and_parent(env: Env) -> None:
-    parent = env.store.get_account("alice")
+    parent = env.store.accounts.get("alice")
     assert parent is not None
     env.account("pg_sub", parent=parent)
     env.sync()
@@ -38,6 +38,6 @@ def test_usage_is_metered_into_postgresql_for_account_and_parent(env: Env) -> No
 def test_deactivation_in_postgresql_reaches_the_node(env: Env) -> None:
     proxies = {"http": env.proxy_url()}
     assert requests.get(env.origins.url("/echo"), proxies=proxies, timeout=10).status_code == 200
-    env.store.update_account("alice", active=False)
+    env.store.accounts.update("alice", active=False)
     env.sync()
     assert requests.get(env.origins.url("/echo"), proxies=proxies, timeout=10).status_code == 402

@@ -22,9 +22,9 @@ DOWNLOAD = 200_000_000  # far more than is left: a sweep-late cut would let most
 
 
 def preload(env: Env, username: str, nbytes: int) -> None:
-    record = env.store.get_account(username)
+    record = env.store.accounts.get(username)
     assert record is not None
-    env.store.record_usage([UsageDelta(record.id, record.parent_id, nbytes)],
+    env.store.usage.record([UsageDelta(record.id, record.parent_id, nbytes)],
                            datetime.now(UTC).date())
 
 

@@ -38,7 +38,7 @@ def _closed_port() -> int:
 def _when_counted(env: Env, username: str, count: int) -> None:
     """Wait for the node to count the account's requests (each is counted when it ends,
     which may come just after its client has the response)."""
-    account = env.store.get_account(username)
+    account = env.store.accounts.get(username)
     assert account is not None
     today = datetime.now(UTC).date()
     found: list[stats.DayStats] = []
@@ -46,7 +46,7 @@ def _when_counted(env: Env, username: str, count: int) -> None:
     def counted() -> bool:
         nonlocal found
         env.flush()
-        found = env.store.daily_stats(account.id, today, today + timedelta(days=1))
+        found = env.store.stats.daily(account.id, today, today + timedelta(days=1))
         return bool(found) and found[0].get(stats.REQUESTS) >= count
 
     wait_until(counted, 10, lambda: f"requests of {username} not counted: {found}", 0.05)
@@ -55,7 +55,7 @@ def _when_counted(env: Env, username: str, count: int) -> None:
 def test_every_outcome_counted_and_the_api_and_csv_agree(
     env: Env, api_base: str  # noqa: F811
 ) -> None:
-    alice = env.store.get_account("alice")
+    alice = env.store.accounts.get("alice")
     assert alice is not None
     env.account("bob", parent=alice)
     env.sync()

@@ -260,7 +260,7 @@ def test_a_hung_shared_counter_read_does_not_delay_the_504(
     timeout = 2 * SWEEP + 0.5
     settings = proxy_settings(make_settings, quota_check_interval=SWEEP,
                               upstream_timeout=timeout)
-    meter = HungSharedCounters(store)
+    meter = HungSharedCounters(store.usage)
     node = ProxyNode(settings, store, meter=meter)
     proxy_thread.run(node.start())
     try:

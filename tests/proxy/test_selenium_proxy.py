@@ -29,7 +29,7 @@ def chrome(
     if shutil.which(CHROMEDRIVER) is None:
         missing_service(CHROMEDRIVER, FileNotFoundError("apt-get install chromium-driver"))
     bob = env.account("bob", password=None)
-    env.store.add_ip(bob, "127.0.0.1")  # the browser's address: its account
+    env.store.access.add_ip(bob, "127.0.0.1")  # the browser's address: its account
     env.sync()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium

@@ -18,7 +18,8 @@ from meshproxy.domain.units import GB
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.proxy.server.node import ProxyNode
-from meshproxy.shared import SharedStore, open_store
+from meshproxy.shared import open_store
+from meshproxy.store import Store
 from support.polling import wait_until
 
 from .clients import basic, connect, is_closed, read_reply
@@ -35,7 +36,7 @@ def cluster(
     redis_url: str,
     redis_prefix: str,
     proxy_thread: LoopThread,
-) -> Iterator[tuple[SharedStore, list[ProxyNode]]]:
+) -> Iterator[tuple[Store, list[ProxyNode]]]:
     def settings(**proxy: Any) -> Settings:
         base = proxy_settings(make_settings, sync_interval=SLOW_POLL, **proxy)
         return base.model_copy(
@@ -47,10 +48,10 @@ def cluster(
         )
 
     store = open_store(settings())
-    assert isinstance(store, SharedStore)
-    parent = store.create_account("alice", password_hash=hash_password("pw"), billing_day=1,
+    assert store.bans.shared is not None  # the ban in Redis
+    parent = store.accounts.create("alice", password_hash=hash_password("pw"), billing_day=1,
                                   plan="default", proxies=["open", "world"])
-    store.create_account("sub", parent_id=parent.id, password_hash=hash_password("pw"))
+    store.accounts.create("sub", parent_id=parent.id, password_hash=hash_password("pw"))
     nodes = [ProxyNode(settings(), store) for _ in range(2)]
     for node in nodes:
         proxy_thread.run(node.start())
@@ -60,8 +61,8 @@ def cluster(
     store.close()
 
 
-def fold(store: SharedStore, redis_url: str, prefix: str) -> None:
-    UsageFolder(redis.Redis.from_url(redis_url), UsageKeys(prefix), store).fold()
+def fold(store: Store, redis_url: str, prefix: str) -> None:
+    UsageFolder(redis.Redis.from_url(redis_url), UsageKeys(prefix), store.folds).fold()
 
 
 def proxy(node: ProxyNode, user: str = "sub", password: str = "pw") -> dict[str, str]:
@@ -70,7 +71,7 @@ def proxy(node: ProxyNode, user: str = "sub", password: str = "pw") -> dict[str,
 
 
 def test_usage_through_both_nodes_is_summed_exactly_after_the_fold(
-    cluster: tuple[SharedStore, list[ProxyNode]], origins: Origins, proxy_thread: LoopThread,
+    cluster: tuple[Store, list[ProxyNode]], origins: Origins, proxy_thread: LoopThread,
     redis_url: str, redis_prefix: str,
 ) -> None:
     store, nodes = cluster
@@ -83,16 +84,16 @@ def test_usage_through_both_nodes_is_summed_exactly_after_the_fold(
     fold(store, redis_url, redis_prefix)
     now = datetime.now(UTC)
     for name in ("sub", "alice"):
-        record = store.get_account(name)
+        record = store.accounts.get(name)
         assert record is not None
-        assert store.usage(record, now) == (moved, moved)
+        assert store.usage.of(record, now) == (moved, moved)
 
 
 def test_a_limit_is_enforced_across_nodes(
-    cluster: tuple[SharedStore, list[ProxyNode]], origins: Origins, proxy_thread: LoopThread
+    cluster: tuple[Store, list[ProxyNode]], origins: Origins, proxy_thread: LoopThread
 ) -> None:
     store, (first, second) = cluster
-    store.update_account("sub", monthly_limit_gb=1)
+    store.accounts.update("sub", monthly_limit_gb=1)
     url = origins.url("/echo")
     wait_until(lambda: second.directory.by_username["sub"].limits.monthly_gb == 1, 1.0)
     with connect(second.addresses["open"]) as sock:  # a keep-alive connection on the second
@@ -110,13 +111,13 @@ def test_a_limit_is_enforced_across_nodes(
 
 
 def test_deactivation_and_a_ban_reach_every_node_within_a_second(
-    cluster: tuple[SharedStore, list[ProxyNode]], origins: Origins
+    cluster: tuple[Store, list[ProxyNode]], origins: Origins
 ) -> None:
     store, nodes = cluster
     url = origins.url("/echo")
     for node in nodes:
         assert requests.get(url, proxies=proxy(node), timeout=10).status_code == 200
-    store.update_account("sub", active=False)
+    store.accounts.update("sub", active=False)
     deactivated = wait_until(lambda: all(not n.directory.by_username["sub"].active for n in nodes))
     assert deactivated < 1.0
     for node in nodes:
@@ -128,4 +129,4 @@ def test_deactivation_and_a_ban_reach_every_node_within_a_second(
     assert wait_until(lambda: nodes[1].directory.bans.is_banned("127.0.0.1", time.time())) < 1.0
     refused = requests.get(url, proxies=proxy(nodes[1], user="alice"), timeout=10)
     assert refused.status_code == 407
-    assert store.unban("127.0.0.1")
+    assert store.bans.unban("127.0.0.1")

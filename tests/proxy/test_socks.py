@@ -139,7 +139,7 @@ def test_407_wrong_credentials_bad_option_and_no_auth_without_ip_auth(socks_env:
 
 def test_ip_authenticated_clients_may_use_no_auth(socks_env: Env) -> None:
     env = socks_env
-    env.store.add_ip(env.account("bob", password=None), "127.0.0.77")
+    env.store.access.add_ip(env.account("bob", password=None), "127.0.0.77")
     env.sync()
     sock, reply = socks_connect(env, ("127.0.0.1", env.origins.http), user=None,
                                 source="127.0.0.77")
@@ -165,10 +165,10 @@ def test_402_403_509_and_unsupported_commands_map_onto_reply_codes(socks_env: En
     closed_port = refused.getsockname()[1]
     refused.close()
     assert socks_connect(env, ("127.0.0.1", closed_port))[1][:2] == b"\x05\x05"
-    env.store.update_account("alice", active=False)
+    env.store.accounts.update("alice", active=False)
     env.sync()
     assert socks_connect(env, target)[1][:2] == b"\x05\x02"  # 402 (deactivated)
-    env.store.update_account("alice", active=True)
+    env.store.accounts.update("alice", active=True)
     env.sync()
     for command in (2, 3):  # BIND, UDP ASSOCIATE
         with socket.create_connection(env.node.socks_addresses["open"], timeout=10) as sock:
@@ -188,7 +188,7 @@ def test_an_open_socks_tunnel_is_cut_within_2_s_of_its_quota(socks_env: Env) -> 
     sock, reply = socks_connect(env, ("127.0.0.1", env.origins.http), user="dave")
     assert reply[:2] == b"\x05\x00"
     preload(env, "dave", GB)  # its traffic elsewhere, then a limit it has crossed
-    env.store.update_account("dave", total_limit_gb=1)
+    env.store.accounts.update("dave", total_limit_gb=1)
     env.sync()
     started = time.monotonic()
     sock.settimeout(5)

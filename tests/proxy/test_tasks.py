@@ -57,7 +57,7 @@ def _deactivate_while_connecting(env: Env) -> None:
     """Once the proxy's connect is under way, deactivate the account: the next sweep
     (every 0.25 s) aborts the connection, and its connect must go with it."""
     wait_until(lambda: _connecting(env), 5, "no connect under way", 0.05)
-    env.store.update_account("alice", active=False)
+    env.store.accounts.update("alice", active=False)
     env.sync()
     wait_until(lambda: not _connecting(env), 3, "the connect outlived its connection", 0.05)
 

@@ -82,7 +82,7 @@ def test_a_tls_handshake_that_never_comes_is_closed(
 
 def test_ip_authentication_inside_tls(tls_env: Env) -> None:
     env = tls_env
-    env.store.add_ip(env.account("bob", password=None), "127.0.0.1")
+    env.store.access.add_ip(env.account("bob", password=None), "127.0.0.1")
     env.sync()
     host, port = env.node.tls_addresses["open"]
     result = curl("-x", f"https://{host}:{port}", "--proxy-insecure", env.origins.url("/echo"))

@@ -148,7 +148,7 @@ def egress_env(
         proxy_thread.run(node.start())
         nodes.append(node)
         env = Env(node, store, proxy_thread, origins)
-        if store.get_account("alice") is None:  # a second node of the test: it has it
+        if store.accounts.get("alice") is None:  # a second node of the test: it has it
             env.account("alice", proxies=("open",))
         env.sync()
         return env

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.shared import SharedStore, sync_client
+from meshproxy.shared import shared_store, sync_client
 from meshproxy.store import Store
 from meshproxy.store.engine import make_engine
 
@@ -25,21 +25,22 @@ def test_bans_and_failures_from_redis_and_the_database(
     tmp_path: Path, sqlite_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     now = time.time()
-    shared = SharedStore(make_engine(sqlite_url), sync_client(redis_url), redis_prefix)
+    shared = shared_store(make_engine(sqlite_url), sync_client(redis_url), redis_prefix)
     shared.migrate()
     try:
         for _ in range(3):
-            shared.record_auth_failure("127.0.0.9", now, POLICY)  # the third bans it
+            shared.bans.record_failure("127.0.0.9", now, POLICY)  # the third bans it
         for _ in range(2):
-            shared.record_auth_failure("127.0.0.8", now, POLICY)
-        shared.record_auth_failure("127.0.0.6", now - 3600, POLICY)  # out of the window
+            shared.bans.record_failure("127.0.0.8", now, POLICY)
+        shared.bans.record_failure("127.0.0.6", now - 3600, POLICY)  # out of the window
         since = now - POLICY.window_seconds
-        assert shared.redis_bans.failure_counts(since) == {"127.0.0.8": 2}
+        assert shared.bans.shared is not None
+        assert shared.bans.shared.failure_counts(since) == {"127.0.0.8": 2}
     finally:
         shared.close()
     database = Store.open(sqlite_url)  # as if counted while Redis was down
     try:
-        database.record_auth_failure("127.0.0.7", now, POLICY)
+        database.bans.record_failure("127.0.0.7", now, POLICY)
     finally:
         database.close()
     listed = subprocess.run(

@@ -40,8 +40,8 @@ def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def make_accounts(db: Store, subs: int) -> tuple[int, list[int]]:
-    parent = db.create_account("parent", plan="default", billing_day=1)
-    ids = [db.create_account(f"sub{i}", parent_id=parent.id).id for i in range(subs)]
+    parent = db.accounts.create("parent", plan="default", billing_day=1)
+    ids = [db.accounts.create(f"sub{i}", parent_id=parent.id).id for i in range(subs)]
     return parent.id, ids
 
 
@@ -62,12 +62,12 @@ def meter_flushes(redis_url: str, keys: UsageKeys, batches: Sequence[Sequence[Us
 
 
 def totals(db: Store, ids: Sequence[int]) -> dict[int, int]:
-    return {i: v[1] for i, v in db.usage_many([a for a in _records(db, ids)], NOW).items()}
+    return {i: v[1] for i, v in db.usage.of_many([a for a in _records(db, ids)], NOW).items()}
 
 
 def _records(db: Store, ids: Sequence[int]) -> list:  # type: ignore[type-arg]
     wanted = set(ids)
-    return [a for a in db.list_accounts() if a.id in wanted]
+    return [a for a in db.accounts.list() if a.id in wanted]
 
 
 class Killed(BaseException):
@@ -81,14 +81,14 @@ class CrashingStore:
         self.store = store
         self.after_commit = after_commit
 
-    def fold_usage(self, *args: object) -> FoldOutcome:
+    def fold(self, *args: object) -> FoldOutcome:
         if not self.after_commit:
             raise Killed
-        self.store.fold_usage(*args)  # type: ignore[arg-type]
+        self.store.folds.fold(*args)  # type: ignore[arg-type]
         raise Killed
 
-    def prune_meter_folds(self, older_than: datetime) -> int:
-        return self.store.prune_meter_folds(older_than)
+    def prune(self, older_than: datetime) -> int:
+        return self.store.folds.prune(older_than)
 
 
 @pytest.mark.parametrize("after_commit", [False, True])
@@ -105,13 +105,13 @@ def test_a_folder_dying_around_the_commit_neither_loses_nor_double_counts(
                     clock=lambda: NOW).fold()
     assert sync_redis.scard(keys.pending) == 1  # the claimed batch survives its folder
     meter_flushes(redis_url, keys, [[UsageDelta(subs[0], parent, 7)]])
-    result = UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold()
+    result = UsageFolder(sync_redis, keys, db.folds, clock=lambda: NOW).fold()
     assert result.skipped == (1 if after_commit else 0)
     assert totals(db, [parent, *subs]) == {parent: 1032, subs[0]: 1007, subs[1]: 20, subs[2]: 0}
-    assert UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold().folded == 0
+    assert UsageFolder(sync_redis, keys, db.folds, clock=lambda: NOW).fold().folded == 0
     assert totals(db, [parent])[parent] == 1032
     assert sync_redis.scard(keys.pending) == 0 and sync_redis.scard(keys.days) == 0
-    monthly = db.daily_usage(parent, DAY, date(2026, 3, 16))
+    monthly = db.usage.daily(parent, DAY, date(2026, 3, 16))
     assert monthly == [(DAY, 1032)]
 
 
@@ -145,7 +145,7 @@ def test_a_resent_flush_is_applied_once(
         await client.aclose()
 
     asyncio.run(run())
-    UsageFolder(sync_redis, keys, db, clock=lambda: NOW).fold()
+    UsageFolder(sync_redis, keys, db.folds, clock=lambda: NOW).fold()
     assert totals(db, [parent, subs[0]]) == {parent: 301, subs[0]: 301}
 
 
@@ -185,7 +185,7 @@ def test_folders_killed_with_sigkill_under_load_count_every_byte_once(
         assert folder.wait(10) == -signal.SIGKILL, folder.stderr.read() if folder.stderr else ""
         left_pending += int(sync_redis.scard(keys.pending) > 0)
     assert left_pending, "no kill landed mid-fold; the test proves nothing"
-    UsageFolder(sync_redis, keys, db).fold()
+    UsageFolder(sync_redis, keys, db.folds).fold()
     ids = [parent, *subs]
     assert totals(db, ids) == {i: expected[i] for i in ids}
     db.close()

@@ -38,10 +38,10 @@ class Rig:
         self.prefix = prefix
         self.sync = redis.Redis.from_url(redis_url)
         self.client = async_client(redis_url)
-        self.meter = RedisMeter(self.client, self.keys, today=lambda: DAY, store=db)
-        parent = db.create_account("parent", plan="default", billing_day=1)
+        self.meter = RedisMeter(self.client, self.keys, today=lambda: DAY, store=db.folds)
+        parent = db.accounts.create("parent", plan="default", billing_day=1)
         self.parent = parent.id
-        self.sub = db.create_account("sub", parent_id=parent.id).id
+        self.sub = db.accounts.create("sub", parent_id=parent.id).id
         self.counted = 0
 
     async def count(self, nbytes: int) -> None:
@@ -51,12 +51,12 @@ class Rig:
         await self.meter.flush()
 
     def fold(self, store: FoldSink | None = None) -> FoldOutcome:
-        return UsageFolder(self.sync, self.keys, store or self.db, clock=lambda: NOW).fold()
+        return UsageFolder(self.sync, self.keys, store or self.db.folds, clock=lambda: NOW).fold()
 
     def recorded(self) -> tuple[int, int]:
         """(the sub-account's, the parent's) total bytes in the store."""
-        accounts = {a.id: a for a in self.db.list_accounts()}
-        usage = self.db.usage_many([accounts[self.sub], accounts[self.parent]], NOW)
+        accounts = {a.id: a for a in self.db.accounts.list()}
+        usage = self.db.usage.of_many([accounts[self.sub], accounts[self.parent]], NOW)
         return usage[self.sub][1], usage[self.parent][1]
 
     def names(self) -> list[bytes]:
@@ -150,11 +150,11 @@ class DyingStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def fold_usage(self, *args: object) -> FoldOutcome:
+    def fold(self, *args: object) -> FoldOutcome:
         raise Died
 
-    def prune_meter_folds(self, older_than: datetime) -> int:
-        return self.store.prune_meter_folds(older_than)
+    def prune(self, older_than: datetime) -> int:
+        return self.store.folds.prune(older_than)
 
 
 def test_redis_emptied_while_a_folder_holds_its_batch(
@@ -169,14 +169,14 @@ def test_redis_emptied_while_a_folder_holds_its_batch(
         await rig.count(20)
 
         class RestartingStore:
-            def fold_usage(self, batches: Sequence[FoldBatch], *args: object) -> FoldOutcome:
+            def fold(self, batches: Sequence[FoldBatch], *args: object) -> FoldOutcome:
                 rig.restart()
                 asyncio.run_coroutine_threadsafe(rig.count(4000), loop).result(10)
                 assert rig.recorded() == (120, 120)  # the node's journal went first
-                return rig.db.fold_usage(batches, *args)  # type: ignore[arg-type]
+                return rig.db.folds.fold(batches, *args)  # type: ignore[arg-type]
 
-            def prune_meter_folds(self, older_than: datetime) -> int:
-                return rig.db.prune_meter_folds(older_than)
+            def prune(self, older_than: datetime) -> int:
+                return rig.db.folds.prune(older_than)
 
         outcome = await asyncio.to_thread(rig.fold, RestartingStore())
         assert outcome.skipped == 1 and outcome.folded == 0
@@ -213,7 +213,7 @@ def test_live_usage_stays_exact_across_a_new_generation(
         def live() -> int:
             (view,) = [
                 v
-                for v in rig.db.account_views(NOW, ["parent"], rig.meter.generation)
+                for v in rig.db.accounts.views(NOW, ["parent"], rig.meter.generation)
                 if v.account.id == rig.parent
             ]
             shared = rig.meter.shared_totals().get(rig.parent, 0)
@@ -247,13 +247,13 @@ def test_journal_waits_in_memory_while_the_store_is_down_too(
         class Unreachable:
             down = True
 
-            def fold_usage(self, *args: object) -> FoldOutcome:
+            def fold(self, *args: object) -> FoldOutcome:
                 if self.down:
                     raise StoreUnavailable("connection refused")
-                return rig.db.fold_usage(*args)  # type: ignore[arg-type]
+                return rig.db.folds.fold(*args)  # type: ignore[arg-type]
 
-            def prune_meter_folds(self, older_than: datetime) -> int:
-                return rig.db.prune_meter_folds(older_than)
+            def prune(self, older_than: datetime) -> int:
+                return rig.db.folds.prune(older_than)
 
         store = Unreachable()
         rig.meter._store = store

@@ -29,7 +29,7 @@ from meshproxy.meter.keys import UsageKeys
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.node import ProxyNode
-from meshproxy.shared import SharedStore, open_store
+from meshproxy.shared import open_store
 from proxy.clients import curl
 from support.polling import wait_until
 from support.proxy_env import (  # the data-plane fixtures: real origins, the node's loop thread
@@ -60,8 +60,8 @@ class Node:
 
     def __init__(self, settings: Settings, thread: LoopThread, origins: Origins) -> None:
         self.store = open_store(settings)
-        assert isinstance(self.store, SharedStore)
-        self.store.create_account("alice", password_hash=hash_password("pw"), billing_day=1,
+        assert self.store.bans.shared is not None  # the ban in Redis
+        self.store.accounts.create("alice", password_hash=hash_password("pw"), billing_day=1,
                                   plan="default", proxies=["open"])
         self.redis_url = str(settings.redis_url)
         self.thread = thread
@@ -99,14 +99,14 @@ class Node:
     def fold(self) -> None:
         client = redis.Redis.from_url(self.redis_url)
         try:
-            UsageFolder(client, UsageKeys(PREFIX), self.store).fold()
+            UsageFolder(client, UsageKeys(PREFIX), self.store.folds).fold()
         finally:
             client.close()
 
     def recorded(self) -> tuple[int, int]:
-        record = self.store.get_account("alice")
+        record = self.store.accounts.get("alice")
         assert record is not None
-        return self.store.usage(record, datetime.now(UTC))
+        return self.store.usage.of(record, datetime.now(UTC))
 
     def wait_for_live_usage(self, nbytes: int, seconds: float = 5.0) -> None:
         """The node's own figure for alice (what its limits are checked against)."""

@@ -22,8 +22,8 @@ DAY = date(2026, 11, 20)
 
 @pytest.fixture
 def accounts(db: Store) -> tuple[AccountRecord, AccountRecord]:
-    parent = db.create_account("p", plan="default", billing_day=1)
-    return parent, db.create_account("s", parent_id=parent.id)
+    parent = db.accounts.create("p", plan="default", billing_day=1)
+    return parent, db.accounts.create("s", parent_id=parent.id)
 
 
 def _batch(
@@ -42,23 +42,23 @@ def _batch(
 
 def _figures(db: Store, name: str, generation: str | None = None) -> tuple[int, int]:
     """(total_bytes, folded_bytes) of the account."""
-    (view,) = db.account_views(NOW, [name], generation=generation)
+    (view,) = db.accounts.views(NOW, [name], generation=generation)
     return view.total_bytes, view.folded_bytes
 
 
 def _changed(db: Store, since: int) -> set[str]:
-    return {c.subject for c in db.changes_since(since) if c.kind == "account"}
+    return {c.subject for c in db.changes.since(since) if c.kind == "account"}
 
 
 def test_a_batch_folded_again_is_skipped(db: Store, accounts: tuple[AccountRecord, ...]) -> None:
     _, sub = accounts
     batch = _batch(sub, "node-a", 1, 3, "g1")
-    first = db.fold_usage([batch], NOW, "g1")
+    first = db.folds.fold([batch], NOW, "g1")
     assert first == FoldOutcome(folded=1, nbytes=100, folded_through={"node-a": 3})
-    again = db.fold_usage([batch, _batch(sub, "node-a", 2, 2, "g1")], NOW, "g1")
+    again = db.folds.fold([batch, _batch(sub, "node-a", 2, 2, "g1")], NOW, "g1")
     assert again == FoldOutcome(skipped=2, folded_through={"node-a": 3})
     assert _figures(db, "s") == (100, 100) and _figures(db, "p") == (100, 100)
-    assert db.daily_usage(sub.id, DAY, DAY + timedelta(days=1)) == [(DAY, 100)]
+    assert db.usage.daily(sub.id, DAY, DAY + timedelta(days=1)) == [(DAY, 100)]
 
 
 def test_the_same_flushes_twice_in_one_fold_count_once(
@@ -66,7 +66,7 @@ def test_the_same_flushes_twice_in_one_fold_count_once(
 ) -> None:
     _, sub = accounts
     batch = _batch(sub, "node-a", 1, 1, "g1")
-    outcome = db.fold_usage([batch, batch], NOW, "g1")
+    outcome = db.folds.fold([batch, batch], NOW, "g1")
     assert (outcome.folded, outcome.skipped, outcome.nbytes) == (1, 1, 100)
     assert _figures(db, "s") == (100, 100)
 
@@ -78,8 +78,8 @@ def test_a_nodes_journal_then_the_shared_batch_of_the_same_flushes(
     flushes in Redis (restored) and must not count them again."""
     _, sub = accounts
     journal = [_batch(sub, "node-a", n, n, None, nbytes=10) for n in (1, 2, 3)]
-    assert db.fold_usage(journal, NOW).folded == 3
-    shared = db.fold_usage([_batch(sub, "node-a", 1, 3, "g1", nbytes=30)], NOW, "g1")
+    assert db.folds.fold(journal, NOW).folded == 3
+    shared = db.folds.fold([_batch(sub, "node-a", 1, 3, "g1", nbytes=30)], NOW, "g1")
     assert (shared.folded, shared.skipped, shared.folded_through) == (0, 1, {"node-a": 3})
     assert _figures(db, "s") == (30, 0)  # journal bytes never went into the shared counters
 
@@ -88,9 +88,9 @@ def test_a_partly_folded_batch_is_added_and_logged(
     db: Store, accounts: tuple[AccountRecord, ...], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, sub = accounts
-    db.fold_usage([_batch(sub, "node-a", 1, 2, None)], NOW)
-    with caplog.at_level(logging.ERROR, logger="meshproxy.store.store"):
-        outcome = db.fold_usage([_batch(sub, "node-a", 2, 4, None, nbytes=7)], NOW)
+    db.folds.fold([_batch(sub, "node-a", 1, 2, None)], NOW)
+    with caplog.at_level(logging.ERROR, logger="meshproxy.store.folds"):
+        outcome = db.folds.fold([_batch(sub, "node-a", 2, 4, None, nbytes=7)], NOW)
     assert outcome == FoldOutcome(folded=1, overlapping=1, nbytes=7, folded_through={"node-a": 4})
     assert _figures(db, "s")[0] == 107
     (record,) = caplog.records
@@ -99,7 +99,7 @@ def test_a_partly_folded_batch_is_added_and_logged(
 
 def test_folded_through_per_meter_touched(db: Store, accounts: tuple[AccountRecord, ...]) -> None:
     _, sub = accounts
-    outcome = db.fold_usage(
+    outcome = db.folds.fold(
         [
             _batch(sub, "node-a", 1, 3, None),
             _batch(sub, "node-b", 2, 2, None),
@@ -108,17 +108,17 @@ def test_folded_through_per_meter_touched(db: Store, accounts: tuple[AccountReco
         NOW,
     )
     assert outcome.folded_through == {"node-a": 3, "node-b": 0}
-    outcome = db.fold_usage([_batch(sub, "node-b", 1, 1, None)], NOW)
+    outcome = db.folds.fold([_batch(sub, "node-b", 1, 1, None)], NOW)
     assert outcome.folded_through == {"node-b": 2}
-    outcome = db.fold_usage([_batch(sub, "node-a", 4, 4, None)], NOW)
+    outcome = db.folds.fold([_batch(sub, "node-a", 4, 4, None)], NOW)
     assert outcome.folded_through == {"node-a": 6}
-    assert db.fold_usage([], NOW) == FoldOutcome()
+    assert db.folds.fold([], NOW) == FoldOutcome()
 
 
 def test_batches_of_several_days(db: Store, accounts: tuple[AccountRecord, ...]) -> None:
     parent, sub = accounts
     yesterday = DAY - timedelta(days=1)
-    db.fold_usage(
+    db.folds.fold(
         [
             _batch(sub, "node-a", 1, 1, "g1", nbytes=5, day=yesterday),
             _batch(sub, "node-b", 1, 1, "g1", nbytes=6, day=yesterday),
@@ -129,8 +129,8 @@ def test_batches_of_several_days(db: Store, accounts: tuple[AccountRecord, ...])
         "g1",
     )
     end = DAY + timedelta(days=1)
-    assert db.daily_usage(sub.id, yesterday, end) == [(yesterday, 11), (DAY, 7)]
-    assert db.daily_usage(parent.id, yesterday, end) == [(yesterday, 11), (DAY, 15)]
+    assert db.usage.daily(sub.id, yesterday, end) == [(yesterday, 11), (DAY, 7)]
+    assert db.usage.daily(parent.id, yesterday, end) == [(yesterday, 11), (DAY, 15)]
     assert _figures(db, "s") == (18, 11) and _figures(db, "p") == (26, 19)
 
 
@@ -138,24 +138,24 @@ def test_a_new_generation_starts_folded_bytes_again(
     db: Store, accounts: tuple[AccountRecord, ...]
 ) -> None:
     _, sub = accounts
-    assert db.usage_generation() is None
-    db.fold_usage([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1")
-    assert db.usage_generation() == "g1" and _figures(db, "s") == (100, 100)
+    assert db.folds.generation() is None
+    db.folds.fold([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1")
+    assert db.folds.generation() == "g1" and _figures(db, "s") == (100, 100)
     # Redis lost its data: g2. A late g1 batch still counts, but not as folded.
-    outcome = db.fold_usage(
+    outcome = db.folds.fold(
         [_batch(sub, "node-a", 2, 2, "g1"), _batch(sub, "node-b", 1, 1, "g2", nbytes=5)],
         NOW,
         "g2",
     )
     assert outcome.folded == 2
-    assert db.usage_generation() == "g2" and _figures(db, "s") == (205, 5)
+    assert db.folds.generation() == "g2" and _figures(db, "s") == (205, 5)
     assert _figures(db, "p") == (205, 5)
     # An older (or the same) generation changes nothing.
-    db.fold_usage([_batch(sub, "node-b", 2, 2, "g2", nbytes=1)], NOW, "g1")
-    db.fold_usage([_batch(sub, "node-b", 3, 3, "g2", nbytes=1)], NOW, "g2")
-    assert db.usage_generation() == "g2" and _figures(db, "s") == (207, 7)
+    db.folds.fold([_batch(sub, "node-b", 2, 2, "g2", nbytes=1)], NOW, "g1")
+    db.folds.fold([_batch(sub, "node-b", 3, 3, "g2", nbytes=1)], NOW, "g2")
+    assert db.folds.generation() == "g2" and _figures(db, "s") == (207, 7)
     # A fold that names no generation folds into the stored one.
-    db.fold_usage([_batch(sub, "node-b", 4, 4, "g2", nbytes=1)], NOW)
+    db.folds.fold([_batch(sub, "node-b", 4, 4, "g2", nbytes=1)], NOW)
     assert _figures(db, "s") == (208, 8)
 
 
@@ -164,22 +164,22 @@ def test_only_bytes_not_folded_are_announced(
 ) -> None:
     """Nodes learn of bytes outside the shared counters by change rows (and reload)."""
     _, sub = accounts
-    other = db.create_account("o", plan="default", billing_day=1)
-    db.fold_usage([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1")
-    start = db.latest_change_id()
-    db.fold_usage([_batch(sub, "node-a", 2, 2, "g1")], NOW, "g1")
+    other = db.accounts.create("o", plan="default", billing_day=1)
+    db.folds.fold([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1")
+    start = db.changes.latest_id()
+    db.folds.fold([_batch(sub, "node-a", 2, 2, "g1")], NOW, "g1")
     assert _changed(db, start) == set()  # counted in the current generation
-    db.fold_usage([_batch(sub, "node-a", 3, 3, None)], NOW, "g1")
+    db.folds.fold([_batch(sub, "node-a", 3, 3, None)], NOW, "g1")
     assert _changed(db, start) == {"s", "p"}
-    start = db.latest_change_id()
-    db.fold_usage([FoldBatch("node-b", 1, 1, DAY, (UsageDelta(other.id, None, 3),), "g0")], NOW)
+    start = db.changes.latest_id()
+    db.folds.fold([FoldBatch("node-b", 1, 1, DAY, (UsageDelta(other.id, None, 3),), "g0")], NOW)
     assert _changed(db, start) == {"o"}  # an old generation's bytes
-    start = db.latest_change_id()
-    db.fold_usage([_batch(sub, "node-a", 3, 3, None)], NOW)  # skipped: nothing added
+    start = db.changes.latest_id()
+    db.folds.fold([_batch(sub, "node-a", 3, 3, None)], NOW)  # skipped: nothing added
     assert _changed(db, start) == set()
-    db.delete_account("s")
-    start = db.latest_change_id()
-    db.fold_usage([_batch(sub, "node-a", 4, 4, None)], NOW)
+    db.accounts.delete("s")
+    start = db.changes.latest_id()
+    db.folds.fold([_batch(sub, "node-a", 4, 4, None)], NOW)
     assert _changed(db, start) == {"p"}  # the deleted sub-account's bytes count for its parent
     assert _figures(db, "p")[0] == 400
 
@@ -189,11 +189,11 @@ def test_account_views_zero_folded_bytes_of_another_generation(
 ) -> None:
     _, sub = accounts
     assert _figures(db, "s", generation="g1") == (0, 0)
-    db.fold_usage([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1")
+    db.folds.fold([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1")
     assert _figures(db, "s", generation="g1") == (100, 100)
     assert _figures(db, "s", generation="g2") == (100, 0)
     assert _figures(db, "s") == (100, 100)
-    views = db.account_views(NOW, generation="g0")
+    views = db.accounts.views(NOW, generation="g0")
     assert {v.account.username: v.folded_bytes for v in views} == {"p": 0, "s": 0}
 
 
@@ -201,13 +201,13 @@ def test_prune_forgets_meters_not_folded_since(
     db: Store, accounts: tuple[AccountRecord, ...]
 ) -> None:
     _, sub = accounts
-    db.fold_usage([_batch(sub, "old", 1, 1, None)], NOW - timedelta(days=30))
-    db.fold_usage([_batch(sub, "new", 1, 1, None)], NOW - timedelta(days=30))
-    db.fold_usage([_batch(sub, "new", 1, 1, None)], NOW)  # skipped, but the meter is alive
-    assert db.prune_meter_folds(NOW - timedelta(days=7)) == 1
-    assert db.prune_meter_folds(NOW - timedelta(days=7)) == 0
-    assert db.fold_usage([_batch(sub, "new", 1, 1, None)], NOW).skipped == 1
-    assert db.fold_usage([_batch(sub, "old", 1, 1, None)], NOW).folded == 1  # forgotten
+    db.folds.fold([_batch(sub, "old", 1, 1, None)], NOW - timedelta(days=30))
+    db.folds.fold([_batch(sub, "new", 1, 1, None)], NOW - timedelta(days=30))
+    db.folds.fold([_batch(sub, "new", 1, 1, None)], NOW)  # skipped, but the meter is alive
+    assert db.folds.prune(NOW - timedelta(days=7)) == 1
+    assert db.folds.prune(NOW - timedelta(days=7)) == 0
+    assert db.folds.fold([_batch(sub, "new", 1, 1, None)], NOW).skipped == 1
+    assert db.folds.fold([_batch(sub, "old", 1, 1, None)], NOW).folded == 1  # forgotten
 
 
 FOLDERS = 4
@@ -221,8 +221,8 @@ def test_concurrent_folds_of_the_same_batch_count_once(
     all of them at once) and of a known one: each batch is added once."""
     db = Store.open(postgres_url)
     try:
-        parent = db.create_account("p", plan="default", billing_day=1)
-        sub = db.create_account("s", parent_id=parent.id)
+        parent = db.accounts.create("p", plan="default", billing_day=1)
+        sub = db.accounts.create("s", parent_id=parent.id)
         for round_ in range(3):  # a race lost once may be won the next time: several rounds
             for meter, seq in ((f"new-{round_}", 1), ("known", round_ + 1)):
                 batch = _batch(sub, meter, seq, seq, generation)
@@ -232,7 +232,7 @@ def test_concurrent_folds_of_the_same_batch_count_once(
                     _: int, batch: FoldBatch = batch, start: threading.Barrier = start
                 ) -> FoldOutcome:
                     start.wait()
-                    return db.fold_usage([batch], NOW, generation)
+                    return db.folds.fold([batch], NOW, generation)
 
                 with ThreadPoolExecutor(FOLDERS) as pool:
                     outcomes = list(pool.map(fold, range(FOLDERS), timeout=60))
@@ -250,19 +250,19 @@ def test_concurrent_folds_stepping_the_generation(postgres_url: str) -> None:
     they fold in it all stay folded."""
     db = Store.open(postgres_url)
     try:
-        parent = db.create_account("p", plan="default", billing_day=1)
-        sub = db.create_account("s", parent_id=parent.id)
-        db.fold_usage([_batch(sub, "node-x", 1, 1, "g1")], NOW, "g1")
+        parent = db.accounts.create("p", plan="default", billing_day=1)
+        sub = db.accounts.create("s", parent_id=parent.id)
+        db.folds.fold([_batch(sub, "node-x", 1, 1, "g1")], NOW, "g1")
         start = threading.Barrier(FOLDERS, timeout=10)
 
         def fold(i: int) -> FoldOutcome:
             start.wait()
-            return db.fold_usage([_batch(sub, f"node-{i}", 1, 1, "g2", nbytes=10)], NOW, "g2")
+            return db.folds.fold([_batch(sub, f"node-{i}", 1, 1, "g2", nbytes=10)], NOW, "g2")
 
         with ThreadPoolExecutor(FOLDERS) as pool:
             outcomes = list(pool.map(fold, range(FOLDERS), timeout=60))
         assert sum(o.folded for o in outcomes) == FOLDERS
-        assert db.usage_generation() == "g2"
+        assert db.folds.generation() == "g2"
         assert _figures(db, "s") == (100 + 10 * FOLDERS, 10 * FOLDERS)
     finally:
         db.close()
@@ -285,7 +285,7 @@ def test_meter_folds_migration_replaces_folded_batches(store_url: str) -> None:
         assert "folded_batches" in tables and not {"meter_folds", "usage_generation"} & tables
         assert current_revision(opened.engine) == "0003"
         opened.migrate()
-        sub = opened.create_account("s", parent_id=opened.create_account("p").id)
-        assert opened.fold_usage([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1").folded == 1
+        sub = opened.accounts.create("s", parent_id=opened.accounts.create("p").id)
+        assert opened.folds.fold([_batch(sub, "node-a", 1, 1, "g1")], NOW, "g1").folded == 1
     finally:
         opened.close()

@@ -347,7 +347,7 @@ class Env:
         self, username: str, password: str | None = "pw", *, parent: AccountRecord | None = None,
         proxies: tuple[str, ...] = ("open", "world"), **fields: Any
     ) -> AccountRecord:
-        return self.store.create_account(
+        return self.store.accounts.create(
             username,
             parent_id=parent.id if parent else None,
             password_hash=hash_password(password) if password else None,
@@ -357,9 +357,9 @@ class Env:
         )
 
     def usage(self, username: str) -> tuple[int, int]:
-        record = self.store.get_account(username)
+        record = self.store.accounts.get(username)
         assert record is not None
-        return self.store.usage(record, dt.datetime.now(dt.UTC))
+        return self.store.usage.of(record, dt.datetime.now(dt.UTC))
 
     def flush(self) -> None:
         self.thread.run(self.node.meter.flush())

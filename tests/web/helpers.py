@@ -43,14 +43,14 @@ def make_parent(
         settings, store, username, password=PARENT_PASSWORD, billing_day=10, now=NOW
     ).account
     if fields:
-        updated = store.update_account(username, **fields)
+        updated = store.accounts.update(username, **fields)
         assert updated is not None
         parent = updated
     return parent
 
 
 def make_sub(store: Store, parent: AccountRecord, username: str, **fields: Any) -> AccountRecord:
-    return store.create_account(
+    return store.accounts.create(
         username,
         parent_id=parent.id,
         password_hash=hash_password(SUB_PASSWORD),

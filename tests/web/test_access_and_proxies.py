@@ -23,19 +23,19 @@ def test_own_ips_and_hostnames(logged_in: Browser, parent: AccountRecord, store:
     assert "Add my current IP (testclient)" in page and "None." in page
     added = logged_in.post("/dashboard/access/ip/add/", {"ip": " ::ffff:10.0.0.1 "})
     assert added.status_code == 303
-    assert store.list_ips(parent) == ["10.0.0.1"]  # normalised as by the API
+    assert store.access.list_ips(parent) == ["10.0.0.1"]  # normalised as by the API
     assert "The IP address ::ffff:10.0.0.1 was added." in logged_in.get("/dashboard/access/").text
     again = logged_in.post("/dashboard/access/ip/add/", {"ip": "10.0.0.1"})
     assert again.status_code == 400 and "This IP address is already authenticated." in again.text
     bad = logged_in.post("/dashboard/access/ip/add/", {"ip": "10.0.0.300"})
     assert "Enter a valid IPv4 or IPv6 address." in bad.text and 'value="10.0.0.300"' in bad.text
     logged_in.post("/dashboard/access/hostname/add/", {"domain": "Office.Example.COM."})
-    assert store.list_hostnames(parent) == ["office.example.com"]
+    assert store.access.list_hostnames(parent) == ["office.example.com"]
     missing = logged_in.post("/dashboard/access/hostname/delete/", {"domain": "nope.example"})
     assert "This hostname is not authenticated." in missing.text
     logged_in.post("/dashboard/access/ip/delete/", {"ip": "10.0.0.1"})
     logged_in.post("/dashboard/access/hostname/delete/", {"domain": "office.example.com"})
-    assert store.list_ips(parent) == [] and store.list_hostnames(parent) == []
+    assert store.access.list_ips(parent) == [] and store.access.list_hostnames(parent) == []
     assert logged_in.post("/dashboard/access/port/add/", {"ip": "1.2.3.4"}).status_code == 404
 
 
@@ -51,7 +51,7 @@ def test_add_my_current_ip_for_a_sub_account(
     assert "This is the address your browser connects from, not the sub-account" in page
     response = logged_in.post("/dashboard/sub-accounts/pm_a/ip/add/", {"ip": "192.0.2.5"})
     assert response.headers["location"] == "/dashboard/sub-accounts/pm_a/"
-    assert store.list_ips(sub) == ["192.0.2.5"]
+    assert store.access.list_ips(sub) == ["192.0.2.5"]
     clash = logged_in.post("/dashboard/access/ip/add/", {"ip": "192.0.2.5"})
     assert "This IP address is already authenticated." in clash.text  # held by pm_a
     error = logged_in.post("/dashboard/sub-accounts/pm_a/hostname/add/", {"domain": "-bad-"})
@@ -65,13 +65,13 @@ def test_proxies_within_the_plan(logged_in: Browser, parent: AccountRecord, stor
     assert "(1 of the 2 your plan allows)" in page
     assert '<option value="world">world.localhost:31281 (geo)</option>' in page
     assert logged_in.post("/dashboard/proxies/add/", {"proxy": "world"}).status_code == 303
-    assert store.authorized_proxies(parent) == ["open", "world"]
+    assert store.access.authorized_proxies(parent) == ["open", "world"]
     over = logged_in.post("/dashboard/proxies/add/", {"proxy": "fast"})
     assert over.status_code == 402 and "Your plan allows 2 proxies." in over.text
     unknown = logged_in.post("/dashboard/proxies/add/", {"proxy": "nowhere"})
     assert unknown.status_code == 400 and "Unknown proxy." in unknown.text
     logged_in.post("/dashboard/proxies/delete/", {"proxy": "world.localhost:31281"})
-    assert store.authorized_proxies(parent) == ["open"]
+    assert store.access.authorized_proxies(parent) == ["open"]
 
 
 def test_geo_pools_show_country_counts(logged_in: Browser) -> None:

@@ -44,14 +44,14 @@ def test_webhooks_notices_and_attempts(
             "/dashboard/alerts/add/", {"url": "http://127.0.0.1:9/hook", "secret": SECRET}
         )
         assert added.status_code == 303
-        [webhook] = store.list_webhooks(parent.id)
+        [webhook] = store.alerts.list_webhooks(parent.id)
         page = browser.get("/dashboard/alerts/").text
         assert "http://127.0.0.1:9/hook" in page and SECRET not in page
 
-        store.record_usage([UsageDelta(sub.id, parent.id, 9 * GB // 10)], NOW.date())
-        [notice] = store.record_usage_notices(NOW)
-        [job] = store.claim_deliveries(NOW, 60)
-        store.finish_attempt(
+        store.usage.record([UsageDelta(sub.id, parent.id, 9 * GB // 10)], NOW.date())
+        [notice] = store.alerts.record_notices(NOW)
+        [job] = store.alerts.claim_deliveries(NOW, 60)
+        store.alerts.finish_attempt(
             job, NOW, status=503, error="HTTP 503", duration_ms=12, retry_at=NOW, delivered=False
         )
         page = browser.get("/dashboard/alerts/").text
@@ -59,7 +59,7 @@ def test_webhooks_notices_and_attempts(
         assert "HTTP 503 (12 ms)" in page and "<strong>pending</strong>" in page
 
         gone = browser.post("/dashboard/alerts/delete/", {"id": str(webhook.id)})
-        assert gone.status_code == 303 and store.list_webhooks(parent.id) == []
+        assert gone.status_code == 303 and store.alerts.list_webhooks(parent.id) == []
         again = browser.post("/dashboard/alerts/delete/", {"id": str(webhook.id)})
         assert again.status_code == 404 and "Webhook not found." in again.text
         assert notice.threshold == 80

@@ -30,7 +30,7 @@ def test_changes_are_recorded_with_who_what_and_where(
     with acting_from(Origin("cli", "root@host")):
         update_parent(settings, store, "pm_other", monthly_limit=3)
 
-    entries = store.audit_entries(owner_id=parent.id)
+    entries = store.audit.entries(owner_id=parent.id)
     seen = [(e.actor, e.operation, e.target, e.via) for e in entries]
     assert seen == [
         ("pm_sub", "ip.add", "pm_sub", "dashboard"),  # the sub-account, on its own page
@@ -41,7 +41,7 @@ def test_changes_are_recorded_with_who_what_and_where(
     assert entries[0].fields == {"ip": "10.0.0.9"} and entries[0].client == "testclient"
     assert entries[1].fields == {"monthly_limit": "7"}
     assert entries[2].fields["password"] == "(redacted)"
-    [other_set, _] = store.audit_entries(owner_id=other.id)
+    [other_set, _] = store.audit.entries(owner_id=other.id)
     assert (other_set.actor, other_set.operation, other_set.via) == (
         "operator",
         "parent.set",
@@ -69,7 +69,7 @@ def test_reads_and_refusals_are_not_recorded(
     browser.get("/dashboard/access/")
     refused = browser.post("/dashboard/access/ip/add/", {"ip": "10.0.0.300"})
     assert refused.status_code == 400
-    assert [e.operation for e in store.audit_entries(owner_id=parent.id)] == ["parent.create"]
+    assert [e.operation for e in store.audit.entries(owner_id=parent.id)] == ["parent.create"]
 
 
 def test_own_password_change_is_recorded_without_the_password(
@@ -85,7 +85,7 @@ def test_own_password_change_is_recorded_without_the_password(
         },
     )
     assert changed.status_code == 303
-    latest = store.audit_entries(owner_id=parent.id)[0]
+    latest = store.audit.entries(owner_id=parent.id)[0]
     assert (latest.actor, latest.operation, latest.via) == (
         "pm_parent",
         "account.password",

@@ -140,7 +140,7 @@ def test_parent_manages_a_sub_account(
     page.get_by_label("Total limit (GB)").fill("50")
     page.get_by_role("button", name="Save changes").click()
     assert "Changes saved." in text_of(page)
-    created = store.get_account("pm_e2e")
+    created = store.accounts.get("pm_e2e")
     assert created is not None
     assert (created.limits.monthly_gb, created.limits.total_gb) == (10, 50)
 
@@ -149,16 +149,16 @@ def test_parent_manages_a_sub_account(
     page.get_by_role("button", name="Add IP address").click()
     assert "The IP address 192.0.2.44 was added." in text_of(page)
     page.get_by_role("button", name="Add my current IP (127.0.0.1)").click()
-    assert store.list_ips(created) == ["192.0.2.44", "127.0.0.1"]
+    assert store.access.list_ips(created) == ["192.0.2.44", "127.0.0.1"]
 
     # Deactivate.
     page.get_by_role("button", name="Deactivate").click()
     assert "Sub-account pm_e2e deactivated." in text_of(page)
-    deactivated = store.get_account("pm_e2e")
+    deactivated = store.accounts.get("pm_e2e")
     assert deactivated is not None and not deactivated.active
 
     # Export the period's usage as CSV.
-    store.record_usage([UsageDelta(created.id, parent.id, 123_456)], date(2026, 11, 15))
+    store.usage.record([UsageDelta(created.id, parent.id, 123_456)], date(2026, 11, 15))
     page.get_by_role("link", name="Export").click()
     page.get_by_label("Current billing period").check()
     with page.expect_download() as download_info:
@@ -176,7 +176,7 @@ def test_parent_manages_a_sub_account(
     page.get_by_role("button", name="Delete pm_e2e permanently").click()
     page.wait_for_url(f"{base}/dashboard/sub-accounts/")
     assert "Sub-account pm_e2e deleted." in text_of(page)
-    assert store.get_account("pm_e2e") is None
+    assert store.accounts.get("pm_e2e") is None
 
 
 def test_sub_account_sees_only_its_own(
@@ -185,7 +185,7 @@ def test_sub_account_sees_only_its_own(
     base, _, store = site
     make_sub(store, parent, "pm_one")
     other = make_sub(store, parent, "pm_two")
-    store.add_ip(other, "198.51.100.200")
+    store.access.add_ip(other, "198.51.100.200")
     log_in(page, base, "pm_one", SUB_PASSWORD)
     overview = text_of(page)
     assert "Sub-account pm_one of pm_boss." in overview
@@ -262,7 +262,7 @@ def test_copy_buttons_copy_and_nothing_covers_them(
     page: Any, site: tuple[str, Settings, Store], parent: AccountRecord
 ) -> None:
     base, _, store = site
-    if store.get_account(LONG_SUB) is None:
+    if store.accounts.get(LONG_SUB) is None:
         make_sub(store, parent, LONG_SUB)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     log_in(page, base, "pm_boss", PARENT_PASSWORD)
@@ -299,7 +299,7 @@ def test_an_over_limit_sub_account_is_not_shown_active(
 ) -> None:
     base, _, store = site
     full = make_sub(store, parent, "pm_full", monthly_limit_gb=1)
-    store.record_usage([UsageDelta(full.id, parent.id, 10**9)], date(2026, 11, 15))
+    store.usage.record([UsageDelta(full.id, parent.id, 10**9)], date(2026, 11, 15))
     make_sub(store, parent, "pm_fine", monthly_limit_gb=1)
     log_in(page, base, "pm_boss", PARENT_PASSWORD)
     page.goto(f"{base}/dashboard/sub-accounts/pm_full/")

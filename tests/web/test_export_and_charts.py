@@ -26,10 +26,10 @@ def billed(browser: Browser, parent: AccountRecord, store: Store) -> Browser:
     """Usage of two sub-accounts (and the parent itself) in this and the previous period."""
     alpha = make_sub(store, parent, "pm_alpha")
     beta = make_sub(store, parent, "pm_beta")
-    store.record_usage([UsageDelta(alpha.id, parent.id, 1_500_000_000)], date(2026, 11, 12))
-    store.record_usage([UsageDelta(beta.id, parent.id, 250)], date(2026, 11, 12))
-    store.record_usage([UsageDelta(alpha.id, parent.id, 7)], date(2026, 11, 9))
-    store.record_usage([UsageDelta(parent.id, None, 999)], date(2026, 11, 12))
+    store.usage.record([UsageDelta(alpha.id, parent.id, 1_500_000_000)], date(2026, 11, 12))
+    store.usage.record([UsageDelta(beta.id, parent.id, 250)], date(2026, 11, 12))
+    store.usage.record([UsageDelta(alpha.id, parent.id, 7)], date(2026, 11, 9))
+    store.usage.record([UsageDelta(parent.id, None, 999)], date(2026, 11, 12))
     browser.login("pm_parent", PARENT_PASSWORD)
     return browser
 
@@ -125,9 +125,9 @@ def test_formula_usernames_are_quoted_in_the_csv(
 ) -> None:
     for username in FORMULA_USERNAMES:
         create_sub_account(settings, store, parent, {"username": username}, now=NOW)
-        sub = store.get_account(username)
+        sub = store.accounts.get(username)
         assert sub is not None
-        store.record_usage([UsageDelta(sub.id, parent.id, 42)], date(2026, 11, 12))
+        store.usage.record([UsageDelta(sub.id, parent.id, 42)], date(2026, 11, 12))
     browser.login("pm_parent", PARENT_PASSWORD)
     response = browser.get("/dashboard/export/usage.csv?period=current")
     assert sorted(rows(response)[1:]) == [
@@ -143,7 +143,7 @@ def test_other_formula_starts_are_not_usernames(
 ) -> None:
     with pytest.raises(FormInvalid):
         create_sub_account(settings, store, parent, {"username": username}, now=NOW)
-    assert store.get_account(username) is None
+    assert store.accounts.get(username) is None
 
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])

@@ -66,7 +66,7 @@ def test_failed_logins_ban_the_address_even_with_the_right_password(
         browser.post("/dashboard/login/", {"username": "pm_parent", "password": "wrong"})
     banned = browser.post("/dashboard/login/", {"username": "nobody", "password": "wrong"})
     assert banned.status_code == 403 and "banned" in banned.text
-    assert store.ban_until("testclient", clock()) is not None  # shared with API and proxies
+    assert store.bans.until("testclient", clock()) is not None  # shared with API and proxies
     right = browser.post(
         "/dashboard/login/", {"username": "pm_parent", "password": PARENT_PASSWORD}
     )
@@ -121,7 +121,7 @@ def test_every_post_needs_the_session_csrf_token(
         assert response.status_code == 403 and "expired" in response.text
         response = client.post("/dashboard/sub-accounts/pm_keep/delete/", data=data)
         assert response.status_code == 403
-    assert store.get_account("pm_new") is None and store.get_account("pm_keep") is not None
+    assert store.accounts.get("pm_new") is None and store.accounts.get("pm_keep") is not None
     # A login form needs it too (no login CSRF).
     response = client.post(
         "/dashboard/login/", data={"username": "pm_parent", "password": PARENT_PASSWORD}
@@ -198,10 +198,10 @@ def test_password_set_by_the_parent_ends_the_sub_accounts_sessions(
     """Any password change ends the sessions (here the API's edit, by the store)."""
     make_sub(store, parent, "pm_sub")
     browser.login("pm_sub", SUB_PASSWORD)
-    epoch = store.get_account("pm_sub").session_epoch  # type: ignore[union-attr]
-    store.update_account("pm_sub", first_name="Kept")  # no password: sessions go on
+    epoch = store.accounts.get("pm_sub").session_epoch  # type: ignore[union-attr]
+    store.accounts.update("pm_sub", first_name="Kept")  # no password: sessions go on
     assert browser.get("/dashboard/").status_code == 200
-    updated = store.update_account("pm_sub", password_hash=hash_password("x"))
+    updated = store.accounts.update("pm_sub", password_hash=hash_password("x"))
     assert updated is not None and updated.session_epoch == epoch + 1
     assert browser.get("/dashboard/").status_code == 303
 
@@ -259,7 +259,7 @@ def test_deleted_account_is_logged_out(
     make_sub(store, parent, "pm_gone")
     browser.login("pm_gone", SUB_PASSWORD)
     assert browser.get("/dashboard/").status_code == 200
-    store.delete_account("pm_gone")
+    store.accounts.delete("pm_gone")
     assert browser.get("/dashboard/").status_code == 303
 
 
@@ -274,7 +274,7 @@ def test_deactivated_account_may_log_in_and_is_told(
 def test_sub_account_without_password_cannot_log_in(
     browser: Browser, parent: AccountRecord, store: Store
 ) -> None:
-    store.create_account("pm_ipauth", parent_id=parent.id)
+    store.accounts.create("pm_ipauth", parent_id=parent.id)
     response = browser.post("/dashboard/login/", {"username": "pm_ipauth", "password": "x"})
     assert response.status_code == 400
 

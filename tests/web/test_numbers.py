@@ -40,7 +40,7 @@ def test_pages_show_the_exact_figure_behind_the_rounded_one(
     browser: Browser, store: Store, parent: AccountRecord
 ) -> None:
     sub = make_sub(store, parent, "pm_tiny")
-    store.record_usage([UsageDelta(sub.id, parent.id, 742)], date(2026, 11, 12))
+    store.usage.record([UsageDelta(sub.id, parent.id, 742)], date(2026, 11, 12))
     browser.login("pm_parent", PARENT_PASSWORD)
     for path in ("/dashboard/sub-accounts/", "/dashboard/sub-accounts/pm_tiny/"):
         html = browser.get(path).text

@@ -23,11 +23,11 @@ def test_state_of_an_account(store: Store, parent: AccountRecord) -> None:
     assert (over.label, over.css) == ("Over limit, 509", "over")
     assert over.why == "Monthly bandwidth limit of the account reached: the proxies answer 509."
     assert "Total" in account_state(sub, Usage(0, 5 * GB)).why
-    capped = store.update_account(parent.username, total_limit_gb=1)
+    capped = store.accounts.update(parent.username, total_limit_gb=1)
     assert capped is not None
     by_parent = account_state(sub, Usage(0, 0), capped, Usage(0, GB))
     assert by_parent.why.startswith("Total bandwidth limit of the parent account reached")
-    off = store.update_account("pm_s", active=False)
+    off = store.accounts.update("pm_s", active=False)
     assert off is not None and account_state(off, Usage(9 * GB, 9 * GB)) is DEACTIVATED
 
 
@@ -35,8 +35,8 @@ def test_pages_show_a_limit_reached_by_the_parent(
     browser: Browser, store: Store, parent: AccountRecord
 ) -> None:
     sub = make_sub(store, parent, "pm_child")
-    store.update_account(parent.username, monthly_limit_gb=1)
-    store.record_usage([UsageDelta(sub.id, parent.id, GB)], IN_PERIOD)
+    store.accounts.update(parent.username, monthly_limit_gb=1)
+    store.usage.record([UsageDelta(sub.id, parent.id, GB)], IN_PERIOD)
     browser.login("pm_parent", PARENT_PASSWORD)
     page = browser.get("/dashboard/sub-accounts/pm_child/").text
     assert '<span class="badge over"' in page and ">Over limit, 509</span>" in page

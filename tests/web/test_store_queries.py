@@ -29,30 +29,30 @@ def db(store_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 def family(db: Store) -> Family:
-    parent = db.create_account("p", plan="default", billing_day=10, now=NOW)
-    other = db.create_account("other_parent", plan="default", billing_day=10, now=NOW)
+    parent = db.accounts.create("p", plan="default", billing_day=10, now=NOW)
+    other = db.accounts.create("other_parent", plan="default", billing_day=10, now=NOW)
     subs = {}
     for index, name in enumerate(["bravo", "alpha", "Charlie", "delta_100%"]):
-        subs[name] = db.create_account(
+        subs[name] = db.accounts.create(
             name, parent_id=parent.id, now=NOW + timedelta(minutes=index), email=f"{name}@x.io"
         )
-    db.create_account("alpha_of_other", parent_id=other.id, now=NOW)
+    db.accounts.create("alpha_of_other", parent_id=other.id, now=NOW)
     usage = {"alpha": (300, 1000), "bravo": (200, 50), "Charlie": (0, 7)}
     for name, (in_period, before) in usage.items():
         sub = subs[name]
-        db.record_usage([UsageDelta(sub.id, parent.id, in_period)], IN_PERIOD)
-        db.record_usage([UsageDelta(sub.id, parent.id, before)], BEFORE_PERIOD)
+        db.usage.record([UsageDelta(sub.id, parent.id, in_period)], IN_PERIOD)
+        db.usage.record([UsageDelta(sub.id, parent.id, before)], BEFORE_PERIOD)
     return parent, subs
 
 
 def names(db: Store, parent: AccountRecord, **kwargs: object) -> list[str]:
-    page = db.sub_account_page(parent, NOW, **kwargs)  # type: ignore[arg-type]
+    page = db.accounts.sub_account_page(parent, NOW, **kwargs)  # type: ignore[arg-type]
     return [row.account.username for row in page.rows]
 
 
 def test_page_rows_carry_period_and_total_usage(db: Store, family: Family) -> None:
     parent, _ = family
-    page = db.sub_account_page(parent, NOW)
+    page = db.accounts.sub_account_page(parent, NOW)
     usage = {row.account.username: (row.monthly_bytes, row.total_bytes) for row in page.rows}
     assert usage == {
         "Charlie": (0, 7),
@@ -75,10 +75,10 @@ def test_sorts_by_every_column_with_username_breaking_ties(db: Store, family: Fa
     assert names(db, parent, sort="total") == ["delta_100%", "Charlie", "bravo", "alpha"]
     assert names(db, parent, sort="created") == ["bravo", "alpha", "Charlie", "delta_100%"]
     assert names(db, parent, sort="created", descending=True)[0] == "delta_100%"
-    db.update_account("bravo", active=False)
+    db.accounts.update("bravo", active=False)
     assert names(db, parent, sort="active")[0] == "bravo"
     with pytest.raises(ValueError):
-        db.sub_account_page(parent, NOW, sort="password_hash")
+        db.accounts.sub_account_page(parent, NOW, sort="password_hash")
 
 
 def test_search_is_case_insensitive_literal_and_own_sub_accounts_only(
@@ -89,7 +89,7 @@ def test_search_is_case_insensitive_literal_and_own_sub_accounts_only(
     assert names(db, parent, search="%") == ["delta_100%"]  # a literal %, not a wildcard
     assert names(db, parent, search="_1") == ["delta_100%"]
     assert names(db, parent, search="charlie@x") == ["Charlie"]  # emails match too
-    page = db.sub_account_page(parent, NOW, search="a", limit=2)
+    page = db.accounts.sub_account_page(parent, NOW, search="a", limit=2)
     assert page.matching == 4 and len(page.rows) == 2
 
 
@@ -103,7 +103,7 @@ def test_pages_do_not_overlap(db: Store, family: Family) -> None:
 def test_daily_usage_per_sub_account_and_top_users(db: Store, family: Family) -> None:
     parent, subs = family
     end = date(2026, 12, 10)
-    rows = db.sub_account_daily_usage(parent.id, BEFORE_PERIOD, end)
+    rows = db.usage.sub_account_daily(parent.id, BEFORE_PERIOD, end)
     assert [(name, day, nbytes) for _, name, day, nbytes in rows] == [
         ("Charlie", BEFORE_PERIOD, 7),
         ("alpha", BEFORE_PERIOD, 1000),
@@ -111,8 +111,8 @@ def test_daily_usage_per_sub_account_and_top_users(db: Store, family: Family) ->
         ("bravo", BEFORE_PERIOD, 50),
         ("bravo", IN_PERIOD, 200),
     ]
-    only = db.sub_account_daily_usage(parent.id, IN_PERIOD, end, account_ids=[subs["bravo"].id])
+    only = db.usage.sub_account_daily(parent.id, IN_PERIOD, end, account_ids=[subs["bravo"].id])
     assert [(name, nbytes) for _, name, _, nbytes in only] == [("bravo", 200)]
-    top = db.top_sub_accounts(parent.id, date(2026, 11, 10), end, limit=5)
+    top = db.usage.top_sub_accounts(parent.id, date(2026, 11, 10), end, limit=5)
     assert [(name, nbytes) for _, name, nbytes in top] == [("alpha", 300), ("bravo", 200)]
-    assert len(db.top_sub_accounts(parent.id, date(2026, 11, 10), end, limit=1)) == 1
+    assert len(db.usage.top_sub_accounts(parent.id, date(2026, 11, 10), end, limit=1)) == 1

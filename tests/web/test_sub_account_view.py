@@ -34,9 +34,9 @@ PARENT_ONLY = [
 def me(browser: Browser, parent: AccountRecord, store: Store) -> Browser:
     mine = make_sub(store, parent, "pm_me", monthly_limit_gb=2)
     sibling = make_sub(store, parent, "pm_sibling")
-    store.add_ip(sibling, "198.51.100.77")
-    store.record_usage([UsageDelta(mine.id, parent.id, GB // 2)], date(2026, 11, 18))
-    store.record_usage([UsageDelta(sibling.id, parent.id, 9 * GB)], date(2026, 11, 18))
+    store.access.add_ip(sibling, "198.51.100.77")
+    store.usage.record([UsageDelta(mine.id, parent.id, GB // 2)], date(2026, 11, 18))
+    store.usage.record([UsageDelta(sibling.id, parent.id, 9 * GB)], date(2026, 11, 18))
     browser.login("pm_me", SUB_PASSWORD)
     return browser
 
@@ -48,8 +48,8 @@ def test_parent_pages_are_forbidden(me: Browser, store: Store, method: str, path
     )
     assert response.status_code == 403
     assert "This page is for parent accounts only." in response.text
-    sibling = store.get_account("pm_sibling")
-    assert sibling is not None and sibling.active and store.get_account("pm_x") is None
+    sibling = store.accounts.get("pm_sibling")
+    assert sibling is not None and sibling.active and store.accounts.get("pm_x") is None
 
 
 def test_overview_shows_only_own_usage_and_proxies(me: Browser) -> None:
@@ -65,15 +65,15 @@ def test_own_ips_and_hostnames_only(me: Browser, store: Store) -> None:
     page = me.get("/dashboard/access/").text
     assert "198.51.100.77" not in page  # the sibling's
     assert me.post("/dashboard/access/ip/add/", {"ip": "203.0.113.9"}).status_code == 303
-    mine = store.get_account("pm_me")
-    assert mine is not None and store.list_ips(mine) == ["203.0.113.9"]
+    mine = store.accounts.get("pm_me")
+    assert mine is not None and store.access.list_ips(mine) == ["203.0.113.9"]
     taken = me.post("/dashboard/access/ip/add/", {"ip": "198.51.100.77"})
     assert "This IP address is already authenticated." in taken.text
     # Deleting someone else's address is refused: it is not one of pm_me's.
     gone = me.post("/dashboard/access/ip/delete/", {"ip": "198.51.100.77"})
     assert "This IP address is not authenticated." in gone.text
-    sibling = store.get_account("pm_sibling")
-    assert sibling is not None and store.list_ips(sibling) == ["198.51.100.77"]
+    sibling = store.accounts.get("pm_sibling")
+    assert sibling is not None and store.access.list_ips(sibling) == ["198.51.100.77"]
 
 
 def test_proxies_page_lists_usable_proxies_read_only(me: Browser) -> None:

@@ -34,8 +34,8 @@ def test_table_shows_usage_against_limits(
     logged_in: Browser, parent: AccountRecord, store: Store
 ) -> None:
     sub = make_sub(store, parent, "pm_heavy", monthly_limit_gb=10)
-    store.record_usage([UsageDelta(sub.id, parent.id, 4 * GB)], date(2026, 11, 15))
-    store.record_usage([UsageDelta(sub.id, parent.id, 3 * GB)], date(2026, 11, 1))
+    store.usage.record([UsageDelta(sub.id, parent.id, 4 * GB)], date(2026, 11, 15))
+    store.usage.record([UsageDelta(sub.id, parent.id, 3 * GB)], date(2026, 11, 1))
     page = logged_in.get("/dashboard/sub-accounts/").text
     assert "4 GB</span>" not in page  # numbers read as "4 GB", not raw
     assert "4 GB <span" in page and "of 10 GB" in page  # this period, before 11-10 excluded
@@ -91,7 +91,7 @@ def test_create_then_edit_limits(logged_in: Browser, store: Store) -> None:
     assert response.headers["location"] == "/dashboard/sub-accounts/pm%2Bnew%40x/"
     page = logged_in.get(response.headers["location"]).text
     assert "Sub-account pm+new@x created." in page
-    created = store.get_account("pm+new@x")
+    created = store.accounts.get("pm+new@x")
     assert created is not None and created.limits.monthly_gb == 5 and created.password_hash
     edited = logged_in.post(
         "/dashboard/sub-accounts/pm%2Bnew%40x/edit/",
@@ -99,7 +99,7 @@ def test_create_then_edit_limits(logged_in: Browser, store: Store) -> None:
          "total_limit": "100", "password": ""},
     )  # fmt: skip
     assert edited.status_code == 303
-    after = store.get_account("pm+new@x")
+    after = store.accounts.get("pm+new@x")
     assert after is not None
     assert (after.first_name, after.email, after.limits.monthly_gb, after.limits.total_gb) == (
         "Ann", None, 7, 100)  # fmt: skip
@@ -126,19 +126,19 @@ def test_deactivate_activate_and_delete_with_confirmation(
 ) -> None:
     make_sub(store, parent, "pm_x")
     assert logged_in.post("/dashboard/sub-accounts/pm_x/deactivate/").status_code == 303
-    account = store.get_account("pm_x")
+    account = store.accounts.get("pm_x")
     assert account is not None and not account.active
     page = logged_in.get("/dashboard/sub-accounts/pm_x/").text
     assert "Sub-account pm_x deactivated." in page and "Deactivated" in page
     logged_in.post("/dashboard/sub-accounts/pm_x/activate/")
-    account = store.get_account("pm_x")
+    account = store.accounts.get("pm_x")
     assert account is not None and account.active
     confirm = logged_in.get("/dashboard/sub-accounts/pm_x/delete/")
     assert "Delete pm_x permanently" in confirm.text
-    assert store.get_account("pm_x") is not None  # asking is not deleting
+    assert store.accounts.get("pm_x") is not None  # asking is not deleting
     done = logged_in.post("/dashboard/sub-accounts/pm_x/delete/")
     assert done.headers["location"] == "/dashboard/sub-accounts/"
-    assert store.get_account("pm_x") is None
+    assert store.accounts.get("pm_x") is None
     assert "Sub-account pm_x deleted." in logged_in.get("/dashboard/sub-accounts/").text
     assert logged_in.get("/dashboard/sub-accounts/pm_x/").status_code == 404
 
@@ -146,7 +146,7 @@ def test_deactivate_activate_and_delete_with_confirmation(
 def test_another_parents_sub_account_is_forbidden(
     logged_in: Browser, settings: object, store: Store
 ) -> None:
-    other = store.create_account("other_parent", plan="default", billing_day=1)
+    other = store.accounts.create("other_parent", plan="default", billing_day=1)
     make_sub(store, other, "pm_theirs")
     for method, path in [
         ("get", "/dashboard/sub-accounts/pm_theirs/"),
@@ -159,5 +159,5 @@ def test_another_parents_sub_account_is_forbidden(
         response = getattr(logged_in, method)(path)
         assert response.status_code == 403, path
         assert "This username is not one of your sub-accounts." in response.text
-    theirs = store.get_account("pm_theirs")
+    theirs = store.accounts.get("pm_theirs")
     assert theirs is not None and theirs.active

@@ -33,7 +33,7 @@ class Authenticator:
         if not authorization:
             # Not a failed attempt (clients often try without credentials first), but a
             # banned address still learns it is banned.
-            until = self._store.ban_until(client_ip, now)
+            until = self._store.bans.until(client_ip, now)
             if until is not None:
                 raise Unauthorized(BANNED, retry_after=until - now)
             raise Unauthorized("Authentication credentials were not provided.")

@@ -120,7 +120,7 @@ def list_parents(config_path: Path | None, as_json: bool) -> None:
         now = datetime.now(UTC)
         rows = [
             operator.account_summary(store, account, now)
-            for account in store.list_accounts(parents=True)
+            for account in store.accounts.list(parents=True)
         ]
         columns = ["username", "active", "plan", "billing_day", "sub_accounts"]
         columns += ["monthly_bandwidth", "monthly_bandwidth_limit"]
@@ -146,7 +146,7 @@ def show(username: str, config_path: Path | None, as_json: bool) -> None:
 def usage(username: str, config_path: Path | None, as_json: bool) -> None:
     """Show any account's usage (parent or sub-account)."""
     with _opened(config_path) as (_settings, store):
-        account = store.get_account(username)
+        account = store.accounts.get(username)
         if account is None:
             raise operator.OperatorError(f"no account named {username!r}")
         emit_record(operator.account_summary(store, account, datetime.now(UTC)), as_json=as_json)

@@ -38,7 +38,7 @@ def audit(
     try:
         store = Store.open(settings.database_url)
         try:
-            entries = store.audit_entries(
+            entries = store.audit.entries(
                 account=account,
                 since=None if start is None else datetime.fromtimestamp(start, UTC),
                 limit=limit,

@@ -64,7 +64,7 @@ def saved_credentials(settings: Settings, store: Store) -> FirstRun | None:
     username, password = fields.get("username"), fields.get("password")
     if not username or not password:
         return None
-    account = store.get_account(username)
+    account = store.accounts.get(username)
     if account is None or account.parent_id is not None or not account.password_hash:
         return None
     if not verify_password(account.password_hash, password):

@@ -26,8 +26,8 @@ def bans(as_json: bool, config_path: Path | None) -> None:
     try:
         store = open_store(settings)
         try:
-            banned = store.active_bans(now)
-            failures = store.auth_failure_counts(now - settings.ban.window_seconds)
+            banned = store.bans.active(now)
+            failures = store.bans.failure_counts(now - settings.ban.window_seconds)
         finally:
             store.close()
     except StoreUnavailable as error:

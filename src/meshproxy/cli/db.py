@@ -47,7 +47,9 @@ def fold(config_path: Path | None, watch: bool, interval: float | None) -> None:
         store = open_store(settings)
     except StoreUnavailable as error:
         raise store_unreachable(error) from None
-    folder = UsageFolder(sync_client(settings.redis_url), UsageKeys(settings.shared.prefix), store)
+    folder = UsageFolder(
+        sync_client(settings.redis_url), UsageKeys(settings.shared.prefix), store.folds
+    )
     pause = settings.shared.fold_interval if interval is None else interval
     try:
         while True:

@@ -193,7 +193,9 @@ def _folding(settings: Settings, store: Store) -> FoldingTask | None:
     of folders may run; each batch is folded once)."""
     if not settings.redis_url or not settings.shared.fold:
         return None
-    folder = UsageFolder(sync_client(settings.redis_url), UsageKeys(settings.shared.prefix), store)
+    folder = UsageFolder(
+        sync_client(settings.redis_url), UsageKeys(settings.shared.prefix), store.folds
+    )
     return FoldingTask(folder, settings.shared.fold_interval)
 
 
@@ -271,7 +273,7 @@ def unconfigured_plans(settings: Settings, store: Store) -> dict[str, int]:
     how many parents each: the API answers those parents 503 until the operator acts."""
     known = {plan.name for plan in settings.plans}
     found: dict[str, int] = {}
-    for account in store.list_accounts(parents=True):
+    for account in store.accounts.list(parents=True):
         plan = account.plan or ""
         if plan not in known:
             found[plan] = found.get(plan, 0) + 1

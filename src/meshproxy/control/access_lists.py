@@ -37,9 +37,9 @@ _IP = _Kind(
     "ips",
     taken="This IP address is already authenticated.",
     missing="This IP address is not authenticated.",
-    add=lambda store, account, value: store.add_ip(account, value),
-    delete=lambda store, account, value: store.delete_ip(account, value),
-    list=lambda store, account: store.list_ips(account),
+    add=lambda store, account, value: store.access.add_ip(account, value),
+    delete=lambda store, account, value: store.access.delete_ip(account, value),
+    list=lambda store, account: store.access.list_ips(account),
 )
 _HOSTNAME = _Kind(
     HostnameForm,
@@ -47,9 +47,9 @@ _HOSTNAME = _Kind(
     "domains",
     taken="This hostname is already authenticated.",
     missing="This hostname is not authenticated.",
-    add=lambda store, account, value: store.add_hostname(account, value),
-    delete=lambda store, account, value: store.delete_hostname(account, value),
-    list=lambda store, account: store.list_hostnames(account),
+    add=lambda store, account, value: store.access.add_hostname(account, value),
+    delete=lambda store, account, value: store.access.delete_hostname(account, value),
+    list=lambda store, account: store.access.list_hostnames(account),
 )
 
 
@@ -79,7 +79,7 @@ def _vet_hostname(settings: Settings, store: Store, account: AccountRecord, host
                 f"This hostname resolves to {address}, a {why} address, which cannot "
                 "authenticate clients.",
             )
-    for address, holder in store.ip_holders(addresses).items():
+    for address, holder in store.access.ip_holders(addresses).items():
         if holder != account.id:
             raise FormInvalid.one(
                 "domain",

@@ -52,11 +52,11 @@ class AlertService:
 
     def check(self) -> list[Notice]:
         """Notices of the thresholds reached since the last check (by any node)."""
-        return self._store.record_usage_notices(self._clock())
+        return self._store.alerts.record_notices(self._clock())
 
     def deliver_due(self) -> int:
         """Send the deliveries due that no other node holds; how many were attempted."""
-        jobs = self._store.claim_deliveries(self._clock(), self._lease, CLAIM)
+        jobs = self._store.alerts.claim_deliveries(self._clock(), self._lease, CLAIM)
         for job in jobs:
             self._attempt(job)
         return len(jobs)
@@ -106,7 +106,7 @@ class AlertService:
                 error,
                 "" if retry_at is not None else "; giving up",
             )
-        self._store.finish_attempt(
+        self._store.alerts.finish_attempt(
             job,
             now,
             status=status,

@@ -84,6 +84,6 @@ def record(
         owner=owner_name,
     )
     try:
-        store.record_audit(entry)
+        store.audit.record(entry)
     except StoreUnavailable as error:
         log.error("audit entry not written (%s): %s", error, entry)

@@ -113,7 +113,7 @@ def validated(form_class: type[Form], data: Mapping[str, str]) -> dict[str, Any]
 
 def own_sub_account(store: Store, caller: AccountRecord, username: str) -> AccountRecord:
     """The caller's sub-account `username`: 404 when nobody has it, 403 when not the caller's."""
-    account = store.get_account(username)
+    account = store.accounts.get(username)
     if account is None:
         raise NotFound(NO_SUCH_ACCOUNT)
     if account.parent_id != caller.id:

@@ -33,27 +33,27 @@ class CredentialChecker:
         self._verified = VerifiedCredentials()
 
     def check(self, username: str, password: str, client_ip: str, now: float) -> AccountRecord:
-        until = self._store.ban_until(client_ip, now)
+        until = self._store.bans.until(client_ip, now)
         if until is not None:
             raise LoginRefused(BANNED, banned_until=until)
-        account = self._store.get_account(username) if username else None
+        account = self._store.accounts.get(username) if username else None
         stored = account.password_hash if account is not None else None
         verified = self._verified.check(username, password, stored or decoy_hash())
-        # The process's ban book, when proxies run here too (store.local_bans): the
+        # The process's ban book, when proxies run here too (store.bans.local): the
         # failures and successes of both faces count there in the order they happen.
-        book = self._store.local_bans
+        book = self._store.bans.local
         if account is None or not stored or not verified:
-            until = self._store.record_auth_failure(client_ip, now, self._policy)
+            until = self._store.bans.record_failure(client_ip, now, self._policy)
             local = None if book is None else book.record_failure(client_ip, now)
             if until is None and local is not None:
-                self._store.record_ban(client_ip, local)  # for every face and node
+                self._store.bans.record(client_ip, local)  # for every face and node
                 until = local
             if until is not None:
                 raise LoginRefused(BANNED, banned_until=until)
             raise LoginRefused(BAD_CREDENTIALS)
         if book is not None:
             book.record_success(client_ip)
-        self._store.record_auth_success(client_ip, now)
+        self._store.bans.record_success(client_ip, now)
         return account
 
     def verify(self, account: AccountRecord, password: str) -> bool:

@@ -20,4 +20,4 @@ def own_audit_entries(
 ) -> list[AuditEntry]:
     """The newest SHOWN; none from before the caller's creation (a deleted account's id or
     name, reused, must not show its entries)."""
-    return store.audit_entries(owner_id=caller.id, since=caller.created_at, limit=SHOWN)
+    return store.audit.entries(owner_id=caller.id, since=caller.created_at, limit=SHOWN)

@@ -57,7 +57,7 @@ def _check_limit(value: int, what: str) -> None:
 
 
 def get_parent(store: Store, username: str) -> AccountRecord:
-    account = store.get_account(username)
+    account = store.accounts.get(username)
     if account is None:
         raise OperatorError(f"no account named {username!r}")
     if not account.is_parent:
@@ -91,7 +91,7 @@ def create_parent(
     plan_config = settings.plan(plan)
     assert plan_config is not None
     try:
-        account = store.create_account(
+        account = store.accounts.create(
             username,
             password_hash=hash_password(password),
             plan=plan,
@@ -144,7 +144,7 @@ def update_parent(
         fields["password_hash"] = hash_password(_check(clean_password, password, "password"))
     if active is not None:
         fields["active"] = active
-    updated = store.update_account(username, **fields)
+    updated = store.accounts.update(username, **fields)
     if updated is None:
         raise OperatorError(f"no account named {username!r}")
     changed = {
@@ -161,20 +161,20 @@ def update_parent(
 
 def delete_parent(store: Store, username: str) -> None:
     account = get_parent(store, username)
-    store.delete_account(username)
+    store.accounts.delete(username)
     audit.record(store, "parent.delete", username, {}, actor=None, owner=account)
 
 
 def lift_ban(store: Store, ip: str) -> None:
     """Lift an authentication-failure ban on a client IP (and its count of failures)."""
-    if not store.unban(ip):
+    if not store.bans.unban(ip):
         raise OperatorError(f"{ip} is not banned")
     audit.record(store, "ban.lift", ip, {}, actor=None, owner=None)
 
 
 def account_summary(store: Store, account: AccountRecord, now: datetime) -> dict[str, Any]:
     """An account as the operator sees it: identity, plan, limits and usage in GB."""
-    monthly, total = store.usage(account, now)
+    monthly, total = store.usage.of(account, now)
     summary: dict[str, Any] = {
         "username": account.username,
         "kind": "parent" if account.is_parent else "sub-account",
@@ -192,8 +192,8 @@ def account_summary(store: Store, account: AccountRecord, now: datetime) -> dict
             billing_day=account.billing_day,
             period_start=period.start.isoformat(),
             period_end=period.end.isoformat(),
-            sub_accounts=store.count_sub_accounts(account.id),
-            proxies=store.authorized_proxies(account),
+            sub_accounts=store.accounts.count_sub_accounts(account.id),
+            proxies=store.access.authorized_proxies(account),
         )
     else:
         summary["parent"] = account.parent_username
@@ -209,6 +209,6 @@ FIRST_PARENT = "parent"
 
 def seed_first_parent(settings: Settings, store: Store) -> NewParent | None:
     """On an empty store, create one parent account on the default plan (first run)."""
-    if store.list_accounts(parents=True, limit=1):
+    if store.accounts.list(parents=True, limit=1):
         return None
     return create_parent(settings, store, FIRST_PARENT)

@@ -43,7 +43,7 @@ def change_own_password(
         form.add_error("confirm_password", MISMATCH)
     if not form.is_valid:
         raise FormInvalid(form.errors)
-    updated = store.update_account(
+    updated = store.accounts.update(
         account.username, password_hash=hash_password(cleaned["new_password"])
     )
     if updated is None:

@@ -37,7 +37,7 @@ def _configured(settings: Settings, names: list[str]) -> list[ProxyConfig]:
 def list_proxies(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, list[str]]:
-    authorized = _configured(settings, store.authorized_proxies(caller))
+    authorized = _configured(settings, store.access.authorized_proxies(caller))
     return {"proxies": [proxy_address(proxy) for proxy in authorized]}
 
 
@@ -50,7 +50,7 @@ def add_proxy(
     try:
         # Adding one already authorized changes nothing (and is no 402); the count is of
         # the authorized proxies still configured, taken in the transaction that adds.
-        store.authorize_proxy(
+        store.access.authorize_proxy(
             caller,
             proxy.name,
             max_proxies=plan.max_proxies,
@@ -67,7 +67,7 @@ def add_proxy(
 def delete_proxy(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> None:
-    store.deauthorize_proxy(caller, _named_proxy(settings, data).name)
+    store.access.deauthorize_proxy(caller, _named_proxy(settings, data).name)
 
 
 @operation

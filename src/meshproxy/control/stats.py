@@ -25,7 +25,7 @@ def window(now: datetime, days: int) -> tuple[date, date]:
 
 def every_day(store: Store, account: AccountRecord, start: date, end: date) -> list[DayStats]:
     """The account's figures of each day in [start, end), zeros where it had none."""
-    found = {stats.day: stats for stats in store.daily_stats(account.id, start, end)}
+    found = {stats.day: stats for stats in store.stats.daily(account.id, start, end)}
     days = [start + timedelta(days=i) for i in range((end - start).days)]
     return [found.get(d.isoformat()) or day_stats(d.isoformat(), ()) for d in days]
 

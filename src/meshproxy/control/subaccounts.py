@@ -48,7 +48,7 @@ def sub_account_details(
 
 
 def _details(store: Store, account: AccountRecord, now: datetime) -> dict[str, Any]:
-    return sub_account_details(account, *store.usage(account, now))
+    return sub_account_details(account, *store.usage.of(account, now))
 
 
 def _store_fields(cleaned: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def create_sub_account(
     try:
         # The plan's count is checked in the transaction that inserts (first: a full plan
         # is 402 even when the username is taken too), so racing creates cannot overshoot.
-        account = store.create_account(
+        account = store.accounts.create(
             cleaned["username"],
             parent_id=caller.id,
             now=now,
@@ -110,7 +110,7 @@ def edit_sub_account(
     account = own_sub_account(store, caller, cleaned["username"])
     fields = _store_fields(cleaned)
     if fields:
-        updated = store.update_account(account.username, **fields)
+        updated = store.accounts.update(account.username, **fields)
         if updated is None:  # deleted meanwhile
             raise NotFound("Sub-account not found.")
         account = updated
@@ -135,7 +135,7 @@ def _set_active(
 ) -> dict[str, Any]:
     cleaned = validated(UsernameForm, data)
     account = own_sub_account(store, caller, cleaned["username"])
-    updated = store.update_account(account.username, active=active)
+    updated = store.accounts.update(account.username, active=active)
     if updated is None:
         raise NotFound("Sub-account not found.")
     return _details(store, updated, now)
@@ -176,7 +176,7 @@ def delete_sub_account(
 ) -> None:
     cleaned = validated(UsernameForm, data)
     account = own_sub_account(store, caller, cleaned["username"])
-    store.delete_account(account.username)
+    store.accounts.delete(account.username)
 
 
 @operation
@@ -192,11 +192,11 @@ def list_sub_accounts(
     cleaned = validated(PageForm, data)
     offset = cleaned.get("offset", 0)
     limit = cleaned.get("limit", DEFAULT_PAGE)
-    accounts = store.list_accounts(parent_id=caller.id, offset=offset, limit=limit)
-    usage = store.usage_many(accounts, now)
+    accounts = store.accounts.list(parent_id=caller.id, offset=offset, limit=limit)
+    usage = store.usage.of_many(accounts, now)
     return {
         "sub_accounts": [sub_account_details(a, *usage.get(a.id, (0, 0))) for a in accounts],
-        "total": store.count_sub_accounts(caller.id),
+        "total": store.accounts.count_sub_accounts(caller.id),
         "offset": offset,
         "limit": limit,
     }

@@ -66,7 +66,7 @@ def add_webhook(
         raise FormInvalid.one("url", why)
     most = settings.alerts.max_webhooks
     try:
-        webhook = store.add_webhook(
+        webhook = store.alerts.add_webhook(
             caller.id, cleaned["url"], cleaned["secret"], now, max_webhooks=most
         )
     except LimitReached:
@@ -78,7 +78,7 @@ def add_webhook(
 def list_webhooks(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> dict[str, Any]:
-    return {"webhooks": [webhook_details(w) for w in store.list_webhooks(caller.id)]}
+    return {"webhooks": [webhook_details(w) for w in store.alerts.list_webhooks(caller.id)]}
 
 
 @change("webhook.delete")
@@ -86,7 +86,7 @@ def delete_webhook(
     settings: Settings, store: Store, caller: AccountRecord, data: Data, *, now: datetime
 ) -> None:
     cleaned = validated(WebhookIdForm, data)
-    if not store.delete_webhook(caller.id, cleaned["id"]):
+    if not store.alerts.delete_webhook(caller.id, cleaned["id"]):
         raise NotFound(NO_SUCH_WEBHOOK)
 
 
@@ -96,4 +96,4 @@ def usage_notices(
 ) -> list[NoticeView]:
     """The caller's newest notices (its own and its sub-accounts'), with every delivery
     attempt: what the dashboard shows."""
-    return store.alert_history(caller.id, limit=NOTICES_SHOWN)
+    return store.alerts.history(caller.id, limit=NOTICES_SHOWN)

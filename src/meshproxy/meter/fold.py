@@ -4,7 +4,7 @@
    in the pending set (atomic with the meters' flushes, so no increment is split or lost);
 2. fold: every claimed batch (and any a dead folder left pending) goes to the store in one
    transaction; each batch names its meter and flush numbers, and the store adds none it
-   has seen (`Store.fold_usage`), so a batch folded twice, or one Redis brings back from an
+   has seen (`store.folds.fold`), so a batch folded twice, or one Redis brings back from an
    old snapshot, or one a node already wrote itself, counts once;
 3. confirm: each meter learns up to which flush number the store has it (`node:<meter>`
    field `folded`), so the node can drop those flushes from its journal;
@@ -96,7 +96,7 @@ class UsageFolder:
         generation = decoded(claimed[0]) or None
         keys = sorted(set(pending) | {decoded(b) for b in claimed[1:]})
         batches = self._read(keys)
-        outcome = self._store.fold_usage(batches, self._clock(), generation)
+        outcome = self._store.fold(batches, self._clock(), generation)
         if outcome.folded_through:
             pipe = self._redis.pipeline(transaction=False)
             for meter_id, through in outcome.folded_through.items():
@@ -148,7 +148,7 @@ class UsageFolder:
     def _prune(self) -> None:
         now = self._clock()
         if self._last_prune is None or now - self._last_prune > timedelta(hours=1):
-            self._store.prune_meter_folds(now - KEEP_METER_FOLDS)
+            self._store.prune(now - KEEP_METER_FOLDS)
             self._last_prune = now
 
 

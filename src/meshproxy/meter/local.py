@@ -27,9 +27,9 @@ Key = tuple[int, int | None]
 
 
 class UsageSink(Protocol):
-    """Where flushed usage goes (the Store; the meter must not import the store layer)."""
+    """Where flushed usage goes (`store.usage`; the meter must not import the store layer)."""
 
-    def record_usage(
+    def record(
         self, deltas: Sequence[UsageDelta], day: date, stats: Sequence[StatDelta] = ()
     ) -> None: ...
 
@@ -157,7 +157,7 @@ class LocalMeter:
             day = self._today()
             try:
                 await loop.run_in_executor(
-                    self._executor, self._store.record_usage, deltas, day, stats
+                    self._executor, self._store.record, deltas, day, stats
                 )
             except BaseException as error:
                 self._buffer.failed()

@@ -2,7 +2,7 @@
 interval, in one script call (pipelined: one round trip for every account of the batch).
 
 Exactly once, whatever Redis keeps: each meter has an id and numbers its flushes 1, 2,
-3...; the store remembers which numbers of which meter it has folded (`Store.fold_usage`)
+3...; the store remembers which numbers of which meter it has folded (`store.folds.fold`)
 and never adds one twice. A flush whose reply was lost is sent again with the same
 number and the script skips it if applied. Every applied flush stays in this meter's
 journal until a folder reports it folded (Redis `node:<meter>` field `folded`), so when
@@ -362,7 +362,7 @@ class RedisMeter:
         batches = list(self._recovery)
         try:
             outcome = await asyncio.to_thread(
-                self._store.fold_usage, batches, datetime.now(UTC), self.generation
+                self._store.fold, batches, datetime.now(UTC), self.generation
             )
         except Exception as error:
             self.recovery_health.failed(error, f"writing {len(batches)} recovered flushes")

@@ -10,7 +10,7 @@ from meshproxy.domain.folds import FoldBatch, FoldOutcome
 
 
 class FoldSink(Protocol):
-    def fold_usage(
+    def fold(
         self,
         batches: Sequence[FoldBatch],
         now: datetime,
@@ -18,5 +18,5 @@ class FoldSink(Protocol):
     ) -> FoldOutcome:
         """Add each batch's usage unless the store has its flush numbers already."""
 
-    def prune_meter_folds(self, older_than: datetime) -> int:
+    def prune(self, older_than: datetime) -> int:
         """Forget the flush numbers of meters not seen since `older_than`."""

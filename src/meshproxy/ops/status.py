@@ -48,7 +48,7 @@ class NodeStatus:
                 found.append(node.notices.health)
         if self.folding is not None:
             found.append(self.folding.health)
-        shared = getattr(self.store, "redis_health", None)
+        shared = getattr(self.store.notifier, "health", None)  # Redis, when shared
         if isinstance(shared, BackendHealth):
             found.append(shared)
         return found

@@ -5,20 +5,20 @@
     <p>reset:<ip>          time of the address's last success (expires with the window):
                            a failure from before it, reported late, does not count
 
-The same rule as `Store.record_auth_failure` (domain.bans.BanPolicy), decided atomically
-in one script so concurrent failures on many nodes count exactly.
+The same rule as the store's tables (store/bans.py, domain.bans.BanPolicy), decided
+atomically in one script so concurrent failures on many nodes count exactly. It is the
+store's `SharedBans`: a call Redis cannot answer raises `SharedUnavailable` (and is logged
+in the link's health), and the tables decide meanwhile.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from meshproxy.domain.bans import BanPolicy
-
-if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that uses it
-    from redis import Redis
+from meshproxy.shared.link import RedisLink
 
 # KEYS: failures zset, bans hash, reset. ARGV: ip, at, window, max failures, ban seconds,
 # member.
@@ -62,8 +62,9 @@ return 1
 
 
 class RedisBans:
-    def __init__(self, redis: Redis, prefix: str) -> None:
-        self._redis = redis
+    def __init__(self, link: RedisLink, prefix: str) -> None:
+        self._link = link
+        self._redis = redis = link.redis
         self._bans = f"{prefix}bans"
         self._failures = f"{prefix}failures:"
         self._resets = f"{prefix}reset:"
@@ -73,31 +74,37 @@ class RedisBans:
     def record_failure(self, ip: str, now: float, policy: BanPolicy) -> float | None:
         """Count a failure from `ip` that happened at `now` (not if the address succeeded
         since); returns the ban's end if this one starts a ban."""
-        until = self._failure(
-            keys=[self._failures + ip, self._bans, self._resets + ip],
-            args=[
-                ip,
-                repr(now),
-                repr(policy.window_seconds),
-                policy.max_failures,
-                repr(policy.ban_seconds),
-                f"{now!r}:{uuid.uuid4().hex}",
-            ],
+        until = self._link.call(
+            "counting an authentication failure",
+            lambda: self._failure(
+                keys=[self._failures + ip, self._bans, self._resets + ip],
+                args=[
+                    ip,
+                    repr(now),
+                    repr(policy.window_seconds),
+                    policy.max_failures,
+                    repr(policy.ban_seconds),
+                    f"{now!r}:{uuid.uuid4().hex}",
+                ],
+            ),
         )
         return None if until is None else float(until)
 
     def record_success(self, ip: str, at: float | None) -> None:
         """The failures until `at` stop counting, also those reported later (None: every
         failure counted so far)."""
-        if at is None:
-            self._redis.delete(self._failures + ip)
-            return
-        self._success(
-            keys=[self._failures + ip, self._resets + ip], args=[repr(at), repr(RESET_SECONDS)]
-        )
+
+        def reset() -> None:
+            if at is None:
+                self._redis.delete(self._failures + ip)
+            else:
+                keys = [self._failures + ip, self._resets + ip]
+                self._success(keys=keys, args=[repr(at), repr(RESET_SECONDS)])
+
+        self._link.call("resetting a failure count", reset)
 
     def ban_until(self, ip: str, now: float) -> float | None:
-        value = self._redis.hget(self._bans, ip)
+        value = self._link.call("reading a ban", lambda: self._redis.hget(self._bans, ip))
         if value is None:
             return None
         until = float(cast(Any, value))
@@ -105,6 +112,9 @@ class RedisBans:
 
     def active(self, now: float) -> dict[str, float]:
         """Bans in force; expired ones are removed on the way."""
+        return self._link.call("reading bans", lambda: self._active(now))
+
+    def _active(self, now: float) -> dict[str, float]:
         everything = cast(dict[Any, Any], self._redis.hgetall(self._bans))
         active, expired = {}, []
         for ip, value in everything.items():
@@ -120,6 +130,9 @@ class RedisBans:
 
     def failure_counts(self, since: float) -> dict[str, int]:
         """Failures per client IP counted at `since` or later (`admin bans`)."""
+        return self._link.call("reading failure counts", lambda: self._failure_counts(since))
+
+    def _failure_counts(self, since: float) -> dict[str, int]:
         pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self._failures) + "*"
         found = {}
         for key in self._redis.scan_iter(match=pattern, count=1000):
@@ -136,5 +149,5 @@ class RedisBans:
         pipe.hdel(self._bans, ip)
         pipe.delete(self._failures + ip)
         pipe.set(self._resets + ip, repr(time.time()), px=int(RESET_SECONDS * 1000))
-        removed, _, _ = pipe.execute()
+        removed, _, _ = self._link.call("lifting a ban", pipe.execute)
         return bool(removed)

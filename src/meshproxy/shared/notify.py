@@ -8,9 +8,14 @@ latency: the change feed is polled anyway.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from meshproxy.meter.health import BackendHealth
+from meshproxy.shared.link import RedisLink
+from meshproxy.store.errors import SharedUnavailable
 
 
 def channel(prefix: str) -> str:
@@ -40,3 +45,32 @@ def decode(message: bytes | str) -> list[Note]:
         ]
     except (ValueError, TypeError, IndexError, KeyError):
         return []
+
+
+class RedisNotifier:
+    """The store's `ChangeNotifier` on the channel: a notice Redis does not take is dropped
+    (logged in the link's health); the nodes' polls of the feed carry it anyway."""
+
+    def __init__(self, link: RedisLink, prefix: str) -> None:
+        self.link = link
+        self.channel = channel(prefix)
+
+    @property
+    def health(self) -> BackendHealth:
+        return self.link.health
+
+    def changed(self, notes: Sequence[tuple[str, str]]) -> None:
+        self._publish([Note(kind, subject) for kind, subject in notes])
+
+    def banned(self, ip: str, until: float) -> None:
+        self._publish([Note("ban", ip, until)])
+
+    def check(self) -> None:
+        self.link.recheck()
+
+    def _publish(self, notes: list[Note]) -> None:
+        message = encode(notes)
+        with contextlib.suppress(SharedUnavailable):
+            self.link.call(
+                "announcing changes", lambda: self.link.redis.publish(self.channel, message)
+            )

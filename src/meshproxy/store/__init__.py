@@ -1,4 +1,5 @@
-"""Persistence: SQLAlchemy 2 models, Alembic migrations, and the Store façade.
+"""Persistence: SQLAlchemy Core tables (no ORM), Alembic migrations, and the Store: one
+repository per part of the data (store.accounts, store.bans, ...) over one engine.
 
 SQLite (WAL) by default; PostgreSQL by URL. Nothing outside this package writes SQL.
 """

@@ -7,20 +7,20 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from meshproxy.domain.alerts import Notice, crossed, notice_body
 from meshproxy.domain.billing import billing_period
 from meshproxy.domain.limits import QuotaKind
-from meshproxy.store import models as m
-from meshproxy.store.dialect import aware, chunks, insert_for
+from meshproxy.store import tables as t
+from meshproxy.store.accounts import lock_parent
+from meshproxy.store.dialect import aware, chunks
 from meshproxy.store.errors import LimitReached
+from meshproxy.store.transaction import Database, Transaction
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 CHUNK = 2000  # rows per multi-row INSERT, ids per IN list (at most 65,535 parameters)
@@ -75,14 +75,11 @@ class NoticeView:
     deliveries: list[DeliveryView]
 
 
-class AlertRecords:
-    """Mixed into `Store`."""
+class Alerts:
+    """The webhooks, usage notices and their deliveries' tables."""
 
-    if TYPE_CHECKING:
-
-        def _session(self, *, locked: bool = False) -> AbstractContextManager[Session]: ...
-
-        def _lock_parent(self, session: Session, parent_id: int) -> None: ...
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # ---- webhooks -----------------------------------------------------------------------
 
@@ -91,57 +88,59 @@ class AlertRecords:
     ) -> WebhookRecord:
         """Raises LimitReached when the account has `max_webhooks` already (counted in the
         transaction that adds)."""
-        with self._session(locked=True) as session:
-            self._lock_parent(session, account_id)
-            count = session.scalar(
+        with self._db.transaction(locked=True) as tx:
+            lock_parent(tx, account_id)
+            count = tx.scalar(
                 select(func.count())
-                .select_from(m.Webhook)
-                .where(m.Webhook.account_id == account_id)
+                .select_from(t.webhooks)
+                .where(t.webhooks.c.account_id == account_id)
             )
             if (count or 0) >= max_webhooks:
                 raise LimitReached(max_webhooks)
-            row = m.Webhook(account_id=account_id, url=url, secret=secret, created_at=now)
-            session.add(row)
-            session.flush()
-            return WebhookRecord(row.id, row.url, aware(row.created_at))
+            webhook_id = tx.execute(
+                insert(t.webhooks)
+                .values(account_id=account_id, url=url, secret=secret, created_at=now)
+                .returning(t.webhooks.c.id)
+            ).scalar_one()
+            return WebhookRecord(webhook_id, url, aware(now))
 
     def list_webhooks(self, account_id: int) -> list[WebhookRecord]:
-        with self._session() as session:
+        with self._db.transaction() as tx:
             return [
                 WebhookRecord(row.id, row.url, aware(row.created_at))
-                for row in session.scalars(
-                    select(m.Webhook)
-                    .where(m.Webhook.account_id == account_id)
-                    .order_by(m.Webhook.id)
+                for row in tx.execute(
+                    select(t.webhooks)
+                    .where(t.webhooks.c.account_id == account_id)
+                    .order_by(t.webhooks.c.id)
                 )
             ]
 
     def delete_webhook(self, account_id: int, webhook_id: int) -> bool:
-        with self._session() as session:
-            done = session.execute(
-                delete(m.Webhook).where(
-                    m.Webhook.id == webhook_id, m.Webhook.account_id == account_id
+        with self._db.transaction() as tx:
+            done = tx.execute(
+                delete(t.webhooks).where(
+                    t.webhooks.c.id == webhook_id, t.webhooks.c.account_id == account_id
                 )
             )
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+            return bool(done.rowcount)
 
     # ---- notices ------------------------------------------------------------------------
 
-    def record_usage_notices(self, now: datetime) -> list[Notice]:
+    def record_notices(self, now: datetime) -> list[Notice]:
         """Compare every limited account's usage with its limits; insert a notice for each
         threshold reached that has none yet this period (the ones inserted are returned),
         and a pending delivery of it to each of its parent's webhooks. Any number of nodes
         may run this at once: the unique key makes each notice once."""
-        with self._session() as session:
-            limited = session.execute(
+        with self._db.transaction() as tx:
+            limited = tx.execute(
                 select(
-                    m.Account.id,
-                    m.Account.username,
-                    m.Account.parent_id,
-                    m.Account.monthly_limit_gb,
-                    m.Account.total_limit_gb,
-                    m.Account.total_bytes,
-                ).where(or_(m.Account.monthly_limit_gb > 0, m.Account.total_limit_gb > 0))
+                    t.accounts.c.id,
+                    t.accounts.c.username,
+                    t.accounts.c.parent_id,
+                    t.accounts.c.monthly_limit_gb,
+                    t.accounts.c.total_limit_gb,
+                    t.accounts.c.total_bytes,
+                ).where(or_(t.accounts.c.monthly_limit_gb > 0, t.accounts.c.total_limit_gb > 0))
             ).all()
             if not limited:
                 return []
@@ -150,10 +149,10 @@ class AlertRecords:
             for ids in chunks(sorted(owner_ids), CHUNK):
                 owners.update(
                     (account_id, (username, billing_day))
-                    for account_id, username, billing_day in session.execute(
-                        select(m.Account.id, m.Account.username, m.Account.billing_day).where(
-                            m.Account.id.in_(ids)
-                        )
+                    for account_id, username, billing_day in tx.execute(
+                        select(
+                            t.accounts.c.id, t.accounts.c.username, t.accounts.c.billing_day
+                        ).where(t.accounts.c.id.in_(ids))
                     )
                 )
             starts: dict[int, date] = {}
@@ -165,10 +164,12 @@ class AlertRecords:
                 for ids in chunks(sorted(i for i, s in starts.items() if s == start), CHUNK):
                     monthly.update(
                         (i, int(n or 0))
-                        for i, n in session.execute(
-                            select(m.UsageDaily.account_id, func.sum(m.UsageDaily.bytes))
-                            .where(m.UsageDaily.account_id.in_(ids), m.UsageDaily.day >= start)
-                            .group_by(m.UsageDaily.account_id)
+                        for i, n in tx.execute(
+                            select(t.usage_daily.c.account_id, func.sum(t.usage_daily.c.bytes))
+                            .where(
+                                t.usage_daily.c.account_id.in_(ids), t.usage_daily.c.day >= start
+                            )
+                            .group_by(t.usage_daily.c.account_id)
                         )
                     )
             candidates: list[dict[str, Any]] = []
@@ -192,27 +193,27 @@ class AlertRecords:
                                 "at": now,
                             }
                         )
-            candidates = self._not_noticed(session, candidates)
+            candidates = self._not_noticed(tx, candidates)
             inserted: list[tuple[int, int]] = []  # (notice id, candidate index)
             names = {row.id: row.username for row in limited}
             for first in range(0, len(candidates), CHUNK):
                 chunk = candidates[first : first + CHUNK]
                 statement = (
-                    insert_for(session, m.UsageNotice)
+                    tx.insert(t.usage_notices)
                     .values(chunk)
                     .on_conflict_do_nothing()
                     .returning(
-                        m.UsageNotice.id,
-                        m.UsageNotice.account_id,
-                        m.UsageNotice.kind,
-                        m.UsageNotice.threshold,
+                        t.usage_notices.c.id,
+                        t.usage_notices.c.account_id,
+                        t.usage_notices.c.kind,
+                        t.usage_notices.c.threshold,
                     )
                 )
                 index = {
                     (c["account_id"], c["kind"], c["threshold"]): first + n
                     for n, c in enumerate(chunk)
                 }
-                for notice_id, account_id, kind, threshold in session.execute(statement):
+                for notice_id, account_id, kind, threshold in tx.execute(statement):
                     inserted.append((notice_id, index[(account_id, kind, threshold)]))
             notices = [
                 Notice(
@@ -229,7 +230,7 @@ class AlertRecords:
                 for notice_id, i in sorted(inserted)
             ]
             self._queue_deliveries(
-                session,
+                tx,
                 [
                     (n, candidates[i]["owner_id"])
                     for n, (_, i) in zip(notices, sorted(inserted), strict=True)
@@ -239,58 +240,59 @@ class AlertRecords:
             return notices
 
     def _not_noticed(
-        self, session: Session, candidates: list[dict[str, Any]]
+        self, tx: Transaction, candidates: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """The candidates without a notice yet: read first, so that the usual check (every
         notice made already) writes nothing; the INSERT's ON CONFLICT settles a race."""
         made: set[tuple[Any, ...]] = set()
-        notice = m.UsageNotice
+        notice = t.usage_notices
         for ids in chunks(sorted({c["account_id"] for c in candidates}), CHUNK):
             made.update(
                 tuple(row)
-                for row in session.execute(
+                for row in tx.execute(
                     select(
-                        notice.account_id,
-                        notice.kind,
-                        notice.period_start,
-                        notice.threshold,
-                        notice.limit_gb,
+                        notice.c.account_id,
+                        notice.c.kind,
+                        notice.c.period_start,
+                        notice.c.threshold,
+                        notice.c.limit_gb,
                     ).where(
-                        notice.account_id.in_(ids),
-                        notice.period_start.in_({c["period_start"] for c in candidates}),
+                        notice.c.account_id.in_(ids),
+                        notice.c.period_start.in_({c["period_start"] for c in candidates}),
                     )
                 )
             )
         return [c for c in candidates if _key(c) not in made]
 
     def _queue_deliveries(
-        self, session: Session, notices: Sequence[tuple[Notice, int]], now: datetime
+        self, tx: Transaction, notices: Sequence[tuple[Notice, int]], now: datetime
     ) -> None:
         """A pending delivery of each new notice to each webhook of its parent."""
         if not notices:
             return
         hooks: dict[int, list[int]] = defaultdict(list)
         for owners in chunks(sorted({owner for _, owner in notices}), CHUNK):
-            for webhook_id, account_id in session.execute(
-                select(m.Webhook.id, m.Webhook.account_id)
-                .where(m.Webhook.account_id.in_(owners))
-                .order_by(m.Webhook.id)
+            for webhook_id, account_id in tx.execute(
+                select(t.webhooks.c.id, t.webhooks.c.account_id)
+                .where(t.webhooks.c.account_id.in_(owners))
+                .order_by(t.webhooks.c.id)
             ):
                 hooks[account_id].append(webhook_id)
-        for notice, owner in notices:
-            body = notice_body(notice)
-            for webhook_id in hooks[owner]:
-                session.add(
-                    m.WebhookDelivery(
-                        notice_id=notice.id,
-                        webhook_id=webhook_id,
-                        body=body,
-                        state=PENDING,
-                        attempts=0,
-                        next_at=now,
-                        created_at=now,
-                    )
-                )
+        rows = [
+            {
+                "notice_id": notice.id,
+                "webhook_id": webhook_id,
+                "body": notice_body(notice),
+                "state": PENDING,
+                "attempts": 0,
+                "next_at": now,
+                "created_at": now,
+            }
+            for notice, owner in notices
+            for webhook_id in hooks[owner]
+        ]
+        if rows:
+            tx.execute(insert(t.webhook_deliveries), rows)
 
     # ---- deliveries ---------------------------------------------------------------------
 
@@ -301,32 +303,32 @@ class AlertRecords:
         now + lease_seconds: rows locked while claimed (PostgreSQL: FOR UPDATE SKIP LOCKED,
         so nodes claiming at once take different rows; SQLite: the write lock)."""
         token = uuid.uuid4().hex
-        delivery = m.WebhookDelivery
-        with self._session(locked=True) as session:
-            rows = session.execute(
+        delivery = t.webhook_deliveries
+        with self._db.transaction(locked=True) as tx:
+            rows = tx.execute(
                 select(
-                    delivery.id,
-                    delivery.body,
-                    delivery.attempts,
-                    delivery.created_at,
-                    m.Webhook.url,
-                    m.Webhook.secret,
+                    delivery.c.id,
+                    delivery.c.body,
+                    delivery.c.attempts,
+                    delivery.c.created_at,
+                    t.webhooks.c.url,
+                    t.webhooks.c.secret,
                 )
-                .join(m.Webhook, m.Webhook.id == delivery.webhook_id)
+                .join(t.webhooks, t.webhooks.c.id == delivery.c.webhook_id)
                 .where(
-                    delivery.state == PENDING,
-                    delivery.next_at <= now,
-                    or_(delivery.lease_until.is_(None), delivery.lease_until < now),
+                    delivery.c.state == PENDING,
+                    delivery.c.next_at <= now,
+                    or_(delivery.c.lease_until.is_(None), delivery.c.lease_until < now),
                 )
-                .order_by(delivery.next_at, delivery.id)
+                .order_by(delivery.c.next_at, delivery.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True, of=delivery)
             ).all()
             if not rows:
                 return []
-            session.execute(
+            tx.execute(
                 update(delivery)
-                .where(delivery.id.in_([row.id for row in rows]))
+                .where(delivery.c.id.in_([row.id for row in rows]))
                 .values(lease=token, lease_until=now + timedelta(seconds=lease_seconds))
             )
             return [
@@ -356,13 +358,13 @@ class AlertRecords:
         """Record one attempt; the delivery is delivered, pending again until `retry_at`,
         or failed (neither). Only the lease's holder changes the delivery's state; a
         delivery deleted meanwhile (with its webhook) records nothing."""
-        delivery = m.WebhookDelivery
+        delivery = t.webhook_deliveries
         final = delivered or retry_at is None
-        with self._session() as session:
-            if session.get(delivery, job.id) is None:
+        with self._db.transaction() as tx:
+            if tx.scalar(select(delivery.c.id).where(delivery.c.id == job.id)) is None:
                 return  # its webhook (or account) was deleted meanwhile
-            session.add(
-                m.DeliveryAttempt(
+            tx.execute(
+                insert(t.delivery_attempts).values(
                     delivery_id=job.id,
                     at=at,
                     status=status,
@@ -370,12 +372,12 @@ class AlertRecords:
                     duration_ms=duration_ms,
                 )
             )
-            session.execute(
+            tx.execute(
                 update(delivery)
-                .where(delivery.id == job.id, delivery.lease == job.lease)
+                .where(delivery.c.id == job.id, delivery.c.lease == job.lease)
                 .values(
                     state=DELIVERED if delivered else (FAILED if final else PENDING),
-                    attempts=delivery.attempts + 1,
+                    attempts=delivery.c.attempts + 1,
                     next_at=retry_at or at,
                     lease=None,
                     lease_until=None,
@@ -383,44 +385,44 @@ class AlertRecords:
                 )
             )
 
-    def alert_history(self, owner_id: int, limit: int = 50) -> list[NoticeView]:
+    def history(self, owner_id: int, limit: int = 50) -> list[NoticeView]:
         """A parent's newest notices (its own and its sub-accounts'), each with its
         deliveries and their attempts."""
-        notice, delivery, attempt = m.UsageNotice, m.WebhookDelivery, m.DeliveryAttempt
-        with self._session() as session:
-            rows = session.execute(
-                select(notice, m.Account.username)
-                .join(m.Account, m.Account.id == notice.account_id)
-                .where(notice.owner_id == owner_id)
-                .order_by(notice.at.desc(), notice.id.desc())
+        notice, delivery, attempt = t.usage_notices, t.webhook_deliveries, t.delivery_attempts
+        with self._db.transaction() as tx:
+            rows = tx.execute(
+                select(notice, t.accounts.c.username)
+                .join(t.accounts, t.accounts.c.id == notice.c.account_id)
+                .where(notice.c.owner_id == owner_id)
+                .order_by(notice.c.at.desc(), notice.c.id.desc())
                 .limit(limit)
             ).all()
-            owner = session.scalar(select(m.Account.username).where(m.Account.id == owner_id))
-            ids = [row[0].id for row in rows]
+            owner = tx.scalar(select(t.accounts.c.username).where(t.accounts.c.id == owner_id))
+            ids = [row.id for row in rows]
             deliveries: dict[int, list[tuple[int, DeliveryView]]] = defaultdict(list)
             attempts: dict[int, list[AttemptView]] = defaultdict(list)
             if ids:
-                found = session.execute(
-                    select(delivery, m.Webhook.url)
-                    .join(m.Webhook, m.Webhook.id == delivery.webhook_id)
-                    .where(delivery.notice_id.in_(ids))
-                    .order_by(delivery.id)
+                found = tx.execute(
+                    select(delivery, t.webhooks.c.url)
+                    .join(t.webhooks, t.webhooks.c.id == delivery.c.webhook_id)
+                    .where(delivery.c.notice_id.in_(ids))
+                    .order_by(delivery.c.id)
                 ).all()
-                delivery_ids = [d.id for d, _ in found]
-                for row in session.scalars(
+                delivery_ids = [d.id for d in found]
+                for row in tx.execute(
                     select(attempt)
-                    .where(attempt.delivery_id.in_(delivery_ids))
-                    .order_by(attempt.id)
+                    .where(attempt.c.delivery_id.in_(delivery_ids))
+                    .order_by(attempt.c.id)
                 ):
                     attempts[row.delivery_id].append(
                         AttemptView(aware(row.at), row.status, row.error, row.duration_ms)
                     )
-                for d, url in found:
+                for d in found:
                     deliveries[d.notice_id].append(
                         (
                             d.id,
                             DeliveryView(
-                                url=url,
+                                url=d.url,
                                 state=d.state,
                                 attempts=attempts[d.id],
                                 next_at=aware(d.next_at) if d.state == PENDING else None,
@@ -431,7 +433,7 @@ class AlertRecords:
                 NoticeView(
                     notice=Notice(
                         id=row.id,
-                        account=username,
+                        account=row.username,
                         parent=owner or "",
                         kind=QuotaKind(row.kind),
                         threshold=row.threshold,
@@ -442,5 +444,5 @@ class AlertRecords:
                     ),
                     deliveries=[view for _, view in deliveries[row.id]],
                 )
-                for row, username in rows
+                for row in rows
             ]

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, or_, select
 
 from meshproxy.domain.audit import AuditEntry
-from meshproxy.store import models as m
+from meshproxy.store import tables as t
 from meshproxy.store.dialect import aware
+from meshproxy.store.transaction import Database
 
 AUDIT_PAGE = 1000
 
 
-class AuditRecords:
-    """Mixed into `Store`."""
+class AuditLog:
+    """The `audit_log` table."""
 
-    if TYPE_CHECKING:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
-        def _session(self, *, locked: bool = False) -> AbstractContextManager[Session]: ...
-
-    def record_audit(self, entry: AuditEntry) -> None:
-        with self._session() as session:
-            session.add(
-                m.AuditLog(
+    def record(self, entry: AuditEntry) -> None:
+        with self._db.transaction() as tx:
+            tx.execute(
+                insert(t.audit_log).values(
                     at=entry.at,
                     actor=entry.actor[:30],
                     operation=entry.operation[:40],
@@ -40,7 +37,7 @@ class AuditRecords:
                 )
             )
 
-    def audit_entries(
+    def entries(
         self,
         *,
         owner_id: int | None = None,
@@ -50,20 +47,20 @@ class AuditRecords:
     ) -> list[AuditEntry]:
         """Newest first. `owner_id`: the changes in one parent's tree; `account`: those an
         account made, was the target of, or owns; `since`: at or after."""
-        query = select(m.AuditLog).order_by(m.AuditLog.at.desc(), m.AuditLog.id.desc())
+        query = select(t.audit_log).order_by(t.audit_log.c.at.desc(), t.audit_log.c.id.desc())
         if owner_id is not None:
-            query = query.where(m.AuditLog.owner_id == owner_id)
+            query = query.where(t.audit_log.c.owner_id == owner_id)
         if account is not None:
             query = query.where(
                 or_(
-                    m.AuditLog.actor == account,
-                    m.AuditLog.target == account,
-                    m.AuditLog.owner == account,
+                    t.audit_log.c.actor == account,
+                    t.audit_log.c.target == account,
+                    t.audit_log.c.owner == account,
                 )
             )
         if since is not None:
-            query = query.where(m.AuditLog.at >= since)
-        with self._session() as session:
+            query = query.where(t.audit_log.c.at >= since)
+        with self._db.transaction() as tx:
             return [
                 AuditEntry(
                     id=row.id,
@@ -77,5 +74,5 @@ class AuditRecords:
                     owner_id=row.owner_id,
                     owner=row.owner,
                 )
-                for row in session.scalars(query.limit(limit))
+                for row in tx.execute(query.limit(limit))
             ]

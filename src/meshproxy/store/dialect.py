@@ -6,21 +6,19 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import Session
-
-from meshproxy.store import models as m
 
 T = TypeVar("T")
 
 
-def insert_for(session: Session, model: type[m.Base]) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT."""
-    if session.get_bind().dialect.name == "postgresql":
+def insert_for(dialect: str, table: Table) -> Any:
+    """The INSERT of the dialect named `dialect`, which has ON CONFLICT."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql  # loaded by PostgreSQL nodes only (2 MiB)
 
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def aware(moment: datetime) -> datetime:

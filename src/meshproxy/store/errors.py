@@ -10,6 +10,11 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached (or is locked/full); callers answer 503 and retry."""
 
 
+class SharedUnavailable(StoreError):
+    """A part the nodes share outside the database (Redis) cannot be reached: the
+    database's tables stand in for it (logged by the part, in its health)."""
+
+
 class Conflict(StoreError):
     """A uniqueness rule would be broken (username, IP or hostname already taken)."""
 

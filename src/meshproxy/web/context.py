@@ -128,7 +128,7 @@ def _logged_in(ctx: Ctx) -> AccountRecord | None:
     username = ctx.session.username
     if username is None:
         return None
-    account = ctx.store.get_account(username)
+    account = ctx.store.accounts.get(username)
     if account is None or not ctx.dash.codec.still_valid(ctx.session, account):
         return None  # deleted, logged out, or its password changed since this login
     return account

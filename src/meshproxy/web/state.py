@@ -47,7 +47,7 @@ def account_state(
 
 
 def usage_now(store: Store, account: AccountRecord, now: datetime) -> Usage:
-    return Usage(*store.usage(account, now))
+    return Usage(*store.usage.of(account, now))
 
 
 def sub_account_state(

@@ -62,7 +62,7 @@ def billing_day_of(store: Store, account: AccountRecord) -> int:
     """The billing day that rules the account's periods (a sub-account's parent's)."""
     if account.is_parent:
         return account.billing_day or 1
-    parent = store.get_account(account.parent_username or "")
+    parent = store.accounts.get(account.parent_username or "")
     return (parent.billing_day if parent else None) or 1
 
 
@@ -70,7 +70,7 @@ def period_charts(store: Store, account: AccountRecord, now: datetime) -> list[P
     """The current and the previous billing period's daily usage of one account."""
     current = billing_period(billing_day_of(store, account), now)
     previous = current.previous()
-    rows = store.daily_usage(account.id, previous.start, current.end)
+    rows = store.usage.daily(account.id, previous.start, current.end)
     charts = []
     for name, period in (("current", current), ("previous", previous)):
         title = f"{name.capitalize()} billing period, {period_text(period)}"
@@ -84,15 +84,15 @@ def top_sub_accounts_chart(store: Store, parent: AccountRecord, now: datetime) -
     (the parent's own traffic and every other sub-account)."""
     period = billing_period(parent.billing_day or 1, now)
     days = days_of(period)
-    top = store.top_sub_accounts(parent.id, period.start, period.end, TOP_SUB_ACCOUNTS)
-    rows = store.sub_account_daily_usage(
+    top = store.usage.top_sub_accounts(parent.id, period.start, period.end, TOP_SUB_ACCOUNTS)
+    rows = store.usage.sub_account_daily(
         parent.id, period.start, period.end, account_ids=[account_id for account_id, _, _ in top]
     )
     series = []
     for index, (account_id, username, _) in enumerate(top):
         mine = [(day, nbytes) for who, _, day, nbytes in rows if who == account_id]
         series.append(Series(username, _per_day(days, mine), PALETTE[index % len(PALETTE)]))
-    whole = _per_day(days, store.daily_usage(parent.id, period.start, period.end))
+    whole = _per_day(days, store.usage.daily(parent.id, period.start, period.end))
     rest = [max(0, total - sum(s.values[i] for s in series)) for i, total in enumerate(whole)]
     series.append(Series("everything else", rest, OTHERS_COLOUR))
     title = f"Top sub-accounts, {period_text(period)}"

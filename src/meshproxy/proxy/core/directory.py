@@ -1,6 +1,6 @@
 """The account directory of a proxy node: every decision about a client, made from memory.
 
-Loaded from `Store.account_views` and kept current by the sync loop (`sync.py`); this
+Loaded from `store.accounts.views` and kept current by the sync loop (`sync.py`); this
 module is pure (callers pass the time), so the decisions are tested with a fake clock.
 Live usage = the store's figure when the account was (re)loaded + bytes counted since,
 whether flushed yet or not (the loader passes the meter's unflushed bytes). With shared

@@ -95,9 +95,9 @@ class ProxyNode:
         policy = settings.ban.policy()
         # One ban book for this process's proxies and its API (store.py): a ban decided by
         # either holds on the other at once, and their failures count in one order.
-        bans = store.local_bans
+        bans = store.bans.local
         if bans is None or bans.policy != policy:
-            bans = store.local_bans = BanBook(policy, lock=threading.Lock())
+            bans = store.bans.local = BanBook(policy, lock=threading.Lock())
         self.directory = AccountDirectory(
             policy,
             max_verifying=settings.proxy.max_verifications_in_flight,
@@ -199,10 +199,13 @@ class ProxyNode:
                 UsageKeys(self.settings.shared.prefix),
                 interval=interval,
                 lock=self._store_lock,
-                store=self.store,
+                store=self.store.folds,
             )
         return LocalMeter(
-            self.store, interval=interval, executor=self._store_executor, lock=self._store_lock
+            self.store.usage,
+            interval=interval,
+            executor=self._store_executor,
+            lock=self._store_lock,
         )
 
     def _noted(self, notes: list[notify.Note]) -> None:
@@ -453,8 +456,8 @@ class ProxyNode:
             await self._sync.report_auth()  # last ban reports
         if self._redis is not None:
             await self._redis.aclose()
-        if self.store.local_bans is self.directory.bans:
-            self.store.local_bans = None  # no longer kept current by this node's feed
+        if self.store.bans.local is self.directory.bans:
+            self.store.bans.local = None  # no longer kept current by this node's feed
         self._store_executor.shutdown(wait=True)
         # Queued checks are dropped (their connections are gone); a running one ends alone.
         self._verify_executor.shutdown(wait=False, cancel_futures=True)

@@ -59,17 +59,17 @@ class DirectorySync:
         return await loop.run_in_executor(self._executor, function, *args)
 
     async def load_all(self) -> None:
-        last_id = await self._run(self._store.latest_change_id)
+        last_id = await self._run(self._store.changes.latest_id)
         now = datetime.now(UTC)
         async with self._lock:
             generation = await self.shared.current_generation()
-            views = await self._run(self._store.account_views, now, None, generation)
+            views = await self._run(self._store.accounts.views, now, None, generation)
             await self.shared.refresh_shared([v.account.id for v in views])
             self._directory.load(
                 views, now, self._meter.pending_totals(), self.shared.shared_totals()
             )
             self._loaded_generation = generation
-        for ip, until in (await self._run(self._store.active_bans, time.time())).items():
+        for ip, until in (await self._run(self._store.bans.active, time.time())).items():
             self._directory.bans.ban(ip, until)
         self._last_id = max(self._last_id, last_id)
 
@@ -77,7 +77,7 @@ class DirectorySync:
         """The store's view of one account now, for a credential the directory does not
         know yet (proxy/core/readthrough.py). Synchronous: called from a verification
         thread, never the loop. An outage raises (the lookup is then not remembered)."""
-        views = self._store.account_views(datetime.now(UTC), [username], self._loaded_generation)
+        views = self._store.accounts.views(datetime.now(UTC), [username], self._loaded_generation)
         return next((v for v in views if v.account.username == username), None)
 
     def apply_shared(self) -> None:
@@ -106,7 +106,7 @@ class DirectorySync:
         ):
             await self.load_all()
             return set(self._directory.by_username)
-        changes = await self._run(self._store.changes_since, max(0, self._last_id - LOOKBACK))
+        changes = await self._run(self._store.changes.since, max(0, self._last_id - LOOKBACK))
         fresh = [c for c in changes if c.id not in self._applied]
         if not fresh:
             return set()
@@ -116,14 +116,14 @@ class DirectorySync:
             now = datetime.now(UTC)
             async with self._lock:
                 views = await self._run(
-                    self._store.account_views, now, usernames, self._loaded_generation
+                    self._store.accounts.views, now, usernames, self._loaded_generation
                 )
                 await self.shared.refresh_shared([v.account.id for v in views])
                 self._directory.update(
                     usernames, views, now, self._meter.pending_totals(), self.shared.shared_totals()
                 )
         if ips:
-            active = await self._run(self._store.active_bans, time.time())
+            active = await self._run(self._store.bans.active, time.time())
             self._directory.apply_bans(ips, active)
         self._last_id = max(self._last_id, max(c.id for c in fresh))
         self._applied.update(c.id for c in fresh)
@@ -158,10 +158,10 @@ class DirectorySync:
         failures in that order); a ban this node decided is written as it is."""
         store = self._store
         if report.kind == "failure":
-            return store.record_auth_failure(report.ip, report.at, self._ban_policy)
+            return store.bans.record_failure(report.ip, report.at, self._ban_policy)
         if report.kind == "success":
-            store.record_auth_success(report.ip, report.at)
+            store.bans.record_success(report.ip, report.at)
         else:
             until = report.at + self._ban_policy.ban_seconds
-            store.record_ban(report.ip, until, decided_at=report.at)
+            store.bans.record(report.ip, until, decided_at=report.at)
         return None

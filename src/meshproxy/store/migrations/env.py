@@ -2,13 +2,13 @@
 
 from alembic import context
 
-from meshproxy.store.models import Base
+from meshproxy.store.tables import metadata
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

@@ -47,7 +47,7 @@ def logout(ctx: Ctx) -> Response:
     session epoch ends every other session of it too (a copied cookie included)."""
     ctx.session = Session()  # first: this browser is logged out even if the store is down
     if ctx.account is not None:
-        ctx.store.bump_session_epoch(ctx.account.username)
+        ctx.store.accounts.bump_session_epoch(ctx.account.username)
     return ctx.redirect(LOGIN_PATH, flash=LOGGED_OUT)
 
 

@@ -26,7 +26,7 @@ def acting_caller(ctx: Ctx) -> tuple[AccountRecord, Data]:
     user = ctx.user
     if user.is_parent:
         return user, {}
-    parent = ctx.store.get_account(user.parent_username or "")
+    parent = ctx.store.accounts.get(user.parent_username or "")
     if parent is None:
         raise NotFound("Parent account not found.")
     return parent, {"username": user.username}

@@ -85,7 +85,7 @@ def usage_csv(ctx: Ctx) -> Response:
     if choice.period is None:
         return _page(ctx, choice.errors, status=400)
     period = choice.period
-    rows = ctx.store.sub_account_daily_usage(ctx.user.id, period.start, period.end)
+    rows = ctx.store.usage.sub_account_daily(ctx.user.id, period.start, period.end)
     text = csv_text(
         CSV_HEADER,
         (
@@ -113,7 +113,7 @@ def stats_csv(ctx: Ctx) -> Response:
     if choice.period is None:
         return _page(ctx, choice.errors, status=400)
     period = choice.period
-    rows = ctx.store.tree_daily_stats(ctx.user.id, period.start, period.end)
+    rows = ctx.store.stats.tree_daily(ctx.user.id, period.start, period.end)
     text = csv_text(STATS_HEADER, (_stats_row(username, stats) for username, stats in rows))
     return _csv_file(text, "requests", ctx.user.username, period)
 

@@ -18,10 +18,10 @@ from meshproxy.web.usage import billing_day_of, period_charts, period_text, top_
 
 def overview(ctx: Ctx) -> Response:
     user, store = ctx.user, ctx.store
-    monthly, total = store.usage(user, ctx.now)
+    monthly, total = store.usage.of(user, ctx.now)
     billing_day = billing_day_of(store, user)
     period = billing_period(billing_day, ctx.now)
-    parent = None if user.is_parent else store.get_account(user.parent_username or "")
+    parent = None if user.is_parent else store.accounts.get(user.parent_username or "")
     parent_usage = None if parent is None else usage_now(store, parent, ctx.now)
     context: dict[str, Any] = {
         "state": account_state(user, Usage(monthly, total), parent, parent_usage),
@@ -35,8 +35,8 @@ def overview(ctx: Ctx) -> Response:
     if user.is_parent:
         context.update(
             plan=ctx.settings.plan(user.plan or ""),
-            sub_account_count=store.count_sub_accounts(user.id),
-            proxy_count=len(store.authorized_proxies(user)),
+            sub_account_count=store.accounts.count_sub_accounts(user.id),
+            proxy_count=len(store.access.authorized_proxies(user)),
             top_chart=top_sub_accounts_chart(store, user, ctx.now),
         )
         return ctx.render("overview_parent.html", **context)

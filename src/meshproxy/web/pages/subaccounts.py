@@ -22,7 +22,7 @@ from meshproxy.control.subaccounts import (
 from meshproxy.domain.accounts import AccountRecord
 from meshproxy.domain.limits import Usage
 from meshproxy.domain.units import GB
-from meshproxy.store.store import SUB_ACCOUNT_SORTS, SubAccountRow
+from meshproxy.store.accounts import SUB_ACCOUNT_SORTS, SubAccountRow
 from meshproxy.web.context import PREFIX, Ctx
 from meshproxy.web.pages.access import access_lists, change_access
 from meshproxy.web.pages.common import FormErrors, form_errors
@@ -53,7 +53,7 @@ def sub_accounts(ctx: Ctx) -> Response:
         sort = "username"
     descending = ctx.query.get("dir") == "desc"
     page = _page_number(ctx.query.get("page"))
-    result = ctx.store.sub_account_page(
+    result = ctx.store.accounts.sub_account_page(
         ctx.user,
         ctx.now,
         search=search,
@@ -63,7 +63,7 @@ def sub_accounts(ctx: Ctx) -> Response:
         limit=PAGE_SIZE,
     )
     pages = max(1, math.ceil(result.matching / PAGE_SIZE))
-    total = ctx.store.count_sub_accounts(ctx.user.id) if search else result.matching
+    total = ctx.store.accounts.count_sub_accounts(ctx.user.id) if search else result.matching
 
     def url(**changes: Any) -> str:
         params = {"q": search, "sort": sort, "dir": "desc" if descending else "asc", "page": page}
@@ -141,7 +141,7 @@ def _detail(
     username = ctx.param("username")
     data = {"username": username}
     details = get_sub_account(ctx.settings, ctx.store, ctx.user, data, now=ctx.now)
-    account = ctx.store.get_account(username)
+    account = ctx.store.accounts.get(username)
     if account is None:  # deleted between the two reads
         return ctx.error(404, "Sub-account not found.")
     # The API's details in GB (9 decimals: whole bytes) back to bytes for display.
