@@ -12,39 +12,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
-from collections import deque
-from enum import IntEnum
 from functools import partial
 from typing import cast
 
 import httptools
 
 from meshproxy.proxy.core import errors
-from meshproxy.proxy.core.admission import (
-    Connect,
-    Decision,
-    Refuse,
-    Resolve,
-    destination,
-    standing,
-    unresolved,
+from meshproxy.proxy.core.connection import (
+    ABORT,
+    ADMIT,
+    CLOSE,
+    OPEN_TUNNEL,
+    TAKE_POOLED,
+    UNCHARGE,
+    Commands,
+    ConnectionMachine,
+    Dial,
+    Pause,
+    PauseReading,
+    Reparse,
+    Reply,
+    ReplyAndClose,
+    ResolveName,
+    ResumeReading,
+    Verify,
+    pool_key,
 )
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
-from meshproxy.proxy.core.egress import EgressChoice, not_honoured
+from meshproxy.proxy.core.egress import not_honoured
 from meshproxy.proxy.core.errors import ProxyError, render
 from meshproxy.proxy.core.headers import ip_not_found_line
-from meshproxy.proxy.core.machine import (
-    Clocks,
-    Next,
-    Phase,
-    Verdict,
-    after_exchange,
-    judge,
-    keeps_after_refusal,
-)
+from meshproxy.proxy.core.machine import Clocks, Phase
 from meshproxy.proxy.core.request import Body, RequestHead
-from meshproxy.proxy.core.username import steer_request
 from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange
@@ -61,16 +60,6 @@ from meshproxy.proxy.server.upstream import (
 log = logging.getLogger("meshproxy.proxy")
 
 MAX_REQUEST_HEAD = 64 * 1024
-
-
-class Pause(IntEnum):
-    """Why the client's reading is paused (a bit each; reading resumes when none is left)."""
-
-    PIPELINE = 1
-    BUFFER = 2
-    UPSTREAM = 4
-    VERIFY = 8
-    TUNNEL = 16
 
 
 # What an exchange's end lifts (one check on the request path, not two).
@@ -92,17 +81,16 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
         self.account: AccountState | None = None
-        self.active: Exchange | None = None
-        self.queue: deque[Exchange] = deque()
         self.parsing: Exchange | None = None
         self.tunnel: TransportTunnel | SpliceTunnel | None = None
         self.connect_exchange: Exchange | None = None
-        self.eof = False
         self.uncharged = 0
         self.paused = 0
-        self.closed = False
-        self.draining = False
+        self.closed = False  # (the machine's CLOSING or CLOSED, read on the data path)
         self.clocks = Clocks(self.loop.time())  # what the timeout rules count from
+        # The connection's states and decisions (core/connection.py): this class feeds it
+        # events and carries out the commands it returns (`_run`).
+        self.machine: ConnectionMachine[Exchange] = ConnectionMachine(listener.rules, self.clocks)
         self.tasks = Tasks(self.loop)  # resolving, connecting, opening a tunnel
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -119,6 +107,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
         self.client_ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+        self.machine.client_ip = self.client_ip
         self.listener.services.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -150,26 +139,24 @@ class ClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # A half-closed client may still await its response; close once it is written.
-        self.eof = True
-        return self.active is not None
+        return self.machine.client_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed and self.active is not None:
-            access.exchange_ended(self, self.active, complete=False)
+        active, queued = self.machine.lost()
+        if not self.closed and active is not None:
+            access.exchange_ended(self, active, complete=False)
         self.closed = True
         self.listener.services.connections.discard(self)
-        for exchange in (self.active, *self.queue):
+        for exchange in (active, *queued):
             if exchange is not None:
                 exchange.discard()
-        self.active = None
-        self.queue.clear()
         if self.tunnel is not None:
             self.tunnel.close()
         self.tasks.cancel()
 
     def pause_writing(self) -> None:
         self.clocks.writing_paused = True
-        exchange = self.active
+        exchange = self.machine.active
         if exchange is not None and exchange.upstream is not None:
             transport = exchange.upstream.transport
             if transport is not None:
@@ -177,7 +164,7 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.clocks.writing_paused = False
-        exchange = self.active
+        exchange = self.machine.active
         if exchange is not None and exchange.upstream is not None:
             exchange.last_seen = self.loop.time()  # the origin's silence counts from here
             transport = exchange.upstream.transport
@@ -193,7 +180,7 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_size = 0
-        self.clocks.head_begun(self.loop.time())
+        self.machine.head_begun(self.loop.time())
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -218,17 +205,11 @@ class ClientConnection(asyncio.Protocol):
             self._headers,
             parser.should_keep_alive(),
         )
-        self.clocks.head_complete()
         exchange = Exchange(self, head)
         self.parsing = exchange
         if head.method == b"CONNECT":
             self.connect_exchange = exchange
-        if self.active is None:
-            self.active = exchange
-            self._start(exchange)
-        else:
-            self.queue.append(exchange)
-            self.pause(Pause.PIPELINE)
+        self._run(self.machine.head_parsed(exchange))
 
     def on_body(self, body: bytes) -> None:
         exchange = self.parsing
@@ -254,123 +235,111 @@ class ClientConnection(asyncio.Protocol):
             exchange.send_body(b"0\r\n\r\n")
         if not exchange.request_complete:
             exchange.body_complete()  # the response timeout counts from here
-        if exchange.phase is Phase.DONE and exchange is self.active:
+        if exchange.phase is Phase.DONE and exchange is self.machine.active:
             # Answered before the body was read (an error or an early response).
             self.finished(exchange, keep=exchange.client_keep)
 
+    # ---- the machine's commands -------------------------------------------------------------
+
+    def _run(self, commands: Commands) -> None:
+        """Carry out the machine's `commands`, in order (the usual ones first). A command
+        about an exchange is about the machine's active one."""
+        for command in commands:
+            if command is ADMIT:
+                self._adopt()
+            elif command is TAKE_POOLED:
+                self._take_pooled()
+            elif type(command) is ResumeReading:
+                self.resume(command.reason)
+            elif type(command) is PauseReading:
+                self.pause(command.reason)
+            elif type(command) is Reply:
+                self._reply(command)
+            elif command is UNCHARGE:
+                self.uncharged = 0
+            elif type(command) is Verify:
+                self._verify(command.check)
+            elif type(command) is ResolveName:
+                self.tasks.spawn(self._resolve(self._active(), command.host, command.port))
+            elif type(command) is Dial:
+                self.tasks.spawn(self._connect(self._active(), command.key))
+            elif command is OPEN_TUNNEL:
+                self.tasks.spawn(self._open_tunnel(self._active()))
+            elif command is CLOSE:
+                self.close()
+            elif command is ABORT:
+                self.abort()
+            elif type(command) is ReplyAndClose:
+                self.reply_and_close(command.error)
+            elif type(command) is Reparse:
+                self._reparse(cast(Exchange, command.exchange))
+            else:  # pragma: no cover - every command of core/connection.py is above
+                raise AssertionError(f"unknown command {command!r}")
+
+    def _active(self) -> Exchange:
+        exchange = self.machine.active
+        assert exchange is not None
+        return exchange
+
     # ---- admission --------------------------------------------------------------------------
 
-    def _start(self, exchange: Exchange) -> None:
-        if exchange.error is not None:
-            self.uncharged = 0
-            self.answer(exchange, exchange.error)
+    def _adopt(self) -> None:
+        """ADMIT: the active exchange's account is the connection's; what was read counts;
+        its response clock starts."""
+        exchange = self.machine.active
+        assert exchange is not None and exchange.request is not None
+        self.account = exchange.account
+        self._charge_received()
+        behaviour = self.listener.services.behaviour
+        exchange.arm(
+            exchange.request.options.timeout or behaviour.upstream_timeout,
+            behaviour.quota_check_interval,
+        )
+
+    def _verify(self, check: CredentialCheck) -> None:
+        exchange = self._active()
+        try:
+            future = self.loop.run_in_executor(
+                self.listener.services.verify_executor, self.directory.verify, check
+            )
+        except RuntimeError:  # the executor is shut down: the node is stopping
+            self.abort()
             return
-        request = exchange.request
-        assert request is not None
-        self.account = None
-        result = self.directory.authenticate(self.client_ip, request.authorization, time.time())
-        if isinstance(result, CredentialCheck):
-            try:
-                future = self.loop.run_in_executor(
-                    self.listener.services.verify_executor, self.directory.verify, result
-                )
-            except RuntimeError:  # the executor is shut down: the node is stopping
-                self.abort()
-                return
-            self.pause(Pause.VERIFY)
-            future.add_done_callback(partial(self._verified, exchange, result))
-            return
-        self._authenticated(exchange, result)
+        future.add_done_callback(partial(self._verified, exchange, check))
 
     def _verified(
         self, exchange: Exchange, check: CredentialCheck, future: asyncio.Future[bool]
     ) -> None:
-        self.resume(Pause.VERIFY)
-        if self.closed or exchange is not self.active:
-            return
         if future.cancelled():  # dropped from the queue by the node's stop
-            self.abort()
+            self.resume(Pause.VERIFY)
+            if not self.closed and exchange is self.machine.active:
+                self.abort()
             return
         try:
             ok = future.result()
         except Exception:
             log.exception("credential verification failed")
             ok = False
-        self._authenticated(exchange, self.directory.verified(check, ok, time.time()))
+        self._run(self.machine.credential_verified(exchange, check, ok))
 
-    def _authenticated(self, exchange: Exchange, answer: AccountState | ProxyError) -> None:
-        listener = self.listener
-        admitted = standing(answer, self.directory, listener.name)
-        if isinstance(admitted, Refuse):
-            if not isinstance(answer, ProxyError):
-                # A known account refused here (402, 403, 509): its line and statistics
-                # name it; nothing is charged.
-                exchange.account = answer
-            self.uncharged = 0
-            self.answer(exchange, admitted.error)
-            return
-        exchange.account = admitted
-        refusal = steer_request(exchange.request, self.directory.logins, admitted.id)
-        if refusal is not None:
-            self.uncharged = 0
-            self.answer(exchange, refusal)
-            return
-        self.account = admitted
-        self._charge_received()
-        request = exchange.request
-        assert request is not None
-        services = listener.services
-        behaviour = services.behaviour
-        exchange.arm(
-            request.options.timeout or behaviour.upstream_timeout, behaviour.quota_check_interval
-        )
-        host = request.target.host
-        self._admit(exchange, destination(
-            host, services.resolver.cached(host), services.policy, listener.pool, request.options
-        ))
-
-    def _admit(self, exchange: Exchange, decision: Decision) -> None:
-        """Carry out admission's `decision` for `exchange` (core/admission.py)."""
-        if isinstance(decision, Connect):
-            self._route(exchange, decision)
-        elif isinstance(decision, Resolve):
-            self.tasks.spawn(self._resolve(exchange))
-        else:
-            self.answer(exchange, decision.error)
-
-    async def _resolve(self, exchange: Exchange) -> None:
-        request = exchange.request
-        assert request is not None
-        target = request.target
-        services = self.listener.services
-        decision: Decision
+    async def _resolve(self, exchange: Exchange, host: str, port: int) -> None:
+        addresses: tuple[str, ...] | None
         try:
-            addresses = await services.resolver.resolve(target.host, target.port)
+            addresses = await self.listener.services.resolver.resolve(host, port)
         except OSError:
-            decision = unresolved(target.host)
-        else:
-            decision = destination(
-                target.host, addresses, services.policy, self.listener.pool, request.options
-            )
-        if exchange is self.active and exchange.phase is Phase.ADMITTING and not self.closed:
-            self._admit(exchange, decision)
+            addresses = None
+        self._run(self.machine.name_resolved(exchange, addresses))
 
-    def _route(self, exchange: Exchange, connect: Connect) -> None:
-        request = exchange.request
-        assert request is not None
-        address = connect.address
-        choice: EgressChoice = connect.egress
-        exchange.egress = choice
-        exchange.addresses = (address, request.target.port)
-        if request.connect:
-            self.tasks.spawn(self._open_tunnel(exchange))
-            return
-        key: PoolKey = (choice.key, address, request.target.port)
-        pooled = self.listener.services.upstreams.take(key)
-        if pooled is not None:
+    def _take_pooled(self) -> None:
+        exchange = self.machine.active
+        assert exchange is not None
+        pooled = self.listener.services.upstreams.take(pool_key(exchange))
+        if pooled is None:
+            self._run(self.machine.pool_empty(exchange))
+        elif self.machine.upstream_ready(exchange):
             exchange.attach(pooled, reused=True)
-        else:
-            self.tasks.spawn(self._connect(exchange, key))
+        else:  # pragma: no cover - the machine gave the command for this very exchange
+            self.listener.services.upstreams.put(pooled)
 
     def _connect_timeout(self, exchange: Exchange) -> float:
         assert exchange.request is not None
@@ -396,33 +365,21 @@ class ClientConnection(asyncio.Protocol):
             self._connect_error(exchange, _dial_failed(error, ip, port))
             return
         assert isinstance(upstream, UpstreamConnection)
-        if self.closed or exchange is not self.active or exchange.phase is not Phase.ADMITTING:
+        if not self.machine.upstream_ready(exchange):
             upstream.close()
             return
         exchange.attach(upstream, reused=False)
 
     def _connect_error(self, exchange: Exchange, error: ProxyError) -> None:
-        if exchange is self.active and not self.closed and exchange.phase is not Phase.DONE:
-            self.answer(exchange, error)
+        self._run(self.machine.upstream_failed(exchange, error))
 
     def retry(self, exchange: Exchange, data: bytes) -> None:
-        """A connection died before answering: send the same request on a new one. A
-        pooled one, through the same egress; one through an upstream proxy, through
-        another egress of the pool when there is one (the upstream may be what died)."""
-        assert exchange.egress is not None and exchange.addresses is not None
+        """A connection died before answering: send the same request on a new one (the
+        machine picks the egress: `ConnectionMachine.retry`)."""
         exchange.phase = Phase.ADMITTING
         exchange.body = [data[len(exchange.request.upstream_head) :]] if exchange.request else []
         exchange.body_size = 0
-        failed = exchange.egress
-        if failed.upstream is not None and exchange.request is not None:
-            ip = exchange.addresses[0]
-            other = self.listener.pool.choose(
-                exchange.request.options, 6 if ":" in ip else 4, avoid=failed.egress
-            )
-            if isinstance(other, EgressChoice):
-                exchange.egress = other
-        key: PoolKey = (exchange.egress.key, *exchange.addresses)
-        self.tasks.spawn(self._connect(exchange, key))
+        self._run(self.machine.retry(exchange))
 
     # ---- CONNECT ----------------------------------------------------------------------------
 
@@ -451,7 +408,7 @@ class ClientConnection(asyncio.Protocol):
         except OSError as error:
             self._connect_error(exchange, _dial_failed(error, ip, port))
             return
-        if self.closed or exchange is not self.active or exchange.phase is not Phase.ADMITTING:
+        if not self.machine.upstream_ready(exchange):
             sock.close()
             return
         client = self.transport
@@ -499,8 +456,8 @@ class ClientConnection(asyncio.Protocol):
             allowance=None if self.account is None else self.account.allowance,
         )
         self.tunnel = tunnel
-        self.tunnelled = self.active
-        self.active = None
+        self.tunnelled = self.machine.active
+        self.machine.tunnel_started()
         self.paused = 0
         tunnel.start()
 
@@ -533,7 +490,7 @@ class ClientConnection(asyncio.Protocol):
         upstream_end.attach(transport, client_end)
         self.tunnel = TransportTunnel(client_end, upstream_end)
         self.tunnelled = exchange
-        self.active = None
+        self.machine.tunnel_started()
         if exchange.body:
             data = b"".join(exchange.body)
             exchange.body = []
@@ -565,6 +522,7 @@ class ClientConnection(asyncio.Protocol):
         if tunnelled is not None:  # once, though both ends of a relay report their close
             access.tunnel_ended(self, tunnelled)
         self.closed = True
+        self.machine.tunnel_closed()
         self.listener.services.connections.discard(self)
 
     # ---- writing, charging, flow control ----------------------------------------------------
@@ -631,65 +589,43 @@ class ClientConnection(asyncio.Protocol):
     # ---- ending exchanges -------------------------------------------------------------------
 
     def answer(self, exchange: Exchange, error: ProxyError) -> None:
-        """Reply with a refusal of the proxy's own; keep the connection when that is safe."""
-        if exchange.phase is Phase.DONE and exchange is not self.active:
-            return
-        exchange.error = error  # for the access log, as for a request refused at once
-        if exchange.response_started:
-            exchange.discard()
-            self.abort()
-            return
-        exchange.status = error.status
+        """Reply with a refusal of the proxy's own; the machine keeps the connection when
+        that is safe (`ConnectionMachine.refused`)."""
+        self._run(self.machine.refused(exchange, error))
+
+    def _reply(self, reply: Reply) -> None:
+        exchange = self._active()
         exchange.discard()
-        head = exchange.head
-        keep = keeps_after_refusal(
-            exchange.request_complete, head.keep_alive, head.version, error.close, self.draining
-        )
-        exchange.client_keep = keep
         extra = b""
         if exchange.egress is not None and exchange.egress.not_found:
             extra = ip_not_found_line(exchange.egress.not_found)
         self.send(
-            render(error, realm=self.listener.services.behaviour.realm, close=not keep,
-                   extra_headers=extra)
+            render(reply.error, realm=self.listener.services.behaviour.realm,
+                   close=not reply.keep, extra_headers=extra)
         )
-        if exchange.request_complete or not keep:
-            self.finished(exchange, keep=keep)
+        if reply.ends:
+            self.finished(exchange, keep=reply.keep)
 
     def finished(self, exchange: Exchange, *, keep: bool) -> None:
-        if exchange is not self.active:
+        if exchange is not self.machine.active:
             return
         access.exchange_ended(self, exchange, complete=True)
-        self.active = None
         self.resume(_RESPONSE_PAUSES)
-        step = after_exchange(keep, self.draining, self.closed, self.eof, bool(self.queue))
-        if step is Next.CLOSE:
-            self.close()
-            return
-        request = exchange.request
-        if request is not None and request.connect:
-            # A refused CONNECT leaves the parser in tunnel mode: start a fresh one.
-            self.parser = httptools.HttpRequestParser(self)
-            leftover = b"".join(exchange.body)
-            exchange.body = []
-            self.resume(Pause.TUNNEL)
-            if leftover:
-                self.loop.call_soon(self._feed, leftover)
-        self.clocks.idle_since = self.loop.time()
-        if step is Next.NEXT:
-            following = self.queue.popleft()
-            if not self.queue:
-                self.resume(Pause.PIPELINE)
-            self.active = following
-            self.clocks.idle_since = None
-            self._start(following)
-        else:
-            self.resume(Pause.PIPELINE)
+        self._run(self.machine.exchange_ended(exchange, keep))
+
+    def _reparse(self, exchange: Exchange) -> None:
+        # A refused CONNECT leaves the parser in tunnel mode: start a fresh one.
+        self.parser = httptools.HttpRequestParser(self)
+        leftover = b"".join(exchange.body)
+        exchange.body = []
+        self.resume(Pause.TUNNEL)
+        if leftover:
+            self.loop.call_soon(self._feed, leftover)
 
     def reply_and_close(self, error: ProxyError) -> None:
         if self.closed:
             return
-        active = self.active
+        active = self.machine.active
         if active is not None and active.upstream is not None:
             self._charge_received()  # what it read went (in part) to an origin: it counts
         self.uncharged = 0
@@ -709,13 +645,14 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        active, queued = self.machine.close()
         transport = self.transport
         if transport is None or not transport.get_write_buffer_size():
             # Otherwise the sweep still watches the flush (`send_timeout`) until it is lost.
             self.listener.services.connections.discard(self)
-        if self.active is not None:
-            access.exchange_ended(self, self.active, complete=False)
-        for exchange in (self.active, *self.queue):
+        if active is not None:
+            access.exchange_ended(self, active, complete=False)
+        for exchange in (active, *queued):
             if exchange is not None:
                 exchange.discard()
         if self.transport is not None:
@@ -730,6 +667,15 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.abort()
 
+    @property
+    def draining(self) -> bool:
+        return self.machine.draining
+
+    @property
+    def active(self) -> Exchange | None:
+        """The exchange being served (the machine's; the rest are queued behind it)."""
+        return self.machine.active
+
     # ---- periodic checks (the node's sweep) --------------------------------------------------
 
     def check(self, now: float) -> None:
@@ -743,37 +689,20 @@ class ClientConnection(asyncio.Protocol):
             and account is not None
             and self.directory.refusal(account, self.listener.name) is not None
         )
-        exchange = self.active
+        exchange = self.machine.active
         if exchange is not None and self.tunnel is None:
             exchange.watch(now, services.behaviour.quota_check_interval)  # the 504's timer
         transport = self.transport
-        verdict = judge(
-            self.clocks,
+        self._run(self.machine.tick(
             now,
-            services.limits,
             unsent=transport.get_write_buffer_size() if transport is not None else 0,
-            closing=self.closed,
-            tunnel=self.tunnel is not None,
             reading_paused=bool(self.paused),
-            exchange=exchange,
             refused=refused,
-        )
-        if verdict is Verdict.NOTHING:
-            return
-        if verdict is Verdict.ABORT:
-            self.abort()
-        elif verdict is Verdict.CLOSE:
-            self.close()
-        elif verdict is Verdict.REQUEST_TIMEOUT:
-            self.reply_and_close(errors.request_timeout())
-        elif exchange is not None:  # RESPONSE_TIMEOUT
-            self.answer(exchange, errors.response_timeout())
+        ))
 
     def drain(self) -> None:
         """Stop after the current exchange (graceful shutdown)."""
-        self.draining = True
-        if self.active is None and self.tunnel is None:
-            self.close()
+        self._run(self.machine.drain())
 
 
 def _http09(parser: httptools.HttpRequestParser, url: bytes, data: bytes) -> bool:

@@ -11,6 +11,7 @@ from typing import Protocol
 from meshproxy.accesslog import AccessLog
 from meshproxy.config import ProxyBehaviour
 from meshproxy.meter import Meter
+from meshproxy.proxy.core.connection import Rules
 from meshproxy.proxy.core.directory import AccountDirectory, AccountState
 from meshproxy.proxy.core.egress import EgressPool
 from meshproxy.proxy.core.machine import Limits
@@ -79,3 +80,17 @@ class Listener:
     def __post_init__(self) -> None:
         services = self.services
         self.dialer = Dialer(services.loop, self.pool, services.behaviour.upstream_ca_file)
+
+    @cached_property
+    def rules(self) -> Rules:
+        """What its connections' machines decide with (core/connection.py), built once."""
+        services = self.services
+        return Rules(
+            listener=self.name,
+            directory=services.directory,
+            policy=services.policy,
+            pool=self.pool,
+            cached=services.resolver.cached,
+            limits=services.limits,
+            now=services.loop.time,
+        )
