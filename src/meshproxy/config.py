@@ -17,7 +17,6 @@ converted on its own: each bad one is reported.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
 import os
@@ -718,6 +717,8 @@ def _problem(
 def _unknown_key(key: tuple[str | int, ...], root: type[Struct]) -> str:
     section = _section_at(key[:-1], root)
     known = [] if section is None else list(_field_types(section))
+    import difflib  # only for a misspelt key: a node that starts never needs it
+
     close = difflib.get_close_matches(str(key[-1]), known, n=1)
     return "unknown key" + (f"; did you mean {close[0]}?" if close else "")
 

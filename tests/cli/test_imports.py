@@ -37,7 +37,13 @@ NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "htt
                        # extras this node's settings do not use (SQLite, no Redis, no GeoIP)
                        "redis", "psycopg", "maxminddb",
                        # the configuration is read with msgspec, not pydantic (config.py)
-                       "pydantic", "pydantic_settings", "pydantic_core")
+                       "pydantic", "pydantic_settings", "pydantic_core",
+                       # loaded at the first /metrics scrape (ops/admin.py), and with
+                       # prometheus_client's package: its HTTP servers and clients
+                       "prometheus_client", "http.server", "http.client", "urllib.request",
+                       "wsgiref", "socketserver",
+                       # only for a misspelt configuration key (config.py)
+                       "difflib")
 
 
 def probe(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

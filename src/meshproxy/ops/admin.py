@@ -18,11 +18,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshproxy.ops.metrics import registry_for, render
 from meshproxy.ops.status import NodeStatus
-from meshproxy.ops.workers import local_metrics, merge
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("meshproxy.ops")
 
@@ -40,7 +41,7 @@ class AdminServer:
         self.port = port
         self.peers = peers  # (worker index, admin port) of the node's other workers
         self._server: asyncio.Server | None = None
-        self._registry = registry_for(status, asyncio.get_running_loop())
+        self._registry: CollectorRegistry | None = None  # made at the first scrape
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(
@@ -102,6 +103,14 @@ class AdminServer:
 
 
     async def _metrics(self, *, local: bool) -> bytes:
+        # prometheus_client is imported at the first scrape, not at start: its package
+        # loads http.server, email, urllib.request, wsgiref and gzip with it (about 2.5 MiB
+        # of an idle node's RSS, docs/benchmarks.md), and a node nobody scrapes needs none.
+        from meshproxy.ops.metrics import registry_for, render
+        from meshproxy.ops.workers import local_metrics, merge
+
+        if self._registry is None:
+            self._registry = registry_for(self.status, asyncio.get_running_loop())
         own = render(self._registry)
         if local or not self.peers:
             return own
