@@ -232,7 +232,7 @@ def verified_once(play: Play) -> None:
     assert play.verified(first, commands) == (RESUME_VERIFY, ADMIT, TAKE_POOLED)
     assert play.pool_empty(first) == (Dial(KEY),)
     assert play.ready(first)
-    assert play.ended(first) == (RESUME_PIPELINE,)
+    assert play.ended(first) == ()  # idle: nothing to do until the next head
 
 
 # ---- keep-alive ---------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_a_known_credential_goes_at_once_through_the_pool() -> None:
     play = Play()
     verified_once(play)
     second = exchange()
-    assert play.served(second) == (RESUME_PIPELINE,)
+    assert play.served(second) == ()
     assert second.account is not None and second.account.username == "alice"
     assert second.addresses == ("127.0.0.1", 8080) and second.egress == EgressChoice(EGRESS)
 
@@ -303,7 +303,7 @@ def test_pipelined_requests_queue_pause_reading_and_run_in_order() -> None:
     assert play.ready(second)
     assert play.ended(second) == (RESUME_PIPELINE, ADMIT, TAKE_POOLED)
     assert play.ready(third)
-    assert play.ended(third) == (RESUME_PIPELINE,)
+    assert play.ended(third) == ()  # reading resumed when the third started
 
 
 def test_nothing_queued_behind_a_close_starts() -> None:
@@ -342,7 +342,7 @@ def test_a_refusal_of_a_bodiless_keep_alive_request_keeps_the_connection() -> No
     assert reply[:2] == (RESUME_VERIFY, UNCHARGE)
     assert isinstance(reply[2], Reply) and reply[2].error.status == 407
     assert reply[2].keep and reply[2].ends and wrong.status == 407
-    assert play.ended(wrong) == (RESUME_PIPELINE,)
+    assert play.ended(wrong) == ()
     assert play.machine.state is State.IDLE
 
 
@@ -547,7 +547,7 @@ def test_a_refused_connect_gets_a_fresh_parser_for_what_follows() -> None:
     ex = exchange(b"far.test:8080", method=b"CONNECT")
     admit, reply = play.request(ex)
     assert admit is ADMIT and isinstance(reply, Reply) and reply.error.status == 403
-    assert play.ended(ex) == (Reparse(ex), RESUME_PIPELINE)
+    assert play.ended(ex) == (Reparse(ex),)
 
 
 def test_the_transport_lost_leaves_nothing_active() -> None:
@@ -652,8 +652,7 @@ def test_the_response_clock_answers_504_at_any_step_after_admission(step: Step) 
     assert ex is not None
     late = ProxyError(504, "response timed out", "http_response_timeout")
     assert play.refused(ex, late) == (Reply(late, keep=True, ends=True),)
-    assert play.ended(ex) == ((Reparse(ex), RESUME_PIPELINE) if step is Step.OPENING
-                              else (RESUME_PIPELINE,))
+    assert play.ended(ex) == ((Reparse(ex),) if step is Step.OPENING else ())
 
 
 def test_a_head_without_a_first_byte_event_starts_too_and_a_half_head_drains() -> None:

@@ -247,7 +247,6 @@ RESUME_VERIFY = ResumeReading(Pause.VERIFY)
 Commands = tuple[Command, ...]
 NOTHING: Commands = ()
 _QUEUED: Commands = (PAUSE_PIPELINE,)
-_IDLE: Commands = (RESUME_PIPELINE,)
 _CLOSE: Commands = (CLOSE,)
 _ABORT: Commands = (ABORT,)
 _TUNNEL: Commands = (ADMIT, OPEN_TUNNEL)
@@ -546,8 +545,10 @@ class ConnectionMachine(Generic[X]):
             if queue:  # more behind it: reading stays paused
                 return (*reparse, *started) if reparse else started
             return (*reparse, RESUME_PIPELINE, *started)
+        # Idle. Reading is not paused for the pipeline: it resumed when the last queued
+        # exchange started (above), and nothing else pauses it for PIPELINE.
         self.state = HEAD if clocks.head_started is not None else IDLE
-        return (*reparse, RESUME_PIPELINE) if reparse else _IDLE
+        return reparse
 
     def tunnel_started(self) -> None:
         """The active CONNECT's relay owns both sockets now."""
