@@ -28,7 +28,7 @@ from bench.local import POSTGRES, REDIS, create_schema, drop_scratch, free_port,
 
 from meshproxy.config import load_settings
 from meshproxy.control.operator import create_parent
-from meshproxy.shared import open_store
+from meshproxy.fleet import open_store
 
 PARENT = "cluster"
 PARENT_PASSWORD = "cluster-password"

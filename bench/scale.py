@@ -28,11 +28,11 @@ from bench.local import REDIS, create_schema, drop_scratch
 
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.domain.passwords import hash_password
+from meshproxy.fleet import async_client
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountDirectory
-from meshproxy.shared import async_client
 from meshproxy.store import Store, tables
 
 

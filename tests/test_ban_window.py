@@ -1,6 +1,6 @@
 """The authentication-failure ban, one table run against its three homes: the process's
 BanBook (domain/bans.py), the store's SQL (SQLite and PostgreSQL) and the Redis script
-(shared/bans.py). max_failures failures within window_seconds ban for ban_seconds; a
+(fleet/bans.py). max_failures failures within window_seconds ban for ban_seconds; a
 failure window_seconds old has left the window; a ban in force that ends later is kept."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from meshproxy.domain.bans import BanBook, BanPolicy
-from meshproxy.shared.bans import RedisBans
-from meshproxy.shared.link import RedisLink
+from meshproxy.fleet.bans import RedisBans
+from meshproxy.fleet.link import RedisLink
 from meshproxy.store import Store
 
 POLICY = BanPolicy(max_failures=4, window_seconds=600, ban_seconds=10_800)

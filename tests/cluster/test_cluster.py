@@ -24,7 +24,7 @@ from cluster.conftest import SUB, SUB_PASSWORD, fetch, settled, usage
 from meshproxy.config import load_settings
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.units import GB
-from meshproxy.shared import open_store
+from meshproxy.fleet import open_store
 from meshproxy.store import Store
 from support.polling import wait_until
 

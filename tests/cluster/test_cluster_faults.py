@@ -21,7 +21,7 @@ from bench.private import PrivatePostgres, PrivateRedis
 
 from cluster.conftest import SUB, SUB_PASSWORD, fetch, settled
 from meshproxy.config import load_settings
-from meshproxy.shared import open_store
+from meshproxy.fleet import open_store
 from support.polling import wait_until
 
 pytestmark = pytest.mark.slow  # soak, cluster or SIGKILL: `make test-fast` leaves it out

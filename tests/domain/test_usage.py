@@ -14,11 +14,11 @@ import pytest
 from meshproxy.domain.accounts import AccountRecord, UsageDelta
 from meshproxy.domain.limits import Limits
 from meshproxy.domain.usage import bytes_per_account
+from meshproxy.fleet import async_client
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.local import UsageBuffer
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountState
-from meshproxy.shared import async_client
 from meshproxy.store import Store
 
 DAY = date(2026, 3, 15)

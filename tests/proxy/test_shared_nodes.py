@@ -15,10 +15,10 @@ import requests
 from meshproxy.config import Settings
 from meshproxy.domain.passwords import hash_password
 from meshproxy.domain.units import GB
+from meshproxy.fleet import open_store
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.proxy.server.node import ProxyNode
-from meshproxy.shared import open_store
 from meshproxy.store import Store
 from support.polling import wait_until
 

@@ -14,10 +14,10 @@ from meshproxy.domain import stats
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldBatch
 from meshproxy.domain.stats import StatDelta
+from meshproxy.fleet import async_client
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
-from meshproxy.shared import async_client
 from meshproxy.store import Store
 
 DAY = date(2026, 3, 15)

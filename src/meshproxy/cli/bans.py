@@ -18,7 +18,7 @@ from meshproxy.cli.output import emit_rows
 @config_option
 def bans(as_json: bool, config_path: Path | None) -> None:
     """List banned client IPs (until when) and authentication failures within the window."""
-    from meshproxy.shared import open_store
+    from meshproxy.fleet import open_store
     from meshproxy.store import StoreUnavailable
 
     settings = settings_from(config_path)

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from meshproxy.cli.options import config_option, settings_from, store_unreachable
+from meshproxy.fleet import open_store, sync_client
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
-from meshproxy.shared import open_store, sync_client
 from meshproxy.store import Store, StoreUnavailable
 from meshproxy.store.migrate import current_revision
 

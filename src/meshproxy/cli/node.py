@@ -30,6 +30,7 @@ import click
 
 from meshproxy.cli.options import store_unreachable
 from meshproxy.config import ListenerAddress, Settings
+from meshproxy.fleet import open_store, sync_client
 from meshproxy.meter import Meter
 from meshproxy.meter.fold import FoldingTask, UsageFolder
 from meshproxy.meter.keys import UsageKeys
@@ -37,7 +38,6 @@ from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.fdlimit import raise_fd_limit
 from meshproxy.proxy.server.node import ProxyNode
-from meshproxy.shared import open_store, sync_client
 from meshproxy.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:  # the API side is imported only by nodes that serve it

@@ -30,6 +30,7 @@ from meshproxy.config import (
 )
 from meshproxy.domain.bans import BanBook
 from meshproxy.domain.passwords import decoy_hash
+from meshproxy.fleet import async_client, notify
 from meshproxy.meter import LocalMeter, Meter
 from meshproxy.meter.counting import CountingMeter
 from meshproxy.meter.health import BackendHealth
@@ -51,7 +52,6 @@ from meshproxy.proxy.server.stats import NodeStats, ProxyStats
 from meshproxy.proxy.server.sync import DirectorySync
 from meshproxy.proxy.server.upstream import UpstreamPool
 from meshproxy.proxy.server.verifying import verification_executor
-from meshproxy.shared import async_client, notify
 from meshproxy.store import Store
 
 log = logging.getLogger("meshproxy.proxy")

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from meshproxy.fleet import notify
 from meshproxy.meter.health import BackendHealth
-from meshproxy.shared import notify
 
 if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a node that uses it
     from redis.asyncio import Redis

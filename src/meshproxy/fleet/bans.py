@@ -18,7 +18,7 @@ import uuid
 from typing import Any, cast
 
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.shared.link import RedisLink
+from meshproxy.fleet.link import RedisLink
 
 # KEYS: failures zset, bans hash, reset. ARGV: ip, at, window, max failures, ban seconds,
 # member.

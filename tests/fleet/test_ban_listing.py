@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.shared import shared_store, sync_client
+from meshproxy.fleet import fleet_store, sync_client
 from meshproxy.store import Store
 from meshproxy.store.engine import make_engine
 
@@ -25,7 +25,7 @@ def test_bans_and_failures_from_redis_and_the_database(
     tmp_path: Path, sqlite_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     now = time.time()
-    shared = shared_store(make_engine(sqlite_url), sync_client(redis_url), redis_prefix)
+    shared = fleet_store(make_engine(sqlite_url), sync_client(redis_url), redis_prefix)
     shared.migrate()
     try:
         for _ in range(3):

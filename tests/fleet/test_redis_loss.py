@@ -18,11 +18,11 @@ import pytest
 import redis
 
 from meshproxy.domain.folds import FoldBatch, FoldOutcome
+from meshproxy.fleet import async_client
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.meter.sink import FoldSink
-from meshproxy.shared import async_client
 from meshproxy.store import Store, StoreUnavailable
 
 DAY = date(2026, 3, 15)

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from meshproxy.domain.bans import BanPolicy
-from meshproxy.shared import notify, shared_store, sync_client
-from meshproxy.shared.notify import RedisNotifier
+from meshproxy.fleet import fleet_store, notify, sync_client
+from meshproxy.fleet.notify import RedisNotifier
 from meshproxy.store import Store
 from meshproxy.store.engine import make_engine
 
@@ -21,7 +21,7 @@ T0 = 1_800_000_000.0
 @pytest.fixture
 def nodes(sqlite_url: str, redis_url: str, redis_prefix: str) -> Iterator[list[Store]]:
     """Two nodes' stores over one database and one Redis."""
-    opened = [shared_store(make_engine(sqlite_url), sync_client(redis_url), redis_prefix)
+    opened = [fleet_store(make_engine(sqlite_url), sync_client(redis_url), redis_prefix)
               for _ in range(2)]
     opened[0].migrate()
     yield opened
@@ -92,7 +92,7 @@ def test_commits_and_bans_are_announced(
 
 
 def test_while_redis_is_down_the_store_keeps_the_ban(sqlite_url: str) -> None:
-    store = shared_store(make_engine(sqlite_url), sync_client("redis://127.0.0.1:1/0"), "x:")
+    store = fleet_store(make_engine(sqlite_url), sync_client("redis://127.0.0.1:1/0"), "x:")
     store.migrate()
     for _ in range(2):
         assert store.bans.record_failure("10.0.0.5", T0, POLICY) is None

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from meshproxy.config import Settings
-from meshproxy.shared.bans import RedisBans
-from meshproxy.shared.connect import sync_client
-from meshproxy.shared.link import RedisLink
-from meshproxy.shared.notify import RedisNotifier
+from meshproxy.fleet.bans import RedisBans
+from meshproxy.fleet.connect import sync_client
+from meshproxy.fleet.link import RedisLink
+from meshproxy.fleet.notify import RedisNotifier
 from meshproxy.store import Store
 from meshproxy.store.engine import make_engine
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a store that u
     from redis import Redis
 
 
-def shared_store(engine: Engine, redis: Redis, prefix: str) -> Store:
+def fleet_store(engine: Engine, redis: Redis, prefix: str) -> Store:
     """A store whose ban lives in `redis` and whose commits are announced there."""
     link = RedisLink(redis)
     return Store(engine, notifier=RedisNotifier(link, prefix), shared_bans=RedisBans(link, prefix))
@@ -34,7 +34,7 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """The node's store: shared through Redis when `redis_url` is set."""
     if not settings.redis_url:
         return Store.open(settings.database_url, migrate=migrate)
-    store = shared_store(
+    store = fleet_store(
         make_engine(settings.database_url), sync_client(settings.redis_url), settings.shared.prefix
     )
     if migrate:

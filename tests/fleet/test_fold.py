@@ -21,10 +21,10 @@ import redis
 
 from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldOutcome
+from meshproxy.fleet import async_client
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
-from meshproxy.shared import async_client
 from meshproxy.store import Store
 from support.polling import eventually
 

@@ -24,12 +24,12 @@ from bench.private import PrivateRedis
 
 from meshproxy.config import Settings
 from meshproxy.domain.passwords import hash_password
+from meshproxy.fleet import open_store
 from meshproxy.meter.fold import UsageFolder
 from meshproxy.meter.keys import UsageKeys
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.node import ProxyNode
-from meshproxy.shared import open_store
 from proxy.clients import curl
 from support.polling import wait_until
 from support.proxy_env import (  # the data-plane fixtures: real origins, the node's loop thread

@@ -13,8 +13,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshproxy.fleet.link import RedisLink
 from meshproxy.meter.health import BackendHealth
-from meshproxy.shared.link import RedisLink
 from meshproxy.store.errors import SharedUnavailable
 
 
