@@ -257,7 +257,8 @@ class Exchange:
         added = upstream.ip_line if upstream else b"X-ProxyMesh-IP: \r\n"
         if self.egress.not_found:
             added += ip_not_found_line(self.egress.not_found)
-        ignored = upstream and not_honoured(self.request.options.not_ips, upstream.local_ip)
+        not_ips = self.request.options.not_ips  # (mostly none: no call then)
+        ignored = not_ips and upstream and not_honoured(not_ips, upstream.local_ip)
         if ignored:
             added += b"X-ProxyMesh-Not-IP-Ignored: " + ignored.encode() + b"\r\n"
         parsed = parse_response_head(
