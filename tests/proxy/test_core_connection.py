@@ -17,6 +17,7 @@ import pytest
 
 from meshproxy.domain.limits import Limits as AccountLimits
 from meshproxy.domain.units import GB
+from meshproxy.proxy.core import socks5
 from meshproxy.proxy.core.connection import (
     ABORT,
     ADMISSION,
@@ -48,6 +49,7 @@ from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.machine import Clocks, Phase
 from meshproxy.proxy.core.policy import DestinationPolicy
 from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead, prepare_request
+from meshproxy.proxy.server.socks import SocksRequest
 
 from .test_core_directory import T, basic, directory, record, view
 from .test_machine_timeouts import LIMITS
@@ -572,6 +574,41 @@ def test_closing_hands_back_what_to_discard_and_admits_nothing_more() -> None:
     assert active is ex and list(queued) == [behind] and play.machine.state is State.CLOSING
     assert not play.ready(ex)  # a connect that completes now is dropped
     assert play.head_parsed(exchange()) == ()  # and nothing more is admitted
+
+
+# ---- SOCKS5: the same admission ----------------------------------------------------------------
+
+
+def socks_machine(verified: bool = True) -> ConnectionMachine[SocksRequest]:
+    """A SOCKS5 connection's machine over a Play's rules (alice's login `verified`)."""
+    play = Play()
+    if verified:
+        verified_once(play)  # the login checked alice's credential
+    return ConnectionMachine(play.machine.rules, Clocks(0.0), "10.0.0.1")
+
+
+def test_a_socks5_connect_is_admitted_by_the_same_events_and_rules() -> None:
+    """The SOCKS5 listener's CONNECT (server/socks.SocksRequest) goes through the machine
+    as an HTTP CONNECT does; its refusals become reply codes (socks5.reply_code)."""
+    machine = socks_machine()
+    tunnel = SocksRequest("origin.test", 8080, ALICE)
+    assert machine.head_parsed(tunnel) == (ADMIT, OPEN_TUNNEL)
+    assert tunnel.addresses == ("127.0.0.1", 8080) and tunnel.account is not None
+    assert machine.upstream_ready(tunnel)
+    machine.tunnel_started()
+    assert machine.state is State.TUNNEL
+    for host, code in (("far.test", socks5.NOT_ALLOWED), ("new.test", socks5.HOST_UNREACHABLE)):
+        machine = socks_machine()
+        refused = SocksRequest(host, 8080, ALICE)
+        commands = machine.head_parsed(refused)
+        if host == "new.test":
+            assert commands == (ADMIT, ResolveName("new.test", 8080))
+            commands = machine.name_resolved(refused, None)
+        reply = commands[-1]
+        assert isinstance(reply, Reply)
+        assert socks5.reply_code(reply.error.status, reply.error.proxy_status) == code
+    (_, reply) = socks_machine(False).head_parsed(SocksRequest("origin.test", 8080, None))
+    assert isinstance(reply, Reply) and reply.error.status == 407
 
 
 # ---- every state and step, each way out ---------------------------------------------------------

@@ -1,10 +1,12 @@
 """One SOCKS5 client: an asyncio Protocol driving the handshake machine (core/socks5.py),
 then a tunnel like an HTTP CONNECT's.
 
-The decisions are the HTTP proxy's, in the same order: the client IP's ban and the
-credentials (the directory, username options included), the account's standing on this
-proxy (402/509), the destination policy (403), the egress choice (sticky sessions
-included), the connect; each refusal becomes a SOCKS reply code (docs/socks5.md). The
+The decisions are the HTTP proxy's, made by the same machine from the same events: its
+CONNECT request becomes a `SocksRequest`, an exchange of a `ConnectionMachine`
+(core/connection.py) as an HTTP CONNECT is: the client IP's ban and the credentials (the
+directory, username options included), the account's standing on this proxy (402/509),
+the destination policy (403), the egress choice (sticky sessions included), the connect;
+each refusal becomes a SOCKS reply code (docs/socks5.md). The
 tunnel is spliced (splice.py) or relayed over transports (tunnel.py), metered both ways
 to the account, and cut at the limit (allowance.py) or by the node's sweep (`check`),
 which also closes handshakes slower than `header_timeout`.
@@ -18,15 +20,27 @@ import errno
 import logging
 import socket
 import time
-from dataclasses import replace
+from functools import partial
 from typing import cast
 
-from meshproxy.proxy.core import admission, socks5
+from meshproxy.proxy.core import socks5
+from meshproxy.proxy.core.connection import (
+    ADMIT,
+    OPEN_TUNNEL,
+    Commands,
+    ConnectionMachine,
+    Reply,
+    ResolveName,
+    Verify,
+)
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
+from meshproxy.proxy.core.egress import EgressChoice
 from meshproxy.proxy.core.errors import ProxyError
-from meshproxy.proxy.core.machine import Verdict, handshake_late, judge_tunnel
-from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions
+from meshproxy.proxy.core.machine import Clocks, Phase, Verdict, handshake_late, judge_tunnel
+from meshproxy.proxy.core.options import NO_OPTIONS
+from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead
 from meshproxy.proxy.core.socks5 import Connect, Event, Login, Refused, Send, Socks5
+from meshproxy.proxy.core.target import Target
 from meshproxy.proxy.core.username import steer
 from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon
@@ -50,7 +64,12 @@ class SocksConnection(asyncio.Protocol):
         self.machine = Socks5(no_auth=False)
         self.account: AccountState | None = None
         self._by_address: AccountState | None = None  # when the client's IP authenticates it
-        self.options: RequestOptions = NO_OPTIONS
+        self.authorization: bytes | None = None  # the login's, as a Basic header
+        # Admission, as for an HTTP CONNECT (core/connection.py): `_admit` feeds it.
+        self.admission: ConnectionMachine[SocksRequest] = ConnectionMachine(
+            listener.rules, Clocks(self.loop.time())
+        )
+        self.connect: Connect | None = None
         self.tunnel: SpliceTunnel | TransportTunnel | None = None
         self.closed = False
         self.received = self.sent = 0
@@ -68,6 +87,7 @@ class SocksConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
         self.client_ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+        self.admission.client_ip = self.client_ip
         known = self.directory.authenticate(self.client_ip, None, time.time())
         if isinstance(known, AccountState):
             self._by_address = known
@@ -104,7 +124,7 @@ class SocksConnection(asyncio.Protocol):
                 self._login(event)
             elif isinstance(event, Connect):
                 self._pause()
-                self.tasks.spawn(self._connect(event))
+                self._admit(event)
 
     def _login(self, login: Login) -> None:
         credentials = f"{login.username}:{login.password}".encode()
@@ -132,12 +152,14 @@ class SocksConnection(asyncio.Protocol):
         if self.closed:
             return
         if isinstance(result, AccountState):
+            # Options the username names are refused at the login (the machine applies
+            # them again, from the same header, when the request is admitted).
             steered = steer(NO_OPTIONS, self.directory.logins.found(header))
             if isinstance(steered, ProxyError):
                 log.debug("SOCKS5 client %s: %s", self.client_ip, steered.reason)
                 result = steered
             else:
-                self.options = steered
+                self.authorization = header
                 self._adopt(result)
         if isinstance(result, ProxyError):
             self.trail.refused(result.status, result.reason)
@@ -147,41 +169,72 @@ class SocksConnection(asyncio.Protocol):
     def _adopt(self, account: AccountState) -> None:
         self.account = account
 
-    async def _connect(self, request: Connect) -> None:
+    # ---- admission (core/connection.py), then the connect ---------------------------------
+
+    def _admit(self, request: Connect) -> None:
         self.trail.host, self.trail.port = request.host, request.port
         if self.account is None and self._by_address is not None:
             self._adopt(self._by_address)  # the no-auth method
-        account = self.account
-        assert account is not None
-        services = self.listener.services
-        admitted = admission.standing(account, self.directory, self.listener.name)
-        if isinstance(admitted, admission.Refuse):
-            self._refused(admitted)
+        self.connect = request
+        exchange = SocksRequest(request.host, request.port, self.authorization)
+        self._run(exchange, self.admission.head_parsed(exchange))
+
+    def _run(self, exchange: SocksRequest, commands: Commands) -> None:
+        """Carry out the machine's commands for the CONNECT. Reading stays paused from the
+        request to the reply, and the handshake's bytes are charged only when a tunnel
+        opens (`_open_tunnel`), so its pause, resume and uncharge commands have nothing to do."""
+        for command in commands:
+            if self.closed:
+                return
+            if command is ADMIT:
+                self.account = exchange.account
+            elif command is OPEN_TUNNEL:
+                self.tasks.spawn(self._open_tunnel(exchange))
+            elif isinstance(command, ResolveName):
+                self.tasks.spawn(self._resolve(exchange, command.host, command.port))
+            elif isinstance(command, Reply):
+                error = command.error
+                self._refuse(error.status, error.proxy_status, error.reason)
+            elif isinstance(command, Verify):
+                self._verify(exchange, command.check)
+
+    def _verify(self, exchange: SocksRequest, check: CredentialCheck) -> None:
+        """The login's credential is no longer remembered (its password changed since):
+        checked again, as for an HTTP request."""
+        try:
+            future = self.loop.run_in_executor(
+                self.listener.services.verify_executor, self.directory.verify, check
+            )
+        except RuntimeError:  # the node is stopping
+            self.abort()
             return
-        options = self.options
-        if options.session is not None:
-            options = replace(options, session_account=account.id)
-        policy, pool = services.policy, self.listener.pool
-        decision = admission.destination(
-            request.host, services.resolver.cached(request.host), policy, pool, options
-        )
-        if isinstance(decision, admission.Resolve):
-            try:
-                addresses = await services.resolver.resolve(request.host, request.port)
-            except OSError:
-                decision = admission.unresolved(request.host)
-            else:
-                decision = admission.destination(request.host, addresses, policy, pool, options)
-        if isinstance(decision, admission.Refuse):
-            self._refused(decision)
-            return
-        assert isinstance(decision, admission.Connect)
-        address, egress = decision.address, decision.egress
+        future.add_done_callback(partial(self._verified, exchange, check))
+
+    def _verified(
+        self, exchange: SocksRequest, check: CredentialCheck, done: asyncio.Future[bool]
+    ) -> None:
+        ok = not done.cancelled() and done.exception() is None and done.result()
+        self._run(exchange, self.admission.credential_verified(exchange, check, ok))
+
+    async def _resolve(self, exchange: SocksRequest, host: str, port: int) -> None:
+        addresses: tuple[str, ...] | None
+        try:
+            addresses = await self.listener.services.resolver.resolve(host, port)
+        except OSError:
+            addresses = None
+        self._run(exchange, self.admission.name_resolved(exchange, addresses))
+
+    async def _open_tunnel(self, exchange: SocksRequest) -> None:
+        request, egress, addresses = self.connect, exchange.egress, exchange.addresses
+        assert request is not None and egress is not None and addresses is not None
+        assert exchange.request is not None
+        address = addresses[0]
         self.trail.server = address
-        behaviour = services.behaviour
+        behaviour = self.listener.services.behaviour
         try:
             egress, sock = await self.listener.dialer.open(
-                egress, address, request.port, behaviour.connect_timeout, options
+                egress, address, request.port, behaviour.connect_timeout,
+                exchange.request.options,
             )
         except TimeoutError:
             self._reply(socks5.TTL_EXPIRED)
@@ -189,7 +242,7 @@ class SocksConnection(asyncio.Protocol):
         except OSError as error:
             self._reply(_connect_error(error))
             return
-        if self.closed:
+        if self.closed or not self.admission.upstream_ready(exchange):
             sock.close()
             return
         early = request.early + self.machine.leftover()
@@ -209,12 +262,8 @@ class SocksConnection(asyncio.Protocol):
         # for an HTTP request refused).
         self._charge(self.uncharged)
         self.uncharged = 0
+        self.admission.tunnel_started()
         self._tunnel(sock)
-
-    def _refused(self, refusal: admission.Refuse) -> None:
-        """Admission's refusal, as the reply code for its status (socks5.reply_code)."""
-        error = refusal.error
-        self._refuse(error.status, error.proxy_status, error.reason)
 
     def _refuse(self, status: int, proxy_status: str, reason: str) -> None:
         log.debug("SOCKS5 client %s refused (%d): %s", self.client_ip, status, reason)
@@ -369,3 +418,39 @@ def _connect_error(error: OSError) -> int:
     if error.errno == errno.ENETUNREACH:
         return socks5.NETWORK_UNREACHABLE
     return socks5.HOST_UNREACHABLE
+
+
+_SOCKS_HEAD = RequestHead(b"CONNECT", b"", "1.1", [], False)  # the same for every request
+
+
+class SocksRequest:
+    """A SOCKS5 CONNECT as an exchange of the connection machine
+    (core/connection.ExchangeState): a CONNECT to `host`:`port` with the login's
+    credentials (None: the client's IP authenticates it), no body, no response."""
+
+    __slots__ = (
+        "account", "addresses", "body_received", "body_started", "client_keep",
+        "continue_clock", "egress", "error", "head", "last_seen", "phase", "request",
+        "request_complete", "response_started", "status", "timeout",
+    )
+
+    def __init__(self, host: str, port: int, authorization: bytes | None) -> None:
+        self.head = _SOCKS_HEAD
+        self.request: PreparedRequest | None = PreparedRequest(
+            b"CONNECT", Target(host, port, b""), True, b"", authorization, NO_OPTIONS,
+            Body.NONE, 0, False, False,
+        )
+        self.error: ProxyError | None = None
+        self.account: AccountState | None = None
+        self.egress: EgressChoice | None = None
+        self.addresses: tuple[str, int] | None = None
+        self.status = 0
+        self.client_keep = False
+        self.phase = Phase.ADMITTING
+        self.request_complete = True
+        self.response_started = False
+        self.continue_clock = False
+        self.body_started = 0.0
+        self.body_received = 0
+        self.timeout = 0.0
+        self.last_seen = 0.0
