@@ -43,7 +43,9 @@ NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "htt
                        "prometheus_client", "http.server", "http.client", "urllib.request",
                        "wsgiref", "socketserver",
                        # only for a misspelt configuration key (config.py)
-                       "difflib")
+                       "difflib",
+                       # only for a TLS listener's certificate (cli/node.py, api/tls.py)
+                       "cryptography")
 
 
 def probe(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
