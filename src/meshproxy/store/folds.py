@@ -71,7 +71,7 @@ class Folds:
         now: datetime,
         current_generation: str | None = None,
     ) -> FoldOutcome:
-        """Add the batches' usage like `record_usage`, each meter's flushes at most once, all
+        """Add the batches' usage like `Usage.record`, each meter's flushes at most once, all
         in one transaction (a crash folds all or nothing).
 
         A `current_generation` newer than the stored one (or the first) sets every account's
