@@ -18,10 +18,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshproxy.ops.metrics import registry_for, render
 from meshproxy.ops.status import NodeStatus
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("meshproxy.ops")
 
@@ -39,7 +41,7 @@ class AdminServer:
         self.port = port
         self.peers = peers  # (worker index, admin port) of the node's other workers
         self._server: asyncio.Server | None = None
-        self._registry = registry_for(status, asyncio.get_running_loop())
+        self._registry: CollectorRegistry | None = None  # made at the first scrape
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(
@@ -101,13 +103,17 @@ class AdminServer:
 
 
     async def _metrics(self, *, local: bool) -> bytes:
+        # prometheus_client is imported at the first scrape, not at start: its package
+        # loads http.server, email, urllib.request, wsgiref and gzip with it (about 2.5 MiB
+        # of an idle node's RSS, docs/benchmarks.md), and a node nobody scrapes needs none.
+        from meshproxy.ops.metrics import registry_for, render
+        from meshproxy.ops.workers import local_metrics, merge
+
+        if self._registry is None:
+            self._registry = registry_for(self.status, asyncio.get_running_loop())
         own = render(self._registry)
         if local or not self.peers:
             return own
-        # Only a node of several workers merges texts, with prometheus_client's parser: a
-        # node of one never imports prometheus_client (2.1 MiB of RSS, ops/exposition.py).
-        from meshproxy.ops.workers import local_metrics, merge
-
         host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
         theirs = await asyncio.gather(*(local_metrics(host, port) for _, port in self.peers))
         labelled = [(str(index), text) for (index, _), text in zip(self.peers, theirs, strict=True)]

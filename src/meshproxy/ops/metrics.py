@@ -1,15 +1,15 @@
 """Prometheus metrics, read from the node's own state at scrape time: nothing is added to
-the data plane's hot path but one sum per proxy listener (meter/counting.py). Written by
-ops/exposition.py, not prometheus_client (which a node of one worker never imports)."""
+the data plane's hot path but one sum per proxy listener (meter/counting.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
-from meshproxy.ops.exposition import Collector, Counter, Family, Gauge
-from meshproxy.ops.exposition import render as render_families
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
 from meshproxy.ops.responses import ResponseCollector
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.core.health import EgressState
@@ -21,21 +21,21 @@ class NodeCollector:
         self._status = status
         self._loop = loop
 
-    def collect(self) -> Iterator[Family]:
+    def collect(self) -> Iterator[Metric]:
         status = self._status
         node = status.proxy_node
         if node is not None:
             yield from _node_metrics(node.stats(time.time(), self._loop.time()))
         if status.folding is not None and status.folding.last_fold:
-            yield Gauge(
+            yield GaugeMetricFamily(
                 "meshproxy_fold_lag_seconds",
                 "Seconds since this node last folded Redis usage into the store.",
                 value=self._loop.time() - status.folding.last_fold,
             )
-        up = Gauge(
+        up = GaugeMetricFamily(
             "meshproxy_backend_up", "1 if the backend answered last time.", labels=["backend"]
         )
-        errors = Counter(
+        errors = CounterMetricFamily(
             "meshproxy_backend_errors", "Failed calls to the backend.", labels=["backend"]
         )
         for backend in status.backends():
@@ -45,16 +45,16 @@ class NodeCollector:
         yield errors
 
 
-def _node_metrics(stats: NodeStats) -> Iterator[Family]:
-    requests = Counter(
+def _node_metrics(stats: NodeStats) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
         "meshproxy_proxy_requests",
         "Requests authenticated and decided (served, or refused 402/509).",
         labels=["proxy"],
     )
-    moved = Counter(
+    moved = CounterMetricFamily(
         "meshproxy_proxy_bytes", "Bytes metered (both directions).", labels=["proxy"]
     )
-    active = Gauge(
+    active = GaugeMetricFamily(
         "meshproxy_proxy_active_connections", "Open client connections.", labels=["proxy"]
     )
     for name, proxy in stats.proxies.items():
@@ -65,9 +65,9 @@ def _node_metrics(stats: NodeStats) -> Iterator[Family]:
     yield moved
     yield active
     yield from _egress_metrics(stats.egress)
-    counter, gauge = Counter, Gauge
+    counter, gauge = CounterMetricFamily, GaugeMetricFamily
     # (kind, name, help, value): None leaves the metric out (no access log, no Redis).
-    scalars: list[tuple[type[Counter | Gauge], str, str, float | None]] = [
+    scalars: list[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str, float | None]] = [
         (counter, "meshproxy_auth_failures", "Proxy authentication failures on this node.",
          stats.auth_failures),
         (gauge, "meshproxy_auth_verifications",
@@ -98,18 +98,18 @@ def _node_metrics(stats: NodeStats) -> Iterator[Family]:
             yield kind(name, documentation, value=value)
 
 
-def _egress_metrics(health: dict[str, dict[str, EgressState]]) -> Iterator[Family]:
+def _egress_metrics(health: dict[str, dict[str, EgressState]]) -> Iterator[Metric]:
     """Each upstream egress as the node sees it (control/egress_health.py reads these)."""
     labels = ["proxy", "egress"]
-    up = Gauge(
+    up = GaugeMetricFamily(
         "meshproxy_egress_up", "1 while an upstream egress is in rotation.", labels=labels
     )
-    failures = Counter(
+    failures = CounterMetricFamily(
         "meshproxy_egress_failures",
         "Connects, handshakes and probes through an upstream egress that failed.",
         labels=labels,
     )
-    latency = Gauge(
+    latency = GaugeMetricFamily(
         "meshproxy_egress_latency_seconds",
         "Seconds the last good connect or probe through an upstream egress took.",
         labels=labels,
@@ -125,9 +125,12 @@ def _egress_metrics(health: dict[str, dict[str, EgressState]]) -> Iterator[Famil
     yield latency
 
 
-def registry_for(status: NodeStatus, loop: asyncio.AbstractEventLoop) -> tuple[Collector, ...]:
-    return (NodeCollector(status, loop), ResponseCollector(status))
+def registry_for(status: NodeStatus, loop: asyncio.AbstractEventLoop) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(status, loop))
+    registry.register(ResponseCollector(status))
+    return registry
 
 
-def render(registry: Sequence[Collector]) -> bytes:
-    return render_families(registry)
+def render(registry: CollectorRegistry) -> bytes:
+    return bytes(generate_latest(registry))
