@@ -25,7 +25,7 @@ from meshproxy.domain import stats
 if TYPE_CHECKING:
     from meshproxy.proxy.core.directory import AccountState
     from meshproxy.proxy.server.exchange import Exchange
-    from meshproxy.proxy.server.services import Listener
+    from meshproxy.proxy.server.listener import Listener
 
 
 class Connection(Protocol):

@@ -47,7 +47,7 @@ from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange
-from meshproxy.proxy.server.services import Listener
+from meshproxy.proxy.server.listener import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel
 from meshproxy.proxy.server.tasks import Tasks
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd, no_backlog

@@ -34,7 +34,7 @@ from meshproxy.proxy.core.response import MAX_HEAD, Framing, interim, parse_resp
 if TYPE_CHECKING:
     from meshproxy.proxy.core.directory import AccountState
     from meshproxy.proxy.core.egress import EgressChoice
-    from meshproxy.proxy.server.services import Listener
+    from meshproxy.proxy.server.listener import Listener
     from meshproxy.proxy.server.upstream import UpstreamConnection
 
 MAX_BUFFERED_BODY = 256 * 1024

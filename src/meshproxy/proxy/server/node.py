@@ -43,10 +43,10 @@ from meshproxy.proxy.core.policy import DestinationPolicy
 from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.proxy.server.connection import ClientConnection
 from meshproxy.proxy.server.dial import Dialer
+from meshproxy.proxy.server.listener import Listener, NodeServices
 from meshproxy.proxy.server.notices import ChangeNotices
 from meshproxy.proxy.server.probe import Prober
 from meshproxy.proxy.server.resolver import Resolver, resolve_names
-from meshproxy.proxy.server.services import Listener, NodeServices
 from meshproxy.proxy.server.socks import SocksConnection
 from meshproxy.proxy.server.stats import NodeStats, ProxyStats
 from meshproxy.proxy.server.sync import DirectorySync

@@ -44,7 +44,7 @@ from meshproxy.proxy.core.target import Target
 from meshproxy.proxy.core.username import steer
 from meshproxy.proxy.server import access, dial, splice
 from meshproxy.proxy.server.allowance import cut_soon
-from meshproxy.proxy.server.services import Listener
+from meshproxy.proxy.server.listener import Listener
 from meshproxy.proxy.server.splice import SpliceTunnel, detach
 from meshproxy.proxy.server.tasks import Tasks
 from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd

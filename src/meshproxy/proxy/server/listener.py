@@ -1,4 +1,7 @@
-"""What every connection of a node shares, and what one listener adds to it."""
+"""A listener (one configured proxy: its name, egress pool and dialer) and the node's
+services every connection shares through it (directory, meter, upstream pool, resolver,
+executors, access log). Named for the listener: connections reach everything through
+`conn.listener` (was services.py)."""
 
 from __future__ import annotations
 
