@@ -461,7 +461,7 @@ class ConnectionMachine(Generic[X]):
         tunnel stays OPENING until its relay starts (`tunnel_started`): setting it up may
         still fail (`upstream_failed`)."""
         step = self.step
-        if exchange is not self.active or self.closed:
+        if exchange is not self.active or self.state >= CLOSING:  # (`closed`, inline)
             return False
         if step is CONNECTING:
             self.step = SENT
@@ -530,7 +530,8 @@ class ConnectionMachine(Generic[X]):
         self.step = NO_STEP
         rules = self.rules
         queue = self.queue
-        if after_exchange(keep, self.draining, self.closed, self.eof, bool(queue)) is _NEXT_CLOSE:
+        closed = self.state >= CLOSING
+        if after_exchange(keep, self.draining, closed, self.eof, bool(queue)) is _NEXT_CLOSE:
             return self._closing(_CLOSE)
         request = exchange.request
         reparse: Commands = (

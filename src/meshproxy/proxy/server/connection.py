@@ -250,10 +250,28 @@ class ClientConnection(asyncio.Protocol):
         """Carry out the machine's `commands`, in order (the usual ones first). A command
         about an exchange is about the machine's active one."""
         for command in commands:
-            if command is ADMIT:
-                self._adopt()
+            if command is ADMIT:  # (the two of every request, inline: a call less each)
+                # The active exchange's account is the connection's; what was read counts;
+                # its response clock starts.
+                exchange = self.machine.active
+                assert exchange is not None and exchange.request is not None
+                self.account = exchange.account
+                self._charge_received()
+                behaviour = self.listener.services.behaviour
+                exchange.arm(
+                    exchange.request.options.timeout or behaviour.upstream_timeout,
+                    behaviour.quota_check_interval,
+                )
             elif command is TAKE_POOLED:
-                self._take_pooled()
+                exchange = self.machine.active
+                assert exchange is not None
+                pooled = self.listener.services.upstreams.take(pool_key(exchange))
+                if pooled is None:
+                    self._run(self.machine.pool_empty(exchange))
+                elif self.machine.upstream_ready(exchange):
+                    exchange.attach(pooled, reused=True)
+                else:  # pragma: no cover - the machine gave the command for this exchange
+                    self.listener.services.upstreams.put(pooled)
             elif type(command) is ResumeReading:
                 self.resume(command.reason)
             elif type(command) is PauseReading:
@@ -288,19 +306,6 @@ class ClientConnection(asyncio.Protocol):
 
     # ---- admission --------------------------------------------------------------------------
 
-    def _adopt(self) -> None:
-        """ADMIT: the active exchange's account is the connection's; what was read counts;
-        its response clock starts."""
-        exchange = self.machine.active
-        assert exchange is not None and exchange.request is not None
-        self.account = exchange.account
-        self._charge_received()
-        behaviour = self.listener.services.behaviour
-        exchange.arm(
-            exchange.request.options.timeout or behaviour.upstream_timeout,
-            behaviour.quota_check_interval,
-        )
-
     def _verify(self, check: CredentialCheck) -> None:
         exchange = self._active()
         try:
@@ -334,17 +339,6 @@ class ClientConnection(asyncio.Protocol):
         except OSError:
             addresses = None
         self._run(self.machine.name_resolved(exchange, addresses))
-
-    def _take_pooled(self) -> None:
-        exchange = self.machine.active
-        assert exchange is not None
-        pooled = self.listener.services.upstreams.take(pool_key(exchange))
-        if pooled is None:
-            self._run(self.machine.pool_empty(exchange))
-        elif self.machine.upstream_ready(exchange):
-            exchange.attach(pooled, reused=True)
-        else:  # pragma: no cover - the machine gave the command for this very exchange
-            self.listener.services.upstreams.put(pooled)
 
     def _connect_timeout(self, exchange: Exchange) -> float:
         assert exchange.request is not None
@@ -621,7 +615,9 @@ class ClientConnection(asyncio.Protocol):
             return
         access.exchange_ended(self, exchange, complete=True)
         self.resume(_RESPONSE_PAUSES)
-        self._run(self.machine.exchange_ended(exchange, keep))
+        commands = self.machine.exchange_ended(exchange, keep)
+        if commands:  # (none, for a keep-alive connection that idles)
+            self._run(commands)
 
     def _reparse(self, exchange: Exchange) -> None:
         # A refused CONNECT leaves the parser in tunnel mode: start a fresh one.
