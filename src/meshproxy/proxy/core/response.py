@@ -34,6 +34,14 @@ class Framing(IntEnum):
     UNTIL_CLOSE = 3
 
 
+# Enum members as module globals: on Python 3.11 `Framing.LENGTH` is a lookup through the
+# enum's metaclass (about 85 ns), a global about 12; these are read several times a request.
+_FRAMING_NONE = Framing.NONE
+_FRAMING_LENGTH = Framing.LENGTH
+_FRAMING_CHUNKED = Framing.CHUNKED
+_FRAMING_UNTIL_CLOSE = Framing.UNTIL_CLOSE
+
+
 @dataclass(slots=True)  # not frozen: one per response, and frozen dataclasses build slowly
 class ResponseHead:
     status: int
@@ -106,23 +114,23 @@ def parse_response_head(
     reusable = minor == b"1" and b"close" not in connection
     length = 0
     if head_request or status < 200 or status in (204, 304):
-        framing = Framing.NONE
+        framing = _FRAMING_NONE
     elif codings:
         if lengths:
             return errors.bad_response("upstream sent both Content-Length and Transfer-Encoding")
         last = codings[-1].split(b",")[-1].strip().lower()
-        framing = Framing.CHUNKED if last == b"chunked" else Framing.UNTIL_CLOSE
+        framing = _FRAMING_CHUNKED if last == b"chunked" else _FRAMING_UNTIL_CLOSE
     elif lengths:
         value = lengths[0]
         if (len(lengths) > 1 and len(set(lengths)) != 1) or not DIGITS.fullmatch(value):
             return errors.bad_response("invalid upstream Content-Length")
-        framing, length = Framing.LENGTH, int(value)
+        framing, length = _FRAMING_LENGTH, int(value)
         if not length:
-            framing = Framing.NONE
+            framing = _FRAMING_NONE
     else:
-        framing = Framing.UNTIL_CLOSE
-    if framing is Framing.UNTIL_CLOSE:
+        framing = _FRAMING_UNTIL_CLOSE
+    if framing is _FRAMING_UNTIL_CLOSE:
         reusable = False
-    client_keep = client_keep_alive and framing is not Framing.UNTIL_CLOSE
+    client_keep = client_keep_alive and framing is not _FRAMING_UNTIL_CLOSE
     kept += (b"\r\n", added, b"\r\n" if client_keep else b"Connection: close\r\n\r\n")
     return ResponseHead(status, b"".join(kept), framing, length, reusable, client_keep)
