@@ -39,7 +39,7 @@ def test_lines_written_by_the_thread_in_order(tmp_path: Path) -> None:
     log = _log(path, interval=0.01)
     log.start()
     for n in range(500):
-        log.add(log.entry(*entry(bytes_in=n)))
+        log.add(entry(bytes_in=n))
     log.stop()
     assert [line["bytes_in"] for line in _lines(path)] == list(range(500))
     assert log.written == 500 and log.dropped == 0 and log.queued == 0
@@ -50,7 +50,7 @@ def test_rotation_by_size_keeps_backups(tmp_path: Path) -> None:
     line_size = len(line(FORMAT, entry(bytes_in=1000))) + 1
     log = _log(path, max_bytes=10 * line_size, backups=2, batch=5)
     for n in range(45):
-        log.add(log.entry(*entry(bytes_in=1000 + n)))  # same width: every line is line_size bytes
+        log.add(entry(bytes_in=1000 + n))  # same width: every line is line_size bytes
         if n % 5 == 4:
             log.write_pending()
     log.stop()
@@ -65,7 +65,7 @@ def test_rotation_without_backups_starts_over(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     log = _log(path, max_bytes=1, backups=0)
     for n in range(3):
-        log.add(log.entry(*entry(bytes_in=n)))
+        log.add(entry(bytes_in=n))
         log.write_pending()
     log.stop()
     assert [line["bytes_in"] for line in _lines(path)] == [2]
@@ -76,10 +76,10 @@ def test_a_file_moved_away_is_reopened(tmp_path: Path) -> None:
     """logrotate's default (move, then the program writes a new file)."""
     path = tmp_path / "access.log"
     log = _log(path)
-    log.add(log.entry(*entry(bytes_in=1)))
+    log.add(entry(bytes_in=1))
     log.write_pending()
     path.rename(tmp_path / "moved.log")
-    log.add(log.entry(*entry(bytes_in=2)))
+    log.add(entry(bytes_in=2))
     log.stop()
     assert [line["bytes_in"] for line in _lines(tmp_path / "moved.log")] == [1]
     assert [line["bytes_in"] for line in _lines(path)] == [2]
@@ -92,7 +92,7 @@ def test_two_processes_share_one_file_and_its_rotation(tmp_path: Path) -> None:
     logs = [_log(path, max_bytes=7 * line_size, backups=20, batch=3) for _ in range(2)]
     for n in range(60):
         log = logs[n % 2]
-        log.add(log.entry(*entry(bytes_in=1000 + n)))
+        log.add(entry(bytes_in=1000 + n))
         log.write_pending()
     for log in logs:
         log.stop()
@@ -103,7 +103,7 @@ def test_two_processes_share_one_file_and_its_rotation(tmp_path: Path) -> None:
 def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
     log = _log(tmp_path / "access.log", capacity=10)
     for n in range(25):
-        log.add(log.entry(*entry(bytes_in=n)))
+        log.add(entry(bytes_in=n))
     assert log.queued == 10 and log.dropped_full == 15 and log.dropped == 15
     log.stop()
     assert [line["bytes_in"] for line in _lines(tmp_path / "access.log")] == list(range(10))
@@ -127,10 +127,10 @@ def test_slow_disk_never_blocks_add(tmp_path: Path, caplog: pytest.LogCaptureFix
 
     log = AccessLog(SlowSink(), FORMAT, capacity=100, interval=0.01)
     log.start()
-    log.add(log.entry(*entry(bytes_in=0)))
+    log.add(entry(bytes_in=0))
     assert writing.wait(10)  # the writer holds entry 0 in a hung write
     for n in range(1, 1001):
-        log.add(log.entry(*entry(bytes_in=n)))
+        log.add(entry(bytes_in=n))
     assert log.queued == 100 and log.dropped_full == 900
     release.set()
     log.stop()
@@ -143,9 +143,9 @@ def test_disk_full_drops_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFix
     """/dev/full answers every write with ENOSPC, like a full file system."""
     log = _log(Path("/dev/full"), max_bytes=1000)
     for n in range(50):
-        log.add(log.entry(*entry(bytes_in=n)))
+        log.add(entry(bytes_in=n))
     log.write_pending()
-    log.add(log.entry(*entry()))
+    log.add(entry())
     log.stop()
     assert log.dropped_failed == 51 and log.written == 0 and log.queued == 0
     assert caplog.text.count("No space left on device") == 1  # one warning a minute
@@ -155,8 +155,8 @@ def test_unwritable_path_drops_and_counts(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     log = _log(blocker / "access.log")
-    log.add(log.entry(*entry()))
-    log.add(log.entry(*entry()))
+    log.add(entry())
+    log.add(entry())
     log.stop()
     assert log.dropped_failed == 2
 
@@ -175,10 +175,10 @@ def test_disk_that_frees_up_gets_lines_again(tmp_path: Path) -> None:
     log = AccessLog(sink, FORMAT)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(os, "write", write)
-        log.add(log.entry(*entry(bytes_in=1)))
+        log.add(entry(bytes_in=1))
         log.write_pending()
         failing = False
-        log.add(log.entry(*entry(bytes_in=2)))
+        log.add(entry(bytes_in=2))
         log.write_pending()
     log.stop()
     assert log.dropped_failed == 1
@@ -196,7 +196,7 @@ def test_partial_write_counts_the_lines_that_went_out(tmp_path: Path) -> None:
 
     log = AccessLog(HalfSink(), FORMAT)
     for n in range(10):
-        log.add(log.entry(*entry(bytes_in=n)))
+        log.add(entry(bytes_in=n))
     log.stop()
     assert log.written + log.dropped_failed == 10 and 0 < log.written < 10
 
@@ -219,7 +219,7 @@ def test_stdout_gets_whole_lines_in_pipe_sized_writes(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(os, "write", write)
         for n in range(100):
-            log.add(log.entry(*entry(bytes_in=n)))
+            log.add(entry(bytes_in=n))
         log.stop()
     out = capfd.readouterr().out
     assert [json.loads(line)["bytes_in"] for line in out.splitlines()] == list(range(100))
@@ -227,21 +227,21 @@ def test_stdout_gets_whole_lines_in_pipe_sized_writes(
     assert not (tmp_path / "-").exists()
 
 
-def test_squid_lines_hand_the_gil_back_every_slice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("line_format", [JsonFormat, SquidFormat])
+def test_encoding_hands_the_gil_back_every_slice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line_format: type[JsonFormat | SquidFormat]
 ) -> None:
-    """Laying out Squid lines in Python holds the GIL; the writer gives it back to the
-    event loop every YIELD_EVERY lines (time.sleep(0)), so a round of thousands of lines
-    never stalls the loop for whole switch intervals (the 1 KiB p99, docs/benchmarks.md).
-    JSON lines are encoded in C, a whole batch in one call."""
-    from meshproxy.accesslog import formats
+    """Encoding a round holds the GIL; the writer gives it back to the event loop every
+    YIELD_EVERY lines (time.sleep(0)), whatever the format, so a round of thousands of
+    lines never stalls the loop for whole switch intervals (the 1 KiB p99, benchmarks.md)."""
+    from meshproxy.accesslog import writer
 
     yields: list[float] = []
-    monkeypatch.setattr(time, "sleep", yields.append)  # the module the format calls
+    monkeypatch.setattr(time, "sleep", yields.append)  # the module the writer calls
     path = tmp_path / "access.log"
-    log = AccessLog(RotatingFile(path, max_bytes=0, backups=1), SquidFormat("n", paths=False))
+    log = AccessLog(RotatingFile(path, max_bytes=0, backups=1), line_format("n", paths=False))
     for n in range(1000):
-        log.add(log.entry(*entry(bytes_in=n)))
+        log.add(entry(bytes_in=n))
     log.write_pending()
-    assert len(yields) == 1000 // formats.YIELD_EVERY and set(yields) == {0}
+    assert len(yields) == 1000 // writer.YIELD_EVERY and set(yields) == {0}
     assert len(path.read_text().splitlines()) == 1000

@@ -1,9 +1,9 @@
 """The access log: one line per proxy request and per tunnel, written off the request path.
 
-The data plane hands each finished request to `AccessLog.add` as one entry, made by the
-line format's `entry` from the fields of an `Entry` (record.py) in their order (a plain
-tuple); a writer thread encodes batches (formats.py: JSON through msgspec structs, or
-Squid's format) and appends them to a file rotated by size, or to stdout (writer.py).
+The data plane hands each finished request to `AccessLog.add` as one plain tuple (an
+`Entry` in field order, record.py); a writer thread encodes batches (formats.py: JSON
+through msgspec structs, or Squid's format) and appends them to a file rotated by size,
+or to stdout (writer.py).
 `admin logs` reads the files back (search.py).
 """
 

@@ -5,13 +5,12 @@ Squid's format (`logformat squid`: `%ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %
 tools read. It has no field for the egress address or the proxy's reason: the JSON
 format carries those, and `meshproxy admin logs --egress` needs it.
 
-A format has two halves. `entry` runs on the request path, once per line, with the
-fields in `Entry`'s order (record.py): it keeps them as one tuple, nothing computed.
-`encode` runs on the writer thread, once per batch: the JSON format builds a msgspec
-Struct per line (its field order is the line's) and encodes them with one `encode_lines`
-call a slice, escaping included; Squid's lines are laid out in Python. Both hand the GIL
-back to the event loop every YIELD_EVERY lines. (Building the Struct on the request path
-instead cost the node more, bench.accesslog_cost: +13.0 against +7 µs a request.)
+A format is one call, `encode`, run on the writer thread (writer.py) over a slice of
+entries, plain tuples in `Entry`'s field order (record.py): the JSON format builds a
+msgspec Struct per line (its field order is the line's) and encodes the slice with one
+`encode_lines` call, escaping included; Squid's lines are laid out in Python. (Building
+the Structs on the request path instead cost the node more, bench.accesslog_cost: +13.0
+against +7 µs a request.)
 """
 
 from __future__ import annotations
@@ -26,41 +25,17 @@ from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL
 
 # Squid's result codes for what the proxy did; refusals are TCP_DENIED as in Squid.
 _DENIED = frozenset({401, 402, 403, 407, 509})
-YIELD_EVERY = 128  # Squid lines laid out between two hand-backs of the GIL (~0.25 ms)
 
 
 class LineFormat(Protocol):
-    def entry(
-        self,
-        at: float,
-        proxy: str,
-        account: str | None,
-        parent: str | None,
-        client: str,
-        egress: str,
-        server: str,
-        method: bytes,
-        host: str,
-        port: int,
-        path: bytes,
-        status: int,
-        bytes_in: int,
-        bytes_out: int,
-        duration: float,
-        outcome: str,
-        error: str | None,
-    ) -> object:
-        """What one line keeps (on the request path)."""
-        ...
-
-    def encode(self, entries: list[Any]) -> bytes:
-        """The lines of `entries` (made by `entry`), each ending with a newline."""
+    def encode(self, entries: list[tuple[Any, ...]]) -> bytes:
+        """The lines of `entries`, each ending with a newline."""
         ...
 
 
 def line(fmt: LineFormat, entry: tuple[Any, ...]) -> str:
     """The line of one `Entry` (for tools and tests): the same path as the writer's."""
-    return fmt.encode([fmt.entry(*entry)]).decode("utf-8").removesuffix("\n")
+    return fmt.encode([entry]).decode("utf-8").removesuffix("\n")
 
 
 def iso_time(seconds: float) -> str:
@@ -119,41 +94,31 @@ class JsonFormat:
         self._clock = _Clock()
         self._encoder = msgspec.json.Encoder()
 
-    def entry(self, *fields: Any) -> tuple[Any, ...]:
-        return fields  # the request path keeps the fields as they are (one tuple)
-
-    def encode(self, entries: list[Any]) -> bytes:
+    def encode(self, entries: list[tuple[Any, ...]]) -> bytes:
         iso, node, paths = self._clock.iso, self.node, self.paths
-        encode = self._encoder.encode_lines
-        out = []
-        for start in range(0, len(entries), YIELD_EVERY):
-            if start:
-                time.sleep(0)  # building the structs holds the GIL: the loop's turn (Squid's)
-            out.append(encode([
-                JsonLine(
-                    iso(at),
-                    node,
-                    proxy,
-                    account,
-                    parent,
-                    client,
-                    egress or None,
-                    method.decode("latin-1"),
-                    _target(host, port) if host else None,
-                    (path.decode("latin-1") or None) if paths else msgspec.UNSET,
-                    status or None,
-                    bytes_in,
-                    bytes_out,
-                    round(duration * 1_000_000) / 1000,  # whole µs, in ms (round(x, 3): 4x)
-                    outcome,
-                    error,
-                    server or None,
-                )
-                for (at, proxy, account, parent, client, egress, server, method, host, port,
-                     path, status, bytes_in, bytes_out, duration, outcome, error)
-                in entries[start : start + YIELD_EVERY]
-            ]))  # fmt: skip
-        return b"".join(out)
+        return self._encoder.encode_lines([
+            JsonLine(
+                iso(at),
+                node,
+                proxy,
+                account,
+                parent,
+                client,
+                egress or None,
+                method.decode("latin-1"),
+                _target(host, port) if host else None,
+                (path.decode("latin-1") or None) if paths else msgspec.UNSET,
+                status or None,
+                bytes_in,
+                bytes_out,
+                round(duration * 1_000_000) / 1000,  # whole µs, in ms (round(x, 3): 4x)
+                outcome,
+                error,
+                server or None,
+            )
+            for (at, proxy, account, parent, client, egress, server, method, host, port,
+                 path, status, bytes_in, bytes_out, duration, outcome, error) in entries
+        ])  # fmt: skip
 
 
 class SquidFormat:
@@ -161,20 +126,8 @@ class SquidFormat:
         del node  # Squid's format has no field for it
         self.paths = paths
 
-    def entry(self, *fields: Any) -> tuple[Any, ...]:
-        return fields
-
-    def encode(self, entries: list[Any]) -> bytes:
-        lines = []
-        for index, entry in enumerate(entries):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
-                # Laying out lines holds the GIL: hand it back to the event loop often, so
-                # a batch of thousands stalls no request for more than a slice (without
-                # this, the loop waits whole 5 ms switch intervals: p99 +20 ms).
-                time.sleep(0)
-            lines.append(self._line(*entry))
-        lines.append("")
-        return "\n".join(lines).encode("utf-8", "replace")
+    def encode(self, entries: list[tuple[Any, ...]]) -> bytes:
+        return "".join([self._line(*entry) + "\n" for entry in entries]).encode("utf-8", "replace")
 
     def _line(
         self,

@@ -1,8 +1,7 @@
 """One access-log entry: what the data plane knows when a request or a tunnel ends.
 
-The data plane passes these fields, in this order, to the line format's `entry`
-(formats.py), which keeps what its line needs; `Entry` itself names them (and tests and
-tools build lines from one through `formats.line`).
+The data plane builds a plain tuple in `Entry`'s field order (no object, no formatting on
+the request path); the formats (formats.py) unpack it in that order on the writer thread.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The bounded queue between the data plane and the disk, and the thread that drains it.
 
-On the request path: the format's `entry` (formats.py) and `add`, one length check and one
-deque append (both atomic under the GIL, so no lock). Every `interval` the writer thread
-takes what is queued, encodes it (one call per batch) and writes it in one call. When the
+On the request path: `add`, one length check and one deque append of a plain tuple (both
+atomic under the GIL, so no lock). Every `interval` the writer thread takes what is
+queued, encodes it (formats.py) a slice of YIELD_EVERY lines at a time, handing the GIL
+back to the event loop between slices, and writes each batch in one call. When the
 queue is full (the disk is slow, or full and every write fails) new entries are dropped
 and counted: the proxy never waits for its log.
 """
@@ -25,6 +26,7 @@ from meshproxy.config import Settings
 log = logging.getLogger("meshproxy.accesslog")
 
 WARN_INTERVAL = 60.0  # seconds between warnings about lines dropped
+YIELD_EVERY = 128  # lines encoded between two hand-backs of the GIL (about 0.25 ms)
 
 
 class AccessLog:
@@ -39,8 +41,7 @@ class AccessLog:
     ) -> None:
         self._sink = sink
         self._format = line_format
-        self.entry = line_format.entry  # what the data plane hands to `add`
-        self._queue: deque[Any] = deque()
+        self._queue: deque[tuple[Any, ...]] = deque()
         self.capacity = capacity
         self.interval = interval
         self.batch = batch
@@ -55,8 +56,8 @@ class AccessLog:
 
     # ---- the request path -----------------------------------------------------------------
 
-    def add(self, entry: object) -> None:
-        """Queue one entry (made by `entry`), or drop it if the queue is full."""
+    def add(self, entry: tuple[Any, ...]) -> None:
+        """Queue one entry (a tuple in `Entry`'s field order), or drop it if the queue is full."""
         queue = self._queue
         if len(queue) < self.capacity:
             queue.append(entry)
@@ -121,12 +122,23 @@ class AccessLog:
                 return
             self.written += data.count(b"\n")
 
-    def _encode(self, batch: list[Any]) -> bytes:
+    def _encode(self, batch: list[tuple[Any, ...]]) -> bytes:
+        out = []
+        for start in range(0, len(batch), YIELD_EVERY):
+            if start:
+                # Encoding holds the GIL: hand it back to the event loop between slices, so
+                # a batch of thousands stalls no request for more than a slice (without
+                # this, the loop waits whole 5 ms switch intervals: the p99 of the log on).
+                time.sleep(0)
+            out.append(self._encode_slice(batch[start : start + YIELD_EVERY]))
+        return b"".join(out)
+
+    def _encode_slice(self, entries: list[tuple[Any, ...]]) -> bytes:
         try:
-            return self._format.encode(batch)
-        except Exception:  # one bad entry must not cost the batch: find it
+            return self._format.encode(entries)
+        except Exception:  # one bad entry must not cost the slice: find it
             kept = []
-            for entry in batch:
+            for entry in entries:
                 try:
                     kept.append(self._format.encode([entry]))
                 except Exception:

@@ -5,8 +5,7 @@ decision, 200 for an opened tunnel). The same ends are counted, log or no log, i
 account's daily request statistics (the meter's `count_request`, domain/stats.py) and in
 the node's metrics (`NodeServices.outcomes`, core/outcomes.py).
 
-Each is one entry (the log format's `entry`, accesslog/formats.py) appended to the log's
-bounded queue; the writer thread encodes and writes it.
+Each is one tuple appended to the log's bounded queue; the writer thread does the rest.
 Bytes are counted on the client's connection, as the meter charges them: what was read
 from the client and written to it since the connection's previous line (so a connection's
 lines add up to all its traffic; a pipelined request's bytes may go to the line before).
@@ -80,7 +79,7 @@ def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> No
     egress, addresses = exchange.egress, exchange.addresses
     parent = account.parent if account is not None else None
     log.add(
-        log.entry(
+        (
             time.time(),
             proxy,
             account.username if account is not None else None,
@@ -160,7 +159,7 @@ def socks_ended(conn: SocksConnection) -> None:
     # Opened (however it ended later), refused, or left during the handshake.
     outcome = TUNNEL if opened else (ANSWERED if trail.status else ABORTED)
     log.add(
-        log.entry(
+        (
             time.time(),
             conn.listener.name,
             account.username if account is not None else None,
