@@ -45,7 +45,15 @@ NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "htt
                        # only for a misspelt configuration key (config.py)
                        "difflib",
                        # only for a TLS listener's certificate (cli/node.py, api/tls.py)
-                       "cryptography")
+                       "cryptography",
+                       # the API's and dashboard's repositories (store/store.py)
+                       "meshproxy.store.alerts", "meshproxy.store.audit",
+                       "meshproxy.domain.alerts", "meshproxy.domain.forms",
+                       # Redis's, when redis_url is set (fleet/store.py, proxy/server/node.py)
+                       "meshproxy.meter.shared", "meshproxy.meter.fold", "meshproxy.fleet.bans",
+                       "meshproxy.fleet.notify", "meshproxy.proxy.server.notices",
+                       # a SOCKS5 listener's, when a proxy has a socks_port
+                       "meshproxy.proxy.server.socks", "meshproxy.proxy.core.socks5")
 
 
 def probe(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

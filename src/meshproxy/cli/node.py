@@ -32,20 +32,19 @@ from meshproxy.cli.options import store_unreachable
 from meshproxy.config import ListenerAddress, Settings
 from meshproxy.fleet import open_store, sync_client
 from meshproxy.meter import Meter
-from meshproxy.meter.fold import FoldingTask, UsageFolder
-from meshproxy.meter.keys import UsageKeys
 from meshproxy.ops.admin import AdminServer
 from meshproxy.ops.status import NodeStatus
 from meshproxy.proxy.server.fdlimit import raise_fd_limit
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store, StoreUnavailable
 
-if TYPE_CHECKING:  # the API side is imported only by nodes that serve it
+if TYPE_CHECKING:  # the API side, and folding (Redis), imported only by nodes that use them
     from pathlib import Path
 
     from meshproxy.api.server import ApiPorts, ApiServer
     from meshproxy.cli.banner import FirstRun
     from meshproxy.control.alerts import AlertsTask
+    from meshproxy.meter.fold import FoldingTask
 
 log = logging.getLogger("meshproxy")
 
@@ -193,6 +192,9 @@ def _folding(settings: Settings, store: Store) -> FoldingTask | None:
     of folders may run; each batch is folded once)."""
     if not settings.redis_url or not settings.shared.fold:
         return None
+    from meshproxy.meter.fold import FoldingTask, UsageFolder  # Redis's only
+    from meshproxy.meter.keys import UsageKeys
+
     folder = UsageFolder(
         sync_client(settings.redis_url), UsageKeys(settings.shared.prefix), store.folds
     )

@@ -13,10 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from meshproxy.config import Settings
-from meshproxy.fleet.bans import RedisBans
 from meshproxy.fleet.connect import sync_client
-from meshproxy.fleet.link import RedisLink
-from meshproxy.fleet.notify import RedisNotifier
 from meshproxy.store import Store
 from meshproxy.store.engine import make_engine
 
@@ -26,6 +23,11 @@ if TYPE_CHECKING:  # redis is the `redis` extra: imported only by a store that u
 
 def fleet_store(engine: Engine, redis: Redis, prefix: str) -> Store:
     """A store whose ban lives in `redis` and whose commits are announced there."""
+    # Imported here: a node without Redis (open_store's other branch) never loads them.
+    from meshproxy.fleet.bans import RedisBans
+    from meshproxy.fleet.link import RedisLink
+    from meshproxy.fleet.notify import RedisNotifier
+
     link = RedisLink(redis)
     return Store(engine, notifier=RedisNotifier(link, prefix), shared_bans=RedisBans(link, prefix))
 

@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshproxy.meter.fold import FoldingTask
 from meshproxy.meter.health import BackendHealth
-from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.server.node import ProxyNode
 from meshproxy.store import Store, StoreUnavailable
+
+if TYPE_CHECKING:  # folding is Redis's: a node without it never imports it
+    from meshproxy.meter.fold import FoldingTask
 
 
 @dataclass
@@ -42,8 +43,8 @@ class NodeStatus:
         node = self.proxy_node
         if node is not None:
             found += [node.meter.health, node.sync_health]
-            if isinstance(node.meter, RedisMeter):  # the store, for journals Redis lost
-                found.append(node.meter.recovery_health)
+            if node.redis_meter is not None:  # the store, for journals Redis lost
+                found.append(node.redis_meter.recovery_health)
             if node.notices is not None:
                 found.append(node.notices.health)
         if self.folding is not None:

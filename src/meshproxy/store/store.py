@@ -13,13 +13,14 @@ through Redis: fleet/store.py passes both in; the store works the same without t
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from meshproxy.store.access import AccessLists
 from meshproxy.store.accounts import Accounts
-from meshproxy.store.alerts import Alerts
-from meshproxy.store.audit import AuditLog
 from meshproxy.store.bans import Bans, SharedBans
 from meshproxy.store.changes import ChangeFeed, ChangeNotifier
 from meshproxy.store.engine import make_engine
@@ -29,6 +30,10 @@ from meshproxy.store.migrate import upgrade
 from meshproxy.store.stats import Stats
 from meshproxy.store.transaction import Database
 from meshproxy.store.usage import Usage
+
+if TYPE_CHECKING:
+    from meshproxy.store.alerts import Alerts
+    from meshproxy.store.audit import AuditLog
 
 
 class Store:
@@ -48,9 +53,22 @@ class Store:
         self.folds = Folds(db)
         self.bans = Bans(db, shared_bans, notifier)
         self.changes = ChangeFeed(db, notifier)
-        self.audit = AuditLog(db)
-        self.alerts = Alerts(db)  # webhooks, usage notices, their deliveries
         self._db = db
+
+    # The API's and the dashboard's: made (and imported) at first use, so that a proxy
+    # node, which never writes the audit log or an alert, loads neither.
+    @cached_property
+    def audit(self) -> AuditLog:
+        from meshproxy.store.audit import AuditLog
+
+        return AuditLog(self._db)
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        """Webhooks, usage notices, their deliveries."""
+        from meshproxy.store.alerts import Alerts
+
+        return Alerts(self._db)
 
     @property
     def engine(self) -> Engine:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meshproxy.accesslog import open_access_log
 from meshproxy.config import (
@@ -30,12 +31,10 @@ from meshproxy.config import (
 )
 from meshproxy.domain.bans import BanBook
 from meshproxy.domain.passwords import decoy_hash
-from meshproxy.fleet import async_client, notify
+from meshproxy.fleet import async_client
 from meshproxy.meter import LocalMeter, Meter
 from meshproxy.meter.counting import CountingMeter
 from meshproxy.meter.health import BackendHealth
-from meshproxy.meter.keys import UsageKeys
-from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountDirectory
 from meshproxy.proxy.core.egress import Egress, EgressPool, Upstream
 from meshproxy.proxy.core.health import EgressHealth, EgressState
@@ -44,15 +43,18 @@ from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.proxy.server.connection import ClientConnection
 from meshproxy.proxy.server.dial import Dialer
 from meshproxy.proxy.server.listener import Listener, NodeServices
-from meshproxy.proxy.server.notices import ChangeNotices
 from meshproxy.proxy.server.probe import Prober
 from meshproxy.proxy.server.resolver import Resolver, resolve_names
-from meshproxy.proxy.server.socks import SocksConnection
 from meshproxy.proxy.server.stats import NodeStats, ProxyStats
 from meshproxy.proxy.server.sync import DirectorySync
 from meshproxy.proxy.server.upstream import UpstreamPool
 from meshproxy.proxy.server.verifying import verification_executor
 from meshproxy.store import Store
+
+if TYPE_CHECKING:  # Redis's: imported only by a node that has Redis (see there)
+    from meshproxy.fleet import notify
+    from meshproxy.meter.shared import RedisMeter
+    from meshproxy.proxy.server.notices import ChangeNotices
 
 log = logging.getLogger("meshproxy.proxy")
 
@@ -113,7 +115,9 @@ class ProxyNode:
         self._store_lock = asyncio.Lock()
         # With Redis: usage counted in shared counters, changes announced on a channel.
         self._redis = async_client(settings.redis_url) if settings.redis_url else None
-        self.meter: Meter = meter or self._default_meter()
+        # The meter counting in Redis, when this node made one (its journal's figures).
+        self.redis_meter = self._redis_meter() if meter is None else None
+        self.meter: Meter = meter or self.redis_meter or self._local_meter()
         self.access_log = open_access_log(settings)  # its writer thread runs from start()
         self._sync = DirectorySync(
             store,
@@ -136,6 +140,9 @@ class ProxyNode:
         self._wake = asyncio.Event()
         self.notices: ChangeNotices | None = None
         if self._redis is not None:
+            from meshproxy.fleet import notify  # Redis's: a node without it loads neither
+            from meshproxy.proxy.server.notices import ChangeNotices
+
             channel = notify.channel(settings.shared.prefix)
             self.notices = ChangeNotices(self._redis, channel, self._noted)
 
@@ -157,7 +164,7 @@ class ProxyNode:
 
     def stats(self, now: float, loop_now: float) -> NodeStats:
         """The node's figures now (`now` epoch seconds, `loop_now` the loop's clock)."""
-        directory, meter = self.directory, self.meter
+        directory, meter, redis_meter = self.directory, self.meter, self.redis_meter
         open_by_proxy: dict[str, int] = dict.fromkeys(self.bytes_by_proxy, 0)
         if self.started:
             for connection in list(self.services.connections):
@@ -183,7 +190,7 @@ class ProxyNode:
             accounts_loaded=len(directory.by_username),
             flush_lag=loop_now - meter.last_flush if meter.last_flush else 0.0,
             unflushed_bytes=unflushed,
-            unfolded_flushes=meter.unfolded_flushes if isinstance(meter, RedisMeter) else None,
+            unfolded_flushes=None if redis_meter is None else redis_meter.unfolded_flushes,
             access_log_dropped=None if self.access_log is None else self.access_log.dropped,
         )
 
@@ -191,19 +198,25 @@ class ProxyNode:
     def started(self) -> bool:
         return self._services is not None and bool(self._servers)
 
-    def _default_meter(self) -> Meter:
-        interval = self.settings.proxy.flush_interval
-        if self._redis is not None:
-            return RedisMeter(
-                self._redis,
-                UsageKeys(self.settings.shared.prefix),
-                interval=interval,
-                lock=self._store_lock,
-                store=self.store.folds,
-            )
+    def _redis_meter(self) -> RedisMeter | None:
+        """With Redis, the meter of shared counters (imported only then)."""
+        if self._redis is None:
+            return None
+        from meshproxy.meter.keys import UsageKeys
+        from meshproxy.meter.shared import RedisMeter
+
+        return RedisMeter(
+            self._redis,
+            UsageKeys(self.settings.shared.prefix),
+            interval=self.settings.proxy.flush_interval,
+            lock=self._store_lock,
+            store=self.store.folds,
+        )
+
+    def _local_meter(self) -> LocalMeter:
         return LocalMeter(
             self.store.usage,
-            interval=interval,
+            interval=self.settings.proxy.flush_interval,
             executor=self._store_executor,
             lock=self._store_lock,
         )
@@ -264,6 +277,9 @@ class ProxyNode:
                     ClientConnection, listener, proxy.listen, proxy.bind_port
                 )
                 if proxy.socks_bind_port is not None:
+                    # Imported for a SOCKS5 listener only: a node without one never loads it.
+                    from meshproxy.proxy.server.socks import SocksConnection
+
                     self.socks_addresses[proxy.name] = await self._serve(
                         SocksConnection, listener, proxy.listen, proxy.socks_bind_port
                     )
