@@ -34,8 +34,8 @@ NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "htt
                        "sqlalchemy.orm",
                        "meshproxy.api", "meshproxy.web", "meshproxy.control",
                        "meshproxy.client", "meshproxy.cli.api_client", "meshproxy.cli.admin",
-                       # extras this node's settings do not use (SQLite, no Redis, no GeoIP)
-                       "redis", "psycopg", "maxminddb",
+                       # extras this node's settings do not use (no Redis, no GeoIP)
+                       "redis", "maxminddb",
                        # the configuration is read with msgspec, not pydantic (config.py)
                        "pydantic", "pydantic_settings", "pydantic_core",
                        # loaded at the first /metrics scrape (ops/admin.py), and with
@@ -54,6 +54,9 @@ NOT_IN_A_PROXY_NODE = ("starlette", "jinja2", "alembic", "uvicorn", "rich", "htt
                        "meshproxy.fleet.notify", "meshproxy.proxy.server.notices",
                        # a SOCKS5 listener's, when a proxy has a socks_port
                        "meshproxy.proxy.server.socks", "meshproxy.proxy.core.socks5")
+# The other database's driver and SQLAlchemy dialect (store/engine.py, store/dialect.py).
+OTHER_DATABASE = {"sqlite": ("psycopg", "sqlalchemy.dialects.postgresql"),
+                  "postgresql": ("sqlite3", "sqlalchemy.dialects.sqlite")}
 
 
 def probe(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -136,11 +139,11 @@ def test_the_head_revision_read_without_alembic_is_alembics() -> None:
     assert head_revision() == script.get_current_head() is not None
 
 
-def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, sqlite_url: str) -> None:
-    Store.open(sqlite_url).close()  # migrated already: the node only checks the revision
+def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, store_url: str) -> None:
+    Store.open(store_url).close()  # migrated already: the node only checks the revision
     config = tmp_path / "node.toml"
     config.write_text(
-        f'database_url = "{sqlite_url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'database_url = "{store_url}"\ndata_dir = "{tmp_path / "data"}"\n'
         'plans = [{ name = "default", default_proxies = ["edge"] }]\n'
         "[admin]\nenabled = true\nlisten = \"127.0.0.1\"\nport = 0\n"
         f'[[proxies]]\nname = "edge"\nlisten = "127.0.0.1"\nport = {free_port()}\n'
@@ -149,7 +152,8 @@ def test_proxy_node_imports_no_api_dashboard_or_alembic(tmp_path: Path, sqlite_u
     stop_once_listening(node)
     names = modules(tmp_path)
     assert "meshproxy.proxy.server.node" in names  # the probe saw a running node
-    assert loaded(names, NOT_IN_A_PROXY_NODE) == []
+    other = OTHER_DATABASE["postgresql" if store_url.startswith("postgresql") else "sqlite"]
+    assert loaded(names, (*NOT_IN_A_PROXY_NODE, *other)) == []
 
 
 def test_the_store_runs_without_the_orm(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import sqlite
 
 T = TypeVar("T")
 
@@ -18,6 +17,8 @@ def insert_for(dialect: str, table: Table) -> Any:
         from sqlalchemy.dialects import postgresql  # loaded by PostgreSQL nodes only (2 MiB)
 
         return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite  # loaded by SQLite nodes only, as PostgreSQL's above
+
     return sqlite.insert(table)
 
 
