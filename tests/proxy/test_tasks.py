@@ -46,7 +46,7 @@ def full_listener() -> Iterator[int]:
 
 def _connecting(env: Env) -> int:
     async def count() -> int:
-        names = ("_open_tunnel", "_connect", "_resolve")
+        names = ("open", "_open_tunnel", "_connect", "_resolve")  # (ConnectTunnel.open)
         coroutines = (task.get_coro() for task in asyncio.all_tasks())
         return sum(1 for coroutine in coroutines if isinstance(coroutine, types.CoroutineType)
                    and coroutine.__qualname__.rsplit(".", 1)[-1] in names)

@@ -3,15 +3,15 @@
 The request side is parsed with callbacks (heads are small; bodies are re-framed only
 when chunked); each request becomes an `Exchange` (exchange.py), which sends it upstream
 and forwards the response. The connection admits requests (credentials, quotas, routing,
-the upstream connection), queues pipelined ones, runs CONNECT tunnels, and charges every
-byte on the client's connection, both directions, to the account it belongs to.
+the upstream connection), queues pipelined ones, hands each CONNECT to its tunnel
+(tunnelling.py), and charges every byte on the client's connection, both directions, to
+the account it belongs to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from functools import partial
 from typing import cast
 
@@ -39,18 +39,17 @@ from meshproxy.proxy.core.connection import (
     pool_key,
 )
 from meshproxy.proxy.core.directory import AccountState, CredentialCheck
-from meshproxy.proxy.core.egress import not_honoured
 from meshproxy.proxy.core.errors import ProxyError, render
 from meshproxy.proxy.core.headers import ip_not_found_line
 from meshproxy.proxy.core.machine import Clocks, Phase
 from meshproxy.proxy.core.request import Body, RequestHead
-from meshproxy.proxy.server import access, dial, splice
+from meshproxy.proxy.server import access, dial
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange
 from meshproxy.proxy.server.listener import Listener
-from meshproxy.proxy.server.splice import SpliceTunnel
 from meshproxy.proxy.server.tasks import Tasks
-from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd, no_backlog
+from meshproxy.proxy.server.tunnel import no_backlog
+from meshproxy.proxy.server.tunnelling import ConnectTunnel, TunnelDriver
 from meshproxy.proxy.server.upstream import (
     PoolKey,
     UpstreamConnection,
@@ -84,13 +83,12 @@ class ClientConnection(asyncio.Protocol):
         self.access_log = services.access_log
         # Bytes read and written, and at this connection's last access-log line (access.py).
         self.received = self.sent = self.logged_received = self.logged_sent = 0
-        self.tunnelled: Exchange | None = None  # the CONNECT a tunnel runs for
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
         self.account: AccountState | None = None
         self.parsing: Exchange | None = None
-        self.tunnel: TransportTunnel | SpliceTunnel | None = None
+        self.tunnel: TunnelDriver | None = None  # a CONNECT's, once its relay runs
         self.connect_exchange: Exchange | None = None
         self.uncharged = 0
         self.paused = 0
@@ -292,7 +290,7 @@ class ClientConnection(asyncio.Protocol):
             elif type(command) is Dial:
                 self.tasks.spawn(self._connect(self._active(), command.key))
             elif command is OPEN_TUNNEL:
-                self.tasks.spawn(self._open_tunnel(self._active()))
+                self.tasks.spawn(ConnectTunnel(self, self._meter_add, self._active()).open())
             elif command is CLOSE:
                 self.close()
             elif command is ABORT:
@@ -345,7 +343,7 @@ class ClientConnection(asyncio.Protocol):
             addresses = None
         self._run(self.machine.name_resolved(exchange, addresses))
 
-    def _connect_timeout(self, exchange: Exchange) -> float:
+    def connect_timeout(self, exchange: Exchange) -> float:
         assert exchange.request is not None
         behaviour = self.listener.services.behaviour
         option = exchange.request.options.timeout
@@ -355,7 +353,7 @@ class ClientConnection(asyncio.Protocol):
         _, ip, port = key
         services = self.listener.services
         try:
-            within = self._connect_timeout(exchange)
+            within = self.connect_timeout(exchange)
             assert exchange.egress is not None and exchange.request is not None
             exchange.egress, sock = await self.listener.dialer.open(
                 exchange.egress, ip, port, within, exchange.request.options
@@ -366,7 +364,7 @@ class ClientConnection(asyncio.Protocol):
             )
             dial.label(upstream, exchange.egress)
         except OSError as error:
-            self._connect_error(exchange, _dial_failed(error, ip, port))
+            self.connect_failed(exchange, dial.failed(error, ip, port))
             return
         assert isinstance(upstream, UpstreamConnection)
         if not self.machine.upstream_ready(exchange):
@@ -374,7 +372,7 @@ class ClientConnection(asyncio.Protocol):
             return
         exchange.attach(upstream, reused=False)
 
-    def _connect_error(self, exchange: Exchange, error: ProxyError) -> None:
+    def connect_failed(self, exchange: Exchange, error: ProxyError) -> None:
         self._run(self.machine.upstream_failed(exchange, error))
 
     def retry(self, exchange: Exchange, data: bytes) -> None:
@@ -400,136 +398,15 @@ class ClientConnection(asyncio.Protocol):
             exchange.body.append(leftover)
         self._charge_received()
 
-    async def _open_tunnel(self, exchange: Exchange) -> None:
-        assert exchange.egress is not None and exchange.addresses is not None
-        ip, port = exchange.addresses
-        try:
-            assert exchange.request is not None
-            exchange.egress, sock = await self.listener.dialer.open(
-                exchange.egress, ip, port, self._connect_timeout(exchange),
-                exchange.request.options,
-            )
-        except OSError as error:
-            self._connect_error(exchange, _dial_failed(error, ip, port))
-            return
-        if not self.machine.upstream_ready(exchange):
-            sock.close()
-            return
-        client = self.transport
-        assert client is not None
-        head_sent = False
-        if (
-            splice.available()
-            and not exchange.body
-            and not client.get_write_buffer_size()
-            and client.get_extra_info("ssl_object") is None  # TLS bytes are not the tunnel's
-        ):
-            exchange.discard()
-            shown = dial.shown(exchange.egress, sock.getsockname())
-            self.send(self._established(exchange, shown))
-            head_sent = True
-            if not client.get_write_buffer_size():
-                self._splice(client, sock)
-                return
-            # The head did not go out at once (a client not reading): relay over transports.
-        await self._relay(exchange, sock, head_sent=head_sent)
-
-    def _established(self, exchange: Exchange, local: str) -> bytes:
-        assert exchange.egress is not None
-        exchange.local_ip, exchange.status = local, 200
-        # The tunnel keeps its exchange for the access log, which needs none of the head's
-        # raw headers: an idle tunnel holds a few hundred bytes less.
-        self._headers = exchange.head.headers = []
-        head = [b"HTTP/1.1 200 Connection established\r\n"]
-        head += (b"X-ProxyMesh-IP: ", local.encode(), b"\r\n")
-        if exchange.egress.not_found:
-            head.append(ip_not_found_line(exchange.egress.not_found))
-        ignored = exchange.request and not_honoured(exchange.request.options.not_ips, local)
-        if ignored:
-            head += (b"X-ProxyMesh-Not-IP-Ignored: ", ignored.encode(), b"\r\n")
-        head.append(b"\r\n")
-        return b"".join(head)
-
-    def _splice(self, client: asyncio.Transport, upstream: socket.socket) -> None:
-        """Take the client socket out of its transport and relay with splice(2)."""
-        client_socket = splice.detach(client)
-        if client_socket is None:  # EMFILE: end the tunnel, never leave it hung
-            upstream.close()
-            self.abort()
-            return
-        tunnel = SpliceTunnel(
-            self.loop, client_socket, upstream, self._tunnel_in, self._close_tunnel,
-            self._tunnel_out,
-            allowance=None if self.account is None else self.account.allowance,
-        )
+    def tunnel_started(self, tunnel: TunnelDriver) -> None:
+        """The CONNECT's relay owns both sockets (tunnelling.py): nothing is parsed here
+        again, and the tunnel's bytes no longer pass through this protocol."""
         self.tunnel = tunnel
-        self.tunnelled = self.machine.active
         self.machine.tunnel_started()
         self.parser = _SPENT_PARSER
         self.paused = 0
-        tunnel.start()
 
-    async def _relay(self, exchange: Exchange, sock: socket.socket, *, head_sent: bool) -> None:
-        """The transport relay (tunnel.py): where splice is not available."""
-        assert exchange.addresses is not None
-        ip, port = exchange.addresses
-        client_end = TunnelEnd(self._tunnel_in, self._close_tunnel)
-        try:
-            transport, upstream_end = await self.loop.create_connection(
-                lambda: TunnelEnd(self._tunnel_out, self._close_tunnel), sock=sock
-            )
-        except OSError as error:
-            if head_sent:
-                self.abort()
-            else:
-                self._connect_error(exchange, _dial_failed(error, ip, port))
-            return
-        assert isinstance(upstream_end, TunnelEnd)
-        if self.closed:
-            transport.close()
-            return
-        if not head_sent:
-            exchange.discard()
-            sockname = transport.get_extra_info("sockname")
-            self.send(self._established(exchange, dial.shown(exchange.egress, sockname)))
-        client_transport = self.transport
-        assert client_transport is not None
-        client_end.attach(client_transport, upstream_end)
-        upstream_end.attach(transport, client_end)
-        self.tunnel = TransportTunnel(client_end, upstream_end)
-        self.tunnelled = exchange
-        self.machine.tunnel_started()
-        self.parser = _SPENT_PARSER
-        if exchange.body:
-            data = b"".join(exchange.body)
-            exchange.body = []
-            transport.write(data)
-        client_transport.set_protocol(client_end)
-        self.paused = 0
-        client_transport.resume_reading()
-
-    def _charge_tunnel(self, nbytes: int) -> None:
-        self.clocks.last_active = self.loop.time()
-        account = self.account
-        if account is not None:
-            if account.charge(nbytes):  # a limit reached: cut now, not at the sweep
-                cut_soon(self, self.loop)
-            self._meter_add(account.id, account.parent_id, nbytes)
-
-    def _tunnel_in(self, nbytes: int) -> None:
-        self.received += nbytes
-        self._charge_tunnel(nbytes)
-
-    def _tunnel_out(self, nbytes: int) -> None:
-        self.sent += nbytes
-        self._charge_tunnel(nbytes)
-
-    def _close_tunnel(self) -> None:
-        if self.tunnel is not None:
-            self.tunnel.close()
-        tunnelled, self.tunnelled = self.tunnelled, None
-        if tunnelled is not None:  # once, though both ends of a relay report their close
-            access.tunnel_ended(self, tunnelled)
+    def tunnel_ended(self) -> None:
         self.closed = True
         self.machine.tunnel_closed()
         self.listener.services.connections.discard(self)
@@ -722,15 +599,4 @@ def _http09(parser: httptools.HttpRequestParser, url: bytes, data: bytes) -> boo
     a header line starts), or when the line ended with no version after a URL."""
     version = parser.get_http_version()
     return version == "0.9" or (version == "0.0" and bool(url) and data.endswith(b"\n"))
-
-
-def _dial_failed(error: OSError, ip: str, port: int) -> ProxyError:
-    """The answer to a connect to `ip`:`port` that failed: 504 when it timed out, else 502
-    saying why."""
-    if isinstance(error, TimeoutError):
-        return errors.connect_timeout()
-    target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-    if isinstance(error, ConnectionRefusedError):
-        return errors.connect_failed(f"connection to {target} refused")
-    return errors.connect_failed(f"cannot connect to {target}: {error.strerror or error}")
 

@@ -25,7 +25,9 @@ import socket
 import ssl
 from pathlib import Path
 
+from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.egress import Egress, EgressChoice, EgressPool, Upstream
+from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.handshake import (
     MAX_CONNECT_HEAD,
     HandshakeError,
@@ -348,6 +350,17 @@ def _reason(error: OSError) -> str:
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
     return str(error.strerror or error)
+
+
+def failed(error: OSError, ip: str, port: int) -> ProxyError:
+    """The answer to a connect to `ip`:`port` that failed: 504 when it timed out, else 502
+    saying why."""
+    if isinstance(error, TimeoutError):
+        return errors.connect_timeout()
+    target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    if isinstance(error, ConnectionRefusedError):
+        return errors.connect_failed(f"connection to {target} refused")
+    return errors.connect_failed(f"cannot connect to {target}: {error.strerror or error}")
 
 
 def shown(choice: EgressChoice | None, sockname: object) -> str:

@@ -7,9 +7,9 @@ CONNECT request becomes a `SocksRequest`, an exchange of a `ConnectionMachine`
 directory, username options included), the account's standing on this proxy (402/509),
 the destination policy (403), the egress choice (sticky sessions included), the connect;
 each refusal becomes a SOCKS reply code (docs/socks5.md). The
-tunnel is spliced (splice.py) or relayed over transports (tunnel.py), metered both ways
-to the account, and cut at the limit (allowance.py) or by the node's sweep (`check`),
-which also closes handshakes slower than `header_timeout`.
+tunnel runs as an HTTP CONNECT's does (tunnelling.py: spliced or relayed over
+transports, metered both ways to the account, cut at the limit); the node's sweep
+(`check`) cuts it too, and closes handshakes slower than `header_timeout`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 import base64
 import errno
 import logging
-import socket
 import time
 from functools import partial
 from typing import cast
@@ -42,12 +41,10 @@ from meshproxy.proxy.core.request import Body, PreparedRequest, RequestHead
 from meshproxy.proxy.core.socks5 import Connect, Event, Login, Refused, Send, Socks5
 from meshproxy.proxy.core.target import Target
 from meshproxy.proxy.core.username import steer
-from meshproxy.proxy.server import access, dial, splice
-from meshproxy.proxy.server.allowance import cut_soon
+from meshproxy.proxy.server import access, dial
 from meshproxy.proxy.server.listener import Listener
-from meshproxy.proxy.server.splice import SpliceTunnel, detach
 from meshproxy.proxy.server.tasks import Tasks
-from meshproxy.proxy.server.tunnel import TransportTunnel, TunnelEnd
+from meshproxy.proxy.server.tunnelling import TunnelDriver
 
 log = logging.getLogger("meshproxy.proxy.socks")
 
@@ -66,15 +63,16 @@ class SocksConnection(asyncio.Protocol):
         self._by_address: AccountState | None = None  # when the client's IP authenticates it
         self.authorization: bytes | None = None  # the login's, as a Basic header
         # Admission, as for an HTTP CONNECT (core/connection.py): `_admit` feeds it.
+        self.clocks = Clocks(self.loop.time())  # (`last_active`: for the idle rules)
         self.admission: ConnectionMachine[SocksRequest] = ConnectionMachine(
-            listener.rules, Clocks(self.loop.time())
+            listener.rules, self.clocks
         )
         self.connect: Connect | None = None
-        self.tunnel: SpliceTunnel | TransportTunnel | None = None
+        self.tunnel: TunnelDriver | None = None  # once its relay runs
         self.closed = False
         self.received = self.sent = 0
         self.uncharged = 0  # handshake bytes, both ways (charged once the tunnel opens)
-        self.started = self.last_active = self.loop.time()
+        self.started = self.loop.time()
         self.access_log = services.access_log
         self.trail = access.SocksTrail()  # what its access-log line will say
         self.tasks = Tasks(self.loop)  # the connect, the relay's opening
@@ -95,7 +93,7 @@ class SocksConnection(asyncio.Protocol):
         self.listener.services.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.loop.time()
+        self.clocks.last_active = self.loop.time()
         self.received += len(data)
         self.uncharged += len(data)
         self._handle(self.machine.feed(data))
@@ -258,12 +256,15 @@ class SocksConnection(asyncio.Protocol):
         # The access log's egress: an upstream's name, else the source address (dial.py).
         self.trail.status, self.trail.egress = 200, dial.shown(egress, sock.getsockname())
         self._reply(socks5.SUCCEEDED, (str(bound[0]), int(bound[1])))
+        tunnel = TunnelDriver(self, self._meter_add)
         # The handshake's bytes count once it opened a tunnel (a refusal's do not, as
         # for an HTTP request refused).
-        self._charge(self.uncharged)
+        tunnel.charge(self.uncharged)
         self.uncharged = 0
         self.admission.tunnel_started()
-        self._tunnel(sock)
+        client = self.transport
+        assert client is not None
+        await tunnel.carry(client, sock)
 
     def _refuse(self, status: int, proxy_status: str, reason: str) -> None:
         log.debug("SOCKS5 client %s refused (%d): %s", self.client_ip, status, reason)
@@ -282,67 +283,12 @@ class SocksConnection(asyncio.Protocol):
             )
             self.close()
 
-    # ---- the tunnel -------------------------------------------------------------------------
+    # ---- the tunnel (tunnelling.py) --------------------------------------------------------
 
-    def _tunnel(self, upstream: socket.socket) -> None:
-        client = self.transport
-        assert client is not None
-        if splice.available() and not client.get_write_buffer_size():
-            client_socket = detach(client)
-            if client_socket is None:  # EMFILE at the descriptor limit
-                upstream.close()
-                self.abort()
-                return
-            account = self.account
-            self.tunnel = SpliceTunnel(
-                self.loop, client_socket, upstream, self._tunnel_in, self._close_tunnel,
-                self._tunnel_out,
-                allowance=None if account is None else account.allowance,
-            )
-            self.tunnel.start()
-            return
-        self.tasks.spawn(self._relay(client, upstream))
+    def tunnel_started(self, tunnel: TunnelDriver) -> None:
+        self.tunnel = tunnel
 
-    async def _relay(self, client: asyncio.Transport, upstream: socket.socket) -> None:
-        """The transport relay (tunnel.py): where splice is not available."""
-        client_end = TunnelEnd(self._tunnel_in, self._close_tunnel)
-        try:
-            transport, upstream_end = await self.loop.create_connection(
-                lambda: TunnelEnd(self._tunnel_out, self._close_tunnel), sock=upstream
-            )
-        except OSError:
-            self.abort()
-            return
-        assert isinstance(upstream_end, TunnelEnd)
-        if self.closed:
-            transport.close()
-            return
-        client_end.attach(client, upstream_end)
-        upstream_end.attach(transport, client_end)
-        self.tunnel = TransportTunnel(client_end, upstream_end)
-        client.set_protocol(client_end)
-        client.resume_reading()
-
-    def _charge(self, nbytes: int) -> None:
-        account = self.account
-        if account is not None and nbytes:
-            if account.charge(nbytes):  # a limit reached: cut now, not at the sweep
-                cut_soon(self, self.loop)
-            self._meter_add(account.id, account.parent_id, nbytes)
-
-    def _tunnel_in(self, nbytes: int) -> None:
-        self.last_active = self.loop.time()
-        self.received += nbytes
-        self._charge(nbytes)
-
-    def _tunnel_out(self, nbytes: int) -> None:
-        self.last_active = self.loop.time()
-        self.sent += nbytes
-        self._charge(nbytes)
-
-    def _close_tunnel(self) -> None:
-        if self.tunnel is not None:
-            self.tunnel.close()
+    def tunnel_ended(self) -> None:
         self.closed = True
         access.socks_ended(self)
         self.listener.services.connections.discard(self)
@@ -401,7 +347,7 @@ class SocksConnection(asyncio.Protocol):
             account is not None
             and self.directory.refusal(account, self.listener.name) is not None
         )
-        if judge_tunnel(now, self.last_active, limits, refused=refused) is Verdict.ABORT:
+        if judge_tunnel(now, self.clocks.last_active, limits, refused=refused) is Verdict.ABORT:
             self.abort()
 
     def drain(self) -> None:

@@ -185,6 +185,8 @@ class SpliceTunnel:
     to the upstream; `count_out` of those to the client). `on_close()`: called once, when
     both sides have ended or the tunnel was closed."""
 
+    __slots__ = ("_on_close", "client", "closed", "pumps", "upstream")  # (held per idle tunnel)
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
