@@ -16,7 +16,7 @@ from meshproxy.domain.limits import Limits
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.fleet import async_client
 from meshproxy.meter.keys import UsageKeys
-from meshproxy.meter.local import UsageBuffer
+from meshproxy.meter.buffer import UsageBuffer
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountState
 from meshproxy.store import Store

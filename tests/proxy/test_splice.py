@@ -22,7 +22,7 @@ from .conftest import Env
 
 T = TypeVar("T")
 
-pytestmark = pytest.mark.skipif(not splice.available(), reason="splice(2) is Linux only")
+pytestmark = pytest.mark.skipif(not splice.AVAILABLE, reason="splice(2) is Linux only")
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
@@ -189,7 +189,7 @@ class HalfCloseOrigin:
 def test_tunnel_through_the_node_counts_exactly_and_half_closes(
     env: Env, monkeypatch: pytest.MonkeyPatch, use_splice: bool
 ) -> None:
-    monkeypatch.setattr(splice, "available", lambda: use_splice)
+    monkeypatch.setattr(splice, "AVAILABLE", use_splice)
     origin = HalfCloseOrigin(os.urandom(3_000_000))
     request = (f"CONNECT {origin.target} HTTP/1.1\r\nHost: {origin.target}\r\n"
                f"Proxy-Authorization: {basic()}\r\n\r\n").encode()  # fmt: skip

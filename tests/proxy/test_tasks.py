@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import struct
 import types
@@ -44,12 +45,20 @@ def full_listener() -> Iterator[int]:
     listener.close()
 
 
+def _function_name(coroutine: object) -> str:
+    """The function a task runs: a coroutine's own name, or a compiled one's (mypyc makes a
+    class `<function>_<Class>_gen` for each coroutine method)."""
+    if isinstance(coroutine, types.CoroutineType):
+        return coroutine.__qualname__.rsplit(".", 1)[-1]
+    compiled = re.fullmatch(r"(\w+?)_[A-Z]\w*_gen", type(coroutine).__name__)
+    return compiled[1] if compiled else ""
+
+
 def _connecting(env: Env) -> int:
     async def count() -> int:
         names = ("open", "_open_tunnel", "_connect", "_resolve")  # (ConnectTunnel.open)
         coroutines = (task.get_coro() for task in asyncio.all_tasks())
-        return sum(1 for coroutine in coroutines if isinstance(coroutine, types.CoroutineType)
-                   and coroutine.__qualname__.rsplit(".", 1)[-1] in names)
+        return sum(1 for coroutine in coroutines if _function_name(coroutine) in names)
     return env.thread.run(count())
 
 

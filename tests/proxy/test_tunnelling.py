@@ -80,9 +80,9 @@ def _alice() -> AccountState:
 def test_either_relay_carries_both_ways_and_charges_every_byte(
     monkeypatch: pytest.MonkeyPatch, use_splice: bool
 ) -> None:
-    if use_splice and not splice.available():
+    if use_splice and not splice.AVAILABLE:
         pytest.skip("splice(2) is Linux only")
-    monkeypatch.setattr(splice, "available", lambda: use_splice)
+    monkeypatch.setattr(splice, "AVAILABLE", use_splice)
     up, down = os.urandom(1_000_003), os.urandom(2_000_001)
     account = _alice()
 
@@ -132,7 +132,7 @@ def test_the_charge_that_reaches_the_limit_cuts_the_connection_once_it_returns()
 def test_a_connection_closed_while_its_relay_was_set_up_gets_no_tunnel(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(splice, "available", lambda: False)
+    monkeypatch.setattr(splice, "AVAILABLE", False)
 
     async def main() -> tuple[bytes, Owner]:
         app, client_side = tcp_pair()

@@ -49,7 +49,7 @@ class AccessLog:
         self.dropped_failed = 0  # counted by the writer thread only
         self.written = 0
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._warned = 0.0
         self._unwarned = 0
         self._full_seen = 0  # dropped_full at the writer's last look
@@ -76,20 +76,20 @@ class AccessLog:
         return len(self._queue)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="meshproxy-access-log", daemon=True)
-        self._thread.start()
+        self._writer = threading.Thread(target=self._run, name="meshproxy-access-log", daemon=True)
+        self._writer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued and stop (a disk that hangs longer than `timeout` keeps the
         daemon thread, not the caller)."""
         self._stopping.set()
-        thread = self._thread
+        thread = self._writer
         if thread is None:
             self.write_pending()
             self._sink.close()
             return
         thread.join(timeout)
-        self._thread = None
+        self._writer = None
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):

@@ -6,7 +6,8 @@ node adds to.
 """
 
 from meshproxy.meter.base import Meter, NoSharedCounters, SharedCounters, shared_counters
-from meshproxy.meter.local import LocalMeter, UsageBuffer
+from meshproxy.meter.buffer import UsageBuffer
+from meshproxy.meter.local import LocalMeter
 
 __all__ = [
     "LocalMeter",

@@ -34,9 +34,10 @@ from meshproxy.domain.accounts import UsageDelta
 from meshproxy.domain.folds import FoldBatch
 from meshproxy.domain.stats import StatDelta
 from meshproxy.domain.usage import bytes_per_account
+from meshproxy.meter.buffer import UsageBuffer
 from meshproxy.meter.health import BackendHealth
 from meshproxy.meter.keys import UsageKeys, decoded, field, stat_field
-from meshproxy.meter.local import UsageBuffer, _today
+from meshproxy.meter.local import _today
 from meshproxy.meter.schedule import FlushSchedule
 from meshproxy.meter.sink import FoldSink
 

@@ -225,7 +225,7 @@ class Reparse(Command):
     """A refused CONNECT left the parser in tunnel mode: a fresh parser, fed what the
     client sent after the head (`exchange`'s buffered body); reading resumes."""
 
-    exchange: object
+    exchange: ExchangeState
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,8 +94,8 @@ def prepare_request(
     connect = head.method == b"CONNECT"
     try:
         target = parse_authority(head.target) if connect else parse_absolute(head.target)
-    except TargetError as error:
-        return errors.bad_request(str(error))
+    except TargetError as bad_target:  # apart from bad_option: compiled, a name has one type
+        return errors.bad_request(str(bad_target))
     kept: list[tuple[bytes, bytes]] = []
     lengths: list[bytes] = []
     codings: list[bytes] = []
@@ -139,8 +139,8 @@ def prepare_request(
         body, length = framing
     try:
         options = parse_options(option_pairs) if option_pairs else NO_OPTIONS
-    except OptionError as error:
-        return errors.bad_option(str(error))
+    except OptionError as bad_option:
+        return errors.bad_option(str(bad_option))
     if connect:
         upstream_head = b""
     else:

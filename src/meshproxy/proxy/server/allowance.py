@@ -14,12 +14,10 @@ The rules themselves are pure, in core/quota.py.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from meshproxy.proxy.core.directory import AccountState
 from meshproxy.proxy.core.quota import allowed
-
-Data = TypeVar("Data", bytes, memoryview, bytes | memoryview)
 
 
 class _Cuttable(Protocol):
@@ -29,17 +27,16 @@ class _Cuttable(Protocol):
 
 
 def within_allowance(
-    connection: _Cuttable, loop: asyncio.AbstractEventLoop, account: AccountState, data: Data
-) -> Data:
-    """What of `data` may still go to the client of a limited account: all of it, or the
-    part up to the limit (then the connection is cut). The loop may hand a connection many
-    reads before the cut runs (libuv reads a ready socket up to 32 times in a row); none
-    of them passes the limit."""
-    size = allowed(account.allowance(), len(data))
-    if size is None:
-        return data
-    cut_soon(connection, loop)
-    return data[:size]
+    connection: _Cuttable, loop: asyncio.AbstractEventLoop, account: AccountState, size: int
+) -> int | None:
+    """How much of `size` bytes may still go to or from the client of a limited account:
+    None for all of it, else the part up to the limit (and the connection is cut). The
+    loop may hand a connection many reads before the cut runs (libuv reads a ready socket
+    up to 32 times in a row); none of them passes the limit."""
+    allowed_size = allowed(account.allowance(), size)
+    if allowed_size is not None:
+        cut_soon(connection, loop)
+    return allowed_size
 
 
 def cut_soon(connection: _Cuttable, loop: asyncio.AbstractEventLoop) -> None:

@@ -119,7 +119,9 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         account = self.account
         if account is not None and account.limited:  # an upload stops at the limit too
-            data = within_allowance(self, self.loop, account, data)
+            size = within_allowance(self, self.loop, account, len(data))
+            if size is not None:
+                data = data[:size]
         self.clocks.last_active = self.loop.time()
         self.uncharged += len(data)
         self.received += len(data)
@@ -419,7 +421,9 @@ class ClientConnection(asyncio.Protocol):
             return
         account = self.account
         if account is not None and account.limited:
-            data = within_allowance(self, self.loop, account, data)
+            size = within_allowance(self, self.loop, account, len(data))
+            if size is not None:
+                data = data[:size]
         transport.write(data)
         self.sent += len(data)
         if account is not None:

@@ -10,7 +10,7 @@ Bytes are counted from splice's return values as they reach the destination. Wit
 and none once it is spent: a limited account's tunnel ends at its limit, not a pipe or a
 sweep later.
 
-Linux only (`available()`); elsewhere, or when a tunnel cannot be detached cleanly, the
+Linux only (`AVAILABLE`); elsewhere, or when a tunnel cannot be detached cleanly, the
 transport relay in tunnel.py is used.
 """
 
@@ -33,8 +33,9 @@ _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-def available() -> bool:
-    return hasattr(os, "splice")
+# Linux's splice(2). Not Final, so read at each use: the tests turn it off to run the
+# transport relay (tunnel.py) where splice is available.
+AVAILABLE = hasattr(os, "splice")
 
 
 def detach(transport: asyncio.Transport) -> socket.socket | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from meshproxy.proxy.core.egress import not_honoured
 from meshproxy.proxy.core.headers import ip_not_found_line
@@ -65,7 +65,7 @@ class TunnelDriver:
     async def carry(self, client: asyncio.Transport, upstream: socket.socket) -> None:
         """Relay between `client` and `upstream` (connected, the client told): with
         splice(2) when nothing waits to be written to the client, else over transports."""
-        if splice.available() and not client.get_write_buffer_size():
+        if splice.AVAILABLE and not client.get_write_buffer_size():
             self._splice(client, upstream)
             return
         try:
@@ -182,16 +182,20 @@ class ConnectTunnel(TunnelDriver):
     access-log line when it ends."""
 
     __slots__ = ("exchange",)
-    _owner: ConnectOwner
 
     def __init__(self, owner: ConnectOwner, meter_add: MeterAdd, exchange: Exchange) -> None:
         super().__init__(owner, meter_add)
         self.exchange: Exchange | None = exchange  # (None once its line is written)
 
+    @property
+    def _conn(self) -> ConnectOwner:
+        # The owner it was made with (compiled, a subclass cannot narrow `_owner`'s type).
+        return cast("ConnectOwner", self._owner)
+
     async def open(self) -> None:
         """Dial (the machine's `upstream_ready`, else `upstream_failed`), then splice when
         nothing else has to go either way first, else relay over transports."""
-        conn, exchange = self._owner, self.exchange
+        conn, exchange = self._conn, self.exchange
         assert exchange is not None
         assert exchange.egress is not None and exchange.addresses is not None
         ip, port = exchange.addresses
@@ -211,7 +215,7 @@ class ConnectTunnel(TunnelDriver):
         assert client is not None
         head_sent = False
         if (
-            splice.available()
+            splice.AVAILABLE
             and not exchange.body
             and not client.get_write_buffer_size()
             and client.get_extra_info("ssl_object") is None  # TLS bytes are not the tunnel's
@@ -266,5 +270,5 @@ class ConnectTunnel(TunnelDriver):
     def _ended(self) -> None:
         exchange, self.exchange = self.exchange, None
         if exchange is not None and self.relay is not None:  # once, though both ends of a
-            access.tunnel_ended(self._owner, exchange)  # relay report their close
+            access.tunnel_ended(self._conn, exchange)  # relay report their close
         super()._ended()
