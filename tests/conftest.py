@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
+from meshproxy import compiled
 from meshproxy.config import Settings, load_settings
 from meshproxy.domain import passwords
 from meshproxy.store import Store
@@ -21,6 +22,18 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("MESHPROXY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI") == "true"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Python imports a compiled module before its .py: never test old code."""
+    stale = compiled.stale()
+    if stale:
+        names = ", ".join(str(path.relative_to(compiled.PACKAGE)) for path in stale)
+        pytest.exit(
+            f"compiled modules are older than their sources ({names}): `make compiled` "
+            "rebuilds them, `make interpreted` removes them",
+            returncode=2,
+        )
 
 
 def service_missing(what: str, error: Exception) -> None:
