@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL
 
 # Squid's result codes for what the proxy did; refusals are TCP_DENIED as in Squid.
-_DENIED = frozenset({401, 402, 403, 407, 509})
+_DENIED: Final = frozenset({401, 402, 403, 407, 509})
 
 
 class LineFormat(Protocol):
@@ -42,7 +42,7 @@ def iso_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-_MILLISECONDS = [f"{n:03d}Z" for n in range(1000)]
+_MILLISECONDS: Final = [f"{n:03d}Z" for n in range(1000)]
 
 
 class _Clock:

@@ -6,13 +6,13 @@ the request path); the formats (formats.py) unpack it in that order on the write
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 # What the proxy did with the request (also Squid's result code, formats.py).
-RELAYED = "relayed"  # the origin's response went to the client whole
-TUNNEL = "tunnel"  # a CONNECT tunnel, from "200 Connection established" to its close
-ANSWERED = "answered"  # the proxy answered itself (status and X-ProxyMesh-Error reason)
-ABORTED = "aborted"  # the connection ended before the response did
+RELAYED: Final = "relayed"  # the origin's response went to the client whole
+TUNNEL: Final = "tunnel"  # a CONNECT tunnel, from "200 Connection established" to its close
+ANSWERED: Final = "answered"  # the proxy answered itself (status and X-ProxyMesh-Error reason)
+ABORTED: Final = "aborted"  # the connection ended before the response did
 
 
 class Entry(NamedTuple):

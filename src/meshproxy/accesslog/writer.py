@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from meshproxy.accesslog.formats import FORMATS, LineFormat
 from meshproxy.accesslog.sink import RotatingFile, Sink, StreamSink, WriteFailed
@@ -25,8 +25,8 @@ from meshproxy.config import Settings
 
 log = logging.getLogger("meshproxy.accesslog")
 
-WARN_INTERVAL = 60.0  # seconds between warnings about lines dropped
-YIELD_EVERY = 128  # lines encoded between two hand-backs of the GIL (about 0.25 ms)
+WARN_INTERVAL: Final = 60.0  # seconds between warnings about lines dropped
+YIELD_EVERY: Final = 128  # lines encoded between two hand-backs of the GIL (about 0.25 ms)
 
 
 class AccessLog:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Final
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def field(account_id: int, parent_id: int | None) -> str:
     return f"{account_id}:{'' if parent_id is None else parent_id}"
 
 
-STAT = "s:"  # the day hash's fields of request statistics
+STAT: Final = "s:"  # the day hash's fields of request statistics
 
 
 def stat_field(account_id: int, name: str) -> str:

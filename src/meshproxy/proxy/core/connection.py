@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.admission import (
@@ -93,7 +93,7 @@ class Pause(IntEnum):
 # every request, compare with these.
 IDLE, HEAD, EXCHANGE, TUNNEL, CLOSING, CLOSED = State
 NO_STEP, VERIFYING, RESOLVING, CONNECTING, OPENING, SENT, ANSWERED = Step
-_NEXT_CLOSE = Next.CLOSE
+_NEXT_CLOSE: Final = Next.CLOSE
 _VERDICT_NOTHING, _VERDICT_CLOSE, _VERDICT_ABORT, _VERDICT_REQUEST_TIMEOUT = (
     Verdict.NOTHING, Verdict.CLOSE, Verdict.ABORT, Verdict.REQUEST_TIMEOUT
 )
@@ -101,7 +101,7 @@ _VERDICT_NOTHING, _VERDICT_CLOSE, _VERDICT_ABORT, _VERDICT_REQUEST_TIMEOUT = (
 # The transition tables: (state, event) -> the states it may lead to; an event not listed
 # for a state leaves it as it is (a late answer of a task for an exchange that is over, a
 # head queued behind the active exchange). The events are the machine's methods.
-_OPEN = (State.IDLE, State.HEAD, State.EXCHANGE, State.TUNNEL)
+_OPEN: Final = (State.IDLE, State.HEAD, State.EXCHANGE, State.TUNNEL)
 CONNECTION: dict[tuple[State, str], frozenset[State]] = {
     (State.IDLE, "head begun"): frozenset({State.HEAD}),
     (State.IDLE, "head parsed"): frozenset({State.EXCHANGE}),
@@ -120,10 +120,10 @@ CONNECTION: dict[tuple[State, str], frozenset[State]] = {
     **{(s, "lost"): frozenset({State.CLOSED}) for s in (*_OPEN, State.CLOSING)},
 }
 
-_STARTED = frozenset(
+_STARTED: Final = frozenset(
     {Step.VERIFYING, Step.RESOLVING, Step.CONNECTING, Step.OPENING, Step.ANSWERED}
 )
-_ARMED = (Step.RESOLVING, Step.CONNECTING, Step.OPENING, Step.SENT)  # its 504 clock runs
+_ARMED: Final = (Step.RESOLVING, Step.CONNECTING, Step.OPENING, Step.SENT)  # its 504 clock runs
 ADMISSION: dict[tuple[Step, str], frozenset[Step]] = {
     # No exchange active: this one starts (NONE: a decided close, nothing more starts).
     (Step.NONE, "head parsed"): _STARTED | {Step.NONE},
@@ -166,11 +166,11 @@ class _Named(Command):
 
 # The active exchange's account becomes the connection's: charge what was read, arm the
 # response clock.
-ADMIT = _Named("ADMIT")
-UNCHARGE = _Named("UNCHARGE")  # refused before admission: what it read is not charged
-OPEN_TUNNEL = _Named("OPEN_TUNNEL")  # dial the active CONNECT's destination, then relay
-CLOSE = _Named("CLOSE")  # after what is written
-ABORT = _Named("ABORT")  # now, without a word
+ADMIT: Final = _Named("ADMIT")
+UNCHARGE: Final = _Named("UNCHARGE")  # refused before admission: what it read is not charged
+OPEN_TUNNEL: Final = _Named("OPEN_TUNNEL")  # dial the active CONNECT's destination, then relay
+CLOSE: Final = _Named("CLOSE")  # after what is written
+ABORT: Final = _Named("ABORT")  # now, without a word
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +190,7 @@ class ResolveName(Command):
 
 # Take an idle upstream for the active exchange (its `pool_key`) from the pool:
 # `upstream_ready`, or `pool_empty`. (No argument: an object less to build per request.)
-TAKE_POOLED = _Named("TAKE_POOLED")
+TAKE_POOLED: Final = _Named("TAKE_POOLED")
 
 PoolKey = tuple[str | None, str, int]  # (egress key, destination IP, port): the pool's key
 
@@ -238,10 +238,10 @@ class ResumeReading(Command):
     reason: Pause
 
 
-PAUSE_PIPELINE = PauseReading(Pause.PIPELINE)
-RESUME_PIPELINE = ResumeReading(Pause.PIPELINE)
-PAUSE_VERIFY = PauseReading(Pause.VERIFY)
-RESUME_VERIFY = ResumeReading(Pause.VERIFY)
+PAUSE_PIPELINE: Final = PauseReading(Pause.PIPELINE)
+RESUME_PIPELINE: Final = ResumeReading(Pause.PIPELINE)
+PAUSE_VERIFY: Final = PauseReading(Pause.VERIFY)
+RESUME_VERIFY: Final = ResumeReading(Pause.VERIFY)
 
 Commands = tuple[Command, ...]
 NOTHING: Commands = ()

@@ -15,7 +15,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from meshproxy.domain.accounts import AccountView
 from meshproxy.domain.addresses import hostname_address_refused, networks
@@ -36,7 +36,8 @@ from meshproxy.proxy.core.readthrough import StoreLookups
 from meshproxy.proxy.core.username import Logins
 from meshproxy.proxy.core.verifications import SharedVerification, VerificationSlots
 
-MAX_AUTHORIZED = 100_000  # remembered Proxy-Authorization fingerprints (oldest dropped first)
+# Proxy-Authorization fingerprints remembered (the oldest dropped first).
+MAX_AUTHORIZED: Final = 100_000
 
 
 @dataclass(eq=False, slots=True)

@@ -18,6 +18,7 @@ import ipaddress
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
@@ -253,7 +254,7 @@ class EgressPool:
         return pinned
 
 
-SMALL_PREFIX = 256  # addresses; a smaller prefix's are listed, a larger one's drawn
+SMALL_PREFIX: Final = 256  # addresses; a smaller prefix's are listed, a larger one's drawn
 
 
 def _usable(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> range:

@@ -8,10 +8,11 @@ plain-text body. Pure: `render` returns the bytes to write.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-PROXY_NAME = "meshproxy"
+PROXY_NAME: Final = "meshproxy"
 
-_STATUS_TEXT = {
+_STATUS_TEXT: Final = {
     400: "Bad Request",
     402: "Payment Required",
     403: "Forbidden",

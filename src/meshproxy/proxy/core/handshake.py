@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import ipaddress
 import struct
+from typing import Final
 
-MAX_CONNECT_HEAD = 16 * 1024
+MAX_CONNECT_HEAD: Final = 16 * 1024
 
 
 class HandshakeError(Exception):
@@ -58,9 +59,9 @@ def http_connect_status(head: bytes) -> int:
     return status
 
 
-SOCKS_VERSION = 5
+SOCKS_VERSION: Final = 5
 NO_AUTH, USER_PASSWORD, NO_ACCEPTABLE = 0x00, 0x02, 0xFF
-SOCKS_REPLIES = {
+SOCKS_REPLIES: Final = {
     1: "general SOCKS server failure",
     2: "connection not allowed by ruleset",
     3: "network unreachable",

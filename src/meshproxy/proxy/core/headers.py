@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 # A Content-Length value: digits only, at most 18 (any such number fits in 64 bits).
-DIGITS = re.compile(rb"[0-9]{1,18}")
+DIGITS: Final = re.compile(rb"[0-9]{1,18}")
 # Hop-by-hop: meant for one connection, never forwarded (with whatever Connection names).
-HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"})
+HOP_BY_HOP: Final = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"}
+)
 # The message's framing: validated, then written again from the validated value.
-FRAMING = frozenset({b"transfer-encoding", b"content-length"})
+FRAMING: Final = frozenset({b"transfer-encoding", b"content-length"})
 
 
 def ip_not_found_line(address: str) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from meshproxy.domain.addresses import normalise_ip
 from meshproxy.domain.steering import (
@@ -13,7 +14,7 @@ from meshproxy.domain.steering import (
     session_minutes,
 )
 
-MAX_TIMEOUT = 600.0
+MAX_TIMEOUT: Final = 600.0
 
 
 class OptionError(ValueError):
@@ -35,8 +36,8 @@ class RequestOptions:
         return self is _DEFAULT or self == _DEFAULT  # most requests share NO_OPTIONS
 
 
-_DEFAULT = RequestOptions()
-NO_OPTIONS = _DEFAULT
+_DEFAULT: Final = RequestOptions()
+NO_OPTIONS: Final = _DEFAULT
 
 
 def parse_options(pairs: list[tuple[str, bytes]]) -> RequestOptions:

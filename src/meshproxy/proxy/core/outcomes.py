@@ -9,13 +9,14 @@ in plain dicts: a few dictionary additions on the request path, read at scrape t
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Final
 
 # Seconds from a request's head to its response head (1xx interims not counted).
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-ORIGIN = "origin"
-PROXY = "proxy"
-_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+ORIGIN: Final = "origin"
+PROXY: Final = "proxy"
+_CLASSES: Final = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 def status_class(status: int) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Final
 
-_CACHE_MAX = 4096
+_CACHE_MAX: Final = 4096
 
 
 class DestinationPolicy:
@@ -39,7 +40,7 @@ class DestinationPolicy:
         return ip.is_global and not ip.is_multicast
 
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

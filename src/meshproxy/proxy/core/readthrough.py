@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from meshproxy.domain.accounts import AccountView
 
-FORGET_AFTER = 1.0  # seconds a username the store does not hold is not looked up again
-MAX_MISSING = 10_000  # usernames remembered as missing (oldest dropped first)
-WAIT_SECONDS = 10.0  # longest wait for another thread's lookup of the same name
+FORGET_AFTER: Final = 1.0  # seconds a username the store does not hold is not looked up again
+MAX_MISSING: Final = 10_000  # usernames remembered as missing (oldest dropped first)
+WAIT_SECONDS: Final = 10.0  # longest wait for another thread's lookup of the same name
 
 
 class _Lookup:

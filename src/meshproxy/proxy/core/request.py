@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
@@ -18,9 +19,9 @@ from meshproxy.proxy.core.options import NO_OPTIONS, OptionError, RequestOptions
 from meshproxy.proxy.core.target import Target, TargetError, parse_absolute, parse_authority
 
 # Never forwarded as they came: hop-by-hop, framing and Host (each re-added as validated).
-_REMOVED = HOP_BY_HOP | FRAMING | {b"trailer", b"host"}
+_REMOVED: Final = HOP_BY_HOP | FRAMING | {b"trailer", b"host"}
 # Cheap pre-check: only names starting with these letters can need removal.
-_SUSPECT_FIRST = frozenset(b"CcHhKkPpTtUuXx")
+_SUSPECT_FIRST: Final = frozenset(b"CcHhKkPpTtUuXx")
 
 
 class Body(IntEnum):
@@ -56,9 +57,9 @@ class PreparedRequest:
 
 # Enum members as module globals: on Python 3.11 `Body.LENGTH` is a lookup through the enum's
 # metaclass (about 85 ns), a global about 12; these are read several times a request.
-_BODY_NONE = Body.NONE
-_BODY_LENGTH = Body.LENGTH
-_BODY_CHUNKED = Body.CHUNKED
+_BODY_NONE: Final = Body.NONE
+_BODY_LENGTH: Final = Body.LENGTH
+_BODY_CHUNKED: Final = Body.CHUNKED
 
 
 def _framing(

@@ -11,18 +11,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.headers import DIGITS, FRAMING, HOP_BY_HOP
 
-MAX_HEAD = 64 * 1024
+MAX_HEAD: Final = 64 * 1024
 # Possessive quantifiers (++, *+): a field's name ends at its colon and its value at CRLF, so
 # nothing is ever worth backtracking into; they halve the cost of the checks.
-_STATUS_RE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*+)?")
-_FIELDS_RE = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[^\r\n]*+)*+")
-_DROPPED = HOP_BY_HOP | FRAMING
-_SPECIAL_RE = re.compile(
+_STATUS_RE: Final = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*+)?")
+_FIELDS_RE: Final = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[^\r\n]*+)*+")
+_DROPPED: Final = HOP_BY_HOP | FRAMING
+_SPECIAL_RE: Final = re.compile(
     rb"\r\n(" + b"|".join(sorted(_DROPPED)) + rb"|x-proxymesh-[^:]*+):([^\r\n]*+)"
 )
 
@@ -36,10 +37,10 @@ class Framing(IntEnum):
 
 # Enum members as module globals: on Python 3.11 `Framing.LENGTH` is a lookup through the
 # enum's metaclass (about 85 ns), a global about 12; these are read several times a request.
-_FRAMING_NONE = Framing.NONE
-_FRAMING_LENGTH = Framing.LENGTH
-_FRAMING_CHUNKED = Framing.CHUNKED
-_FRAMING_UNTIL_CLOSE = Framing.UNTIL_CLOSE
+_FRAMING_NONE: Final = Framing.NONE
+_FRAMING_LENGTH: Final = Framing.LENGTH
+_FRAMING_CHUNKED: Final = Framing.CHUNKED
+_FRAMING_UNTIL_CLOSE: Final = Framing.UNTIL_CLOSE
 
 
 @dataclass(slots=True)  # not frozen: one per response, and frozen dataclasses build slowly

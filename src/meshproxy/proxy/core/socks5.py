@@ -16,26 +16,27 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import Enum, auto
+from typing import Final
 
-VERSION = 5
+VERSION: Final = 5
 NO_AUTH, USERNAME_PASSWORD, NO_ACCEPTABLE = 0x00, 0x02, 0xFF
 CONNECT, BIND, UDP_ASSOCIATE = 1, 2, 3
 IPV4, DOMAIN, IPV6 = 1, 3, 4
 
 # Reply codes (RFC 1928 §6).
-SUCCEEDED = 0x00
-GENERAL_FAILURE = 0x01
-NOT_ALLOWED = 0x02
-NETWORK_UNREACHABLE = 0x03
-HOST_UNREACHABLE = 0x04
-CONNECTION_REFUSED = 0x05
-TTL_EXPIRED = 0x06
-COMMAND_NOT_SUPPORTED = 0x07
-ADDRESS_TYPE_NOT_SUPPORTED = 0x08
+SUCCEEDED: Final = 0x00
+GENERAL_FAILURE: Final = 0x01
+NOT_ALLOWED: Final = 0x02
+NETWORK_UNREACHABLE: Final = 0x03
+HOST_UNREACHABLE: Final = 0x04
+CONNECTION_REFUSED: Final = 0x05
+TTL_EXPIRED: Final = 0x06
+COMMAND_NOT_SUPPORTED: Final = 0x07
+ADDRESS_TYPE_NOT_SUPPORTED: Final = 0x08
 
 # More than a greeting, a login and a request can hold before the request is complete
 # (2 + 255, 3 + 255 + 255, 6 + 1 + 255): a client sending more is not speaking SOCKS5.
-MAX_HANDSHAKE = 1100
+MAX_HANDSHAKE: Final = 1100
 
 
 class State(Enum):

@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar, cast
+from typing import Final, Protocol, TypeVar, cast
 
 from meshproxy.domain.steering import DEFAULT_SESSION_MINUTES
 from meshproxy.proxy.core.options import RequestOptions
 
-MAX_SESSIONS = 100_000  # sessions remembered per pool (oldest dropped first)
+MAX_SESSIONS: Final = 100_000  # sessions remembered per pool (oldest dropped first)
 
 SessionKey = tuple[int, str, int]  # (account id, session id, minutes)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Final
 
-_NAME_RE = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
-_PORT_RE = re.compile(rb"[0-9]{1,5}")
-_AUTHORITY_END = re.compile(rb"[/?#]")
+_NAME_RE: Final = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})")
+_PORT_RE: Final = re.compile(rb"[0-9]{1,5}")
+_AUTHORITY_END: Final = re.compile(rb"[/?#]")
 # Authorities seen before -> (host, port), one map per default port: most requests go to
 # hosts the proxy has just served, and an IPv6 literal is not re-parsed every time.
-_KNOWN_MAX = 4096
+_KNOWN_MAX: Final = 4096
 _known: dict[int | None, dict[bytes, tuple[str, int]]] = {80: {}, None: {}}
 
 

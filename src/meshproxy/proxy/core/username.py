@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
 from dataclasses import replace
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from meshproxy.domain.addresses import normalise_ip
 from meshproxy.domain.steering import SESSION_ID, is_country_code, session_minutes
@@ -24,7 +24,7 @@ from meshproxy.proxy.core.errors import ProxyError
 from meshproxy.proxy.core.options import NO_OPTIONS, RequestOptions, overlay
 from meshproxy.proxy.core.request import PreparedRequest
 
-MAX_REMEMBERED = 100_000  # parsed usernames kept (oldest dropped first)
+MAX_REMEMBERED: Final = 100_000  # parsed usernames kept (oldest dropped first)
 
 
 class Account(Protocol):
@@ -33,7 +33,7 @@ class Account(Protocol):
     @property
     def id(self) -> int: ...
 
-KEYS = {
+KEYS: Final = {
     "country": "country",
     "cc": "country",
     "session": "session",

@@ -20,7 +20,7 @@ import errno
 import logging
 import time
 from functools import partial
-from typing import cast
+from typing import Final, cast
 
 from meshproxy.proxy.core import socks5
 from meshproxy.proxy.core.connection import (
@@ -355,7 +355,7 @@ class SocksConnection(asyncio.Protocol):
             self.close()
 
 
-_HANDSHAKING = (socks5.State.GREETING, socks5.State.AUTH, socks5.State.REQUEST)
+_HANDSHAKING: Final = (socks5.State.GREETING, socks5.State.AUTH, socks5.State.REQUEST)
 
 
 def _connect_error(error: OSError) -> int:
@@ -366,7 +366,7 @@ def _connect_error(error: OSError) -> int:
     return socks5.HOST_UNREACHABLE
 
 
-_SOCKS_HEAD = RequestHead(b"CONNECT", b"", "1.1", [], False)  # the same for every request
+_SOCKS_HEAD: Final = RequestHead(b"CONNECT", b"", "1.1", [], False)  # the same for every request
 
 
 class SocksRequest:

@@ -22,15 +22,16 @@ import fcntl
 import os
 import socket
 from collections.abc import Callable
+from typing import Final
 
 from meshproxy.proxy.core.quota import read_size
 
 # Larger than the default 64 KiB: fewer splice calls per GB. Pipes count against the
 # user's pipe-user-pages-soft (64 MiB), so not larger; the default stays if refused.
-PIPE_SIZE = 256 * 1024
-CHUNK = PIPE_SIZE
-_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
-_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+PIPE_SIZE: Final = 256 * 1024
+CHUNK: Final = PIPE_SIZE
+_FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 # Linux's splice(2). Not Final, so read at each use: the tests turn it off to run the

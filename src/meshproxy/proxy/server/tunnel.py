@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import mmap
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 # What a client that does not read holds of its tunnel here (upstream.READ_SIZE likewise).
-BUFFER_SIZE = 64 * 1024
+BUFFER_SIZE: Final = 64 * 1024
 
 
 class _SharedBuffer:

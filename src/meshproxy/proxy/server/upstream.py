@@ -10,18 +10,18 @@ import asyncio
 import mmap
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
-HIGH_WATER = 256 * 1024
+HIGH_WATER: Final = 256 * 1024
 # Every upstream read lands in one shared buffer of this size, so a client that does not
 # take a response holds at most this much of it in the proxy (the rest waits in the
 # origin's socket): reading stops as soon as a client write leaves anything behind.
-READ_SIZE = 64 * 1024
+READ_SIZE: Final = 64 * 1024
 # Enough for a burst of concurrent requests to one origin from one egress: a lower cap
 # closes connections a moment before the next burst has to open them again.
-MAX_IDLE_PER_KEY = 64
-MAX_IDLE_TOTAL = 1024
-IDLE_SECONDS = 30.0
+MAX_IDLE_PER_KEY: Final = 64
+MAX_IDLE_TOTAL: Final = 1024
+IDLE_SECONDS: Final = 30.0
 PoolKey = tuple[str | None, str, int]  # (egress key: EgressChoice.key, destination IP, port)
 
 

@@ -15,9 +15,10 @@ import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Final
 
-NICENESS = 10  # added to the thread's own; 19 is the lowest priority
-THREAD_PREFIX = "meshproxy-verify"
+NICENESS: Final = 10  # added to the thread's own; 19 is the lowest priority
+THREAD_PREFIX: Final = "meshproxy-verify"
 
 
 def _lower_priority() -> None:
