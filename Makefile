@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The data plane compiled with mypyc (setup.py says which modules): rebuilt in place, beside
-# the sources, whenever one of them changed. MESHPROXY_COMPILE=0 runs it all interpreted.
-COMPILED := $(VENV)/.compiled
+# The data plane compiled with mypyc (src/meshproxy/compiled.py lists it), rebuilt in place
+# beside the sources whenever one of them changed. MESHPROXY_COMPILE=0: all interpreted.
+COMPILED := build/.compiled
 COMPILED_SOURCES := $(wildcard setup.py src/meshproxy/compiled.py src/meshproxy/proxy/core/*.py src/meshproxy/proxy/server/*.py src/meshproxy/meter/*.py src/meshproxy/accesslog/*.py)
 
 .PHONY: serve test test-fast lint venv compiled interpreted
@@ -25,7 +25,7 @@ else
 	$(BIN)/python setup.py -q build_ext --inplace
 	find src -name '*.so' -exec touch {} +  # built now (setuptools copies older mtimes)
 endif
-	touch $(COMPILED)
+	mkdir -p build && touch $(COMPILED)
 
 venv: $(COMPILED)
 compiled: $(COMPILED)
