@@ -15,8 +15,8 @@ from meshproxy.domain.accounts import AccountRecord, UsageDelta
 from meshproxy.domain.limits import Limits
 from meshproxy.domain.usage import bytes_per_account
 from meshproxy.fleet import async_client
-from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.buffer import UsageBuffer
+from meshproxy.meter.keys import UsageKeys
 from meshproxy.meter.shared import RedisMeter
 from meshproxy.proxy.core.directory import AccountState
 from meshproxy.store import Store
