@@ -1,4 +1,4 @@
-"""Entries as the data plane builds them (plain tuples in Entry's field order)."""
+"""Entries as the data plane builds them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from meshproxy.accesslog.record import RELAYED, Entry
 
-BASE = Entry(
+BASE: dict[str, Any] = dict(
     time=1_764_754_262.125,
     proxy="open",
     account="alice",
@@ -27,5 +27,5 @@ BASE = Entry(
 )
 
 
-def entry(**fields: Any) -> tuple[Any, ...]:
-    return tuple(BASE._replace(**fields))
+def entry(**fields: Any) -> Entry:
+    return Entry(**{**BASE, **fields})

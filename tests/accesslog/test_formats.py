@@ -9,6 +9,8 @@ from meshproxy.accesslog.formats import JsonFormat, SquidFormat, line
 from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL
 from meshproxy.accesslog.search import parse_line
 
+T = 1_764_754_262.125  # entries.BASE's time
+
 
 def _json(**fields: object) -> dict[str, object]:
     text = line(JsonFormat("node-a", paths=False), entry(**fields))
@@ -95,3 +97,32 @@ def test_both_formats_read_back() -> None:
         assert record["status"] == 200 and record["bytes_out"] == 2000
         assert record["target"] == "example.test:80" and record["outcome"] == "relayed"
         assert record["_end"] == 1_764_754_262.125
+
+
+def test_lines_of_one_slice_keep_their_own_time_target_and_duration() -> None:
+    """The texts a format keeps between lines (the time's, the target's) are never a
+    previous line's: same millisecond, next second, same host on another port."""
+    entries = [
+        entry(time=T, host="example.test", port=80, duration=0.0000025),
+        entry(time=T + 0.0004, host="example.test", port=443, duration=0.0000035),
+        entry(time=T + 1, host="example.test", port=80, duration=1.0),
+        entry(time=T + 1.125, host="::1", port=80, duration=0.0),
+    ]
+    for line_format in (JsonFormat, SquidFormat):
+        records = [
+            parse_line(text)
+            for text in line_format("n", paths=False).encode(entries).decode().splitlines()
+        ]
+        assert [record and record["target"] for record in records] == [
+            "example.test:80", "example.test:443", "example.test:80", "[::1]:80",
+        ]
+        assert [record and record["_end"] for record in records] == [
+            T, T, T + 1, T + 1.125,
+        ]  # fmt: skip
+    lines = JsonFormat("n", paths=False).encode(entries).decode().splitlines()
+    objects = [json.loads(text) for text in lines]
+    assert [record["time"][-7:] for record in objects] == [
+        "02.125Z", "02.125Z", "03.125Z", "03.250Z",
+    ]  # fmt: skip
+    # whole microseconds, half to even as round() (2.5 -> 2, 3.5 -> 4)
+    assert [record["duration_ms"] for record in objects] == [0.002, 0.004, 1000.0, 0.0]

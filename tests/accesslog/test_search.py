@@ -7,13 +7,13 @@ from pathlib import Path
 
 from accesslog.entries import entry
 from meshproxy.accesslog.formats import JsonFormat, SquidFormat, line
-from meshproxy.accesslog.record import TUNNEL
+from meshproxy.accesslog.record import TUNNEL, Entry
 from meshproxy.accesslog.search import Query, log_files, parse_time, search
 
 T = 1_764_754_262.0  # 2025-12-03T09:31:02Z
 
 
-def _write(path: Path, *entries: tuple[object, ...] | str, squid: bool = False) -> None:
+def _write(path: Path, *entries: Entry | str, squid: bool = False) -> None:
     """Entries as lines (a str as it is)."""
     line_format = (SquidFormat if squid else JsonFormat)("n", paths=False)
     lines = (e if isinstance(e, str) else line(line_format, e) for e in entries)

@@ -17,7 +17,7 @@ from bench.local import free_port
 
 from accesslog.entries import entry
 from meshproxy.accesslog.formats import JsonFormat, line
-from meshproxy.accesslog.record import TUNNEL
+from meshproxy.accesslog.record import TUNNEL, Entry
 from meshproxy.config import load_settings
 from meshproxy.domain.bans import BanPolicy
 from meshproxy.store import Store
@@ -43,7 +43,7 @@ def run(data: Path) -> Any:
     return meshproxy
 
 
-def _write(path: Path, *entries: tuple[object, ...]) -> None:
+def _write(path: Path, *entries: Entry) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     line_format = JsonFormat("node-a", paths=False)
     path.write_text("".join(line(line_format, e) + "\n" for e in entries))

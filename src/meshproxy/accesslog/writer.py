@@ -1,6 +1,6 @@
 """The bounded queue between the data plane and the disk, and the thread that drains it.
 
-On the request path: `add`, one length check and one deque append of a plain tuple (both
+On the request path: `add`, one length check and one deque append of an `Entry` (both
 atomic under the GIL, so no lock). Every `interval` the writer thread takes what is
 queued, encodes it (formats.py) a slice of YIELD_EVERY lines at a time, handing the GIL
 back to the event loop between slices, and writes each batch in one call. When the
@@ -17,9 +17,10 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from meshproxy.accesslog.formats import FORMATS, LineFormat
+from meshproxy.accesslog.record import Entry
 from meshproxy.accesslog.sink import RotatingFile, Sink, StreamSink, WriteFailed
 from meshproxy.config import Settings
 
@@ -41,7 +42,7 @@ class AccessLog:
     ) -> None:
         self._sink = sink
         self._format = line_format
-        self._queue: deque[tuple[Any, ...]] = deque()
+        self._queue: deque[Entry] = deque()
         self.capacity = capacity
         self.interval = interval
         self.batch = batch
@@ -56,8 +57,8 @@ class AccessLog:
 
     # ---- the request path -----------------------------------------------------------------
 
-    def add(self, entry: tuple[Any, ...]) -> None:
-        """Queue one entry (a tuple in `Entry`'s field order), or drop it if the queue is full."""
+    def add(self, entry: Entry) -> None:
+        """Queue one entry, or drop it if the queue is full."""
         queue = self._queue
         if len(queue) < self.capacity:
             queue.append(entry)
@@ -108,43 +109,44 @@ class AccessLog:
         while queue:
             popleft = queue.popleft
             batch = [popleft() for _ in range(min(len(queue), self.batch))]
-            data = self._encode(batch)
-            if not data:
+            data, lines = self._encode(batch)
+            if not lines:
                 continue
             try:
                 self._sink.write(data)
             except WriteFailed as failure:
                 kept = data[: failure.written].count(b"\n")
                 self.written += kept
-                lost = data.count(b"\n") - kept
+                lost = lines - kept
                 self.dropped_failed += lost
                 self._warn(lost, str(failure.error))
                 return
-            self.written += data.count(b"\n")
+            self.written += lines
 
-    def _encode(self, batch: list[tuple[Any, ...]]) -> bytes:
+    def _encode(self, batch: list[Entry]) -> tuple[bytes, int]:
+        """The lines of `batch` and how many (those of entries that could not be encoded
+        are left out)."""
         out = []
+        lines = 0
         for start in range(0, len(batch), YIELD_EVERY):
             if start:
                 # Encoding holds the GIL: hand it back to the event loop between slices, so
                 # a batch of thousands stalls no request for more than a slice (without
                 # this, the loop waits whole 5 ms switch intervals: the p99 of the log on).
                 time.sleep(0)
-            out.append(self._encode_slice(batch[start : start + YIELD_EVERY]))
-        return b"".join(out)
-
-    def _encode_slice(self, entries: list[tuple[Any, ...]]) -> bytes:
-        try:
-            return self._format.encode(entries)
-        except Exception:  # one bad entry must not cost the slice: find it
-            kept = []
-            for entry in entries:
-                try:
-                    kept.append(self._format.encode([entry]))
-                except Exception:
-                    log.exception("access-log entry %r could not be encoded", entry)
-                    self.dropped_failed += 1
-            return b"".join(kept)
+            entries = batch[start : start + YIELD_EVERY]
+            try:
+                out.append(self._format.encode(entries))
+                lines += len(entries)
+            except Exception:  # one bad entry must not cost the slice: find it
+                for entry in entries:
+                    try:
+                        out.append(self._format.encode([entry]))
+                        lines += 1
+                    except Exception:
+                        log.exception("access-log entry %r could not be encoded", entry)
+                        self.dropped_failed += 1
+        return b"".join(out), lines
 
     def _warn(self, lost: int, why: str) -> None:
         """At most one warning a WARN_INTERVAL, with the lines lost since the last."""

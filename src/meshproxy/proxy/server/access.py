@@ -5,7 +5,7 @@ decision, 200 for an opened tunnel). The same ends are counted, log or no log, i
 account's daily request statistics (the meter's `count_request`, domain/stats.py) and in
 the node's metrics (`NodeServices.outcomes`, core/outcomes.py).
 
-Each is one tuple appended to the log's bounded queue; the writer thread does the rest.
+Each is one `Entry` appended to the log's bounded queue; the writer thread does the rest.
 Bytes are counted on the client's connection, as the meter charges them: what was read
 from the client and written to it since the connection's previous line (so a connection's
 lines add up to all its traffic; a pipelined request's bytes may go to the line before).
@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from meshproxy.accesslog import AccessLog
+from meshproxy.accesslog import AccessLog, Entry
 from meshproxy.accesslog.record import ABORTED, ANSWERED, RELAYED, TUNNEL
 from meshproxy.domain import stats
 
@@ -55,7 +55,7 @@ def tunnel_ended(conn: Connection, exchange: Exchange) -> None:
 
 
 def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> None:
-    # On the request path: attribute reads, one count and one tuple, nothing formatted.
+    # On the request path: attribute reads, one count and one Entry, nothing formatted.
     received, sent = conn.received, conn.sent
     bytes_in, bytes_out = received - conn.logged_received, sent - conn.logged_sent
     conn.logged_received, conn.logged_sent = received, sent
@@ -79,7 +79,7 @@ def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> No
     egress, addresses = exchange.egress, exchange.addresses
     parent = account.parent if account is not None else None
     log.add(
-        (
+        Entry(
             time.time(),
             proxy,
             account.username if account is not None else None,
@@ -159,7 +159,7 @@ def socks_ended(conn: SocksConnection) -> None:
     # Opened (however it ended later), refused, or left during the handshake.
     outcome = TUNNEL if opened else (ANSWERED if trail.status else ABORTED)
     log.add(
-        (
+        Entry(
             time.time(),
             conn.listener.name,
             account.username if account is not None else None,
