@@ -163,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
             since = before["late"][-1][0] if before["late"] else 0.0
             late = [tick for tick in after["late"] if tick[0] > since]
             oldest = after["gc"][2][0] - before["gc"][2][0]
+            oldest_ms = (after["gc"][2][1] - before["gc"][2][1]) * 1e3
             wrk = measured.wrk
             p99s.append(wrk.p99_ms)
             print(f"round {round_no}: {options.path} {wrk.rate:,.0f} req/s, p50 {wrk.p50_ms:.1f} "
                   f"/ p99 {wrk.p99_ms:.1f} ms, {measured.cpu_us_per_request or 0:.1f} us CPU "
                   f"per request, load average {load_average:.1f}; {_causes(late)}; oldest-"
-                  f"generation collections {oldest}", flush=True)  # fmt: skip
+                  f"generation collections {oldest} ({oldest_ms:.1f} ms in all)",
+                  flush=True)  # fmt: skip
     finally:
         origin.stop()
         if not options.keep:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import functools
+import gc
 import logging
 import os
 import signal
@@ -143,6 +144,7 @@ async def run_node(
         if folding is not None:
             folding.start()
         admin = await _admin(settings, status, worker, workers)
+        _settle()
         if worker == 0:
             click.echo(_announcement(settings, ports, proxy_node, first_run))
             sys.stdout.flush()
@@ -160,6 +162,15 @@ async def run_node(
         if folding is not None:
             await folding.stop()  # after the proxies' last flush: this node leaves no usage
         store.close()
+
+
+def _settle() -> None:
+    """Ready: what start-up made (modules, the store's tables, configuration) lives as long
+    as the node, so it leaves the garbage collector's walks. A full collection otherwise
+    walks all of it (about 50,000 objects, 15-25 ms with the loop stopped: the p99 of the
+    requests in flight then)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _admin(
