@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The data plane compiled with mypyc (src/meshproxy/compiled.py lists it), rebuilt in place
 # beside the sources whenever one of them changed. MESHPROXY_COMPILE=0: all interpreted.
 COMPILED := build/.compiled
-COMPILED_SOURCES := $(wildcard setup.py src/meshproxy/compiled.py src/meshproxy/proxy/core/*.py src/meshproxy/proxy/server/*.py src/meshproxy/meter/*.py src/meshproxy/accesslog/*.py)
+COMPILED_SOURCES := $(wildcard setup.py build-support/* src/meshproxy/compiled.py src/meshproxy/proxy/core/*.py src/meshproxy/proxy/server/*.py src/meshproxy/meter/*.py src/meshproxy/accesslog/*.py)
 
 .PHONY: serve test test-fast lint venv compiled interpreted
 
