@@ -14,6 +14,8 @@ import ipaddress
 import struct
 from typing import Final
 
+from meshproxy.proxy.core.target import host_port
+
 MAX_CONNECT_HEAD: Final = 16 * 1024
 
 
@@ -29,14 +31,10 @@ class HandshakeError(Exception):
         self.blame = blame
 
 
-def _authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def http_connect_request(
     host: str, port: int, username: str | None, password: str | None
 ) -> bytes:
-    authority = _authority(host, port)
+    authority = host_port(host, port)
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
     if username is not None:
         token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")

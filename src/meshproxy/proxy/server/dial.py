@@ -36,6 +36,7 @@ from meshproxy.proxy.core.handshake import (
     http_connect_status,
 )
 from meshproxy.proxy.core.options import RequestOptions
+from meshproxy.proxy.core.target import host_port
 from meshproxy.proxy.server.upstream import UpstreamConnection
 
 # Linux: let connect() pick the source port, so many connections can share one egress IP.
@@ -357,7 +358,7 @@ def failed(error: OSError, ip: str, port: int) -> ProxyError:
     saying why."""
     if isinstance(error, TimeoutError):
         return errors.connect_timeout()
-    target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    target = host_port(ip, port)
     if isinstance(error, ConnectionRefusedError):
         return errors.connect_failed(f"connection to {target} refused")
     return errors.connect_failed(f"cannot connect to {target}: {error.strerror or error}")
