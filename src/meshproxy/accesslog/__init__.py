@@ -1,7 +1,7 @@
 """The access log: one line per proxy request and per tunnel, written off the request path.
 
-The data plane hands each finished request to `AccessLog.add` as one plain tuple (an
-`Entry` in field order, record.py); a writer thread encodes batches (formats.py: JSON
+The data plane hands each finished request to `AccessLog.add` as one `Entry` (record.py);
+a writer thread encodes batches (formats.py: JSON
 through msgspec structs, or Squid's format) and appends them to a file rotated by size,
 or to stdout (writer.py).
 `admin logs` reads the files back (search.py).

@@ -1,7 +1,9 @@
 """One access-log entry: what the data plane knows when a request or a tunnel ends.
 
-The data plane builds a plain tuple in `Entry`'s field order (no object, no formatting on
-the request path); the formats (formats.py) unpack it in that order on the writer thread.
+The data plane makes one `Entry` per line (attribute reads only, nothing formatted on the
+request path); the formats (formats.py) lay it out on the writer thread. A class of typed
+slots, not a tuple: compiled, its numbers are stored unboxed and each field is read
+directly.
 """
 
 from __future__ import annotations
