@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import httptools
 
@@ -44,6 +44,7 @@ from meshproxy.proxy.core.headers import ip_not_found_line
 from meshproxy.proxy.core.machine import Clocks, Phase
 from meshproxy.proxy.core.request import Body, RequestHead
 from meshproxy.proxy.server import access, dial
+from meshproxy.proxy.server.acks import ack_now, socket_of
 from meshproxy.proxy.server.allowance import cut_soon, within_allowance
 from meshproxy.proxy.server.exchange import Exchange
 from meshproxy.proxy.server.listener import Listener
@@ -85,6 +86,7 @@ class ClientConnection(asyncio.Protocol):
         self.received = self.sent = self.logged_received = self.logged_sent = 0
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self.sock: Any = None  # to ACK on (acks.py); None without TCP_QUICKACK
         self.client_ip = ""
         self.account: AccountState | None = None
         self.parsing: Exchange | None = None
@@ -110,6 +112,7 @@ class ClientConnection(asyncio.Protocol):
         # Any backlog stops reading the upstream at once: a client that does not take its
         # response holds one upstream read of it here (upstream.READ_SIZE), no more.
         no_backlog(self.transport)
+        self.sock = socket_of(transport)
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if peer else ""
         self.client_ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
@@ -126,6 +129,8 @@ class ClientConnection(asyncio.Protocol):
         self.uncharged += len(data)
         self.received += len(data)
         self._feed(data)
+        if self.parsing is not None and self.sock is not None and not self.closed:
+            ack_now(self.sock)  # more of the request is due: the client may wait for it
 
     def _feed(self, data: bytes) -> None:
         try:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Final
 
 from meshproxy.proxy.core.quota import read_size
+from meshproxy.proxy.server.acks import ack_now, acks
 
 # Larger than the default 64 KiB: fewer splice calls per GB. Pipes count against the
 # user's pipe-user-pages-soft (64 MiB), so not larger; the default stays if refused.
@@ -57,6 +58,7 @@ class Pump:
     """One direction of a tunnel: `source` -> pipe -> `destination`."""
 
     __slots__ = (
+        "_acks",
         "_allowance",
         "_count",
         "_loop",
@@ -82,6 +84,7 @@ class Pump:
         self._loop = loop
         self._allowance = allowance
         self.source = source
+        self._acks = acks(source)  # TCP_QUICKACK after a read (acks.py)
         self.destination = destination
         self._tunnel = tunnel
         self._count = count
@@ -105,6 +108,8 @@ class Pump:
             if pipe is None:  # EMFILE at the descriptor limit: close, never spin
                 pipe = self._pipe = _new_pipe()
             moved = os.splice(self.source.fileno(), pipe[1], size, flags=_FLAGS)
+            if self._acks and 0 < moved < size:  # (a full read: acked anyway)
+                ack_now(self.source)  # the sender may be waiting for it (acks.py)
         except BlockingIOError:
             return
         except OSError:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import mmap
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Any, Final, cast
+
+from meshproxy.proxy.server.acks import ack_now, socket_of
 
 # What a client that does not read holds of its tunnel here (upstream.READ_SIZE likewise).
 BUFFER_SIZE: Final = 64 * 1024
@@ -51,15 +53,18 @@ class TunnelEnd(asyncio.BufferedProtocol):
         self.eof = False
         self._count = count
         self._on_close = on_close
+        self.sock: Any = None  # to ACK on (acks.py); None without TCP_QUICKACK
 
     def attach(self, transport: asyncio.Transport, peer: TunnelEnd) -> None:
         self.transport = transport
+        self.sock = socket_of(transport)
         self.peer = peer
         no_backlog(transport)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        self.sock = socket_of(transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _shared.view
@@ -72,6 +77,8 @@ class TunnelEnd(asyncio.BufferedProtocol):
         out.write(_shared.view[:nbytes])
         if out.get_write_buffer_size():
             _shared.renew()
+        if nbytes < BUFFER_SIZE and self.sock is not None:  # (a full read: acked anyway)
+            ack_now(self.sock)  # the sender may be waiting for it (acks.py)
         self._count(nbytes)
 
     def eof_received(self) -> bool:

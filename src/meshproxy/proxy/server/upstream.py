@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
+from meshproxy.proxy.server.acks import ack_now, socket_of
+
 HIGH_WATER: Final = 256 * 1024
 # Every upstream read lands in one shared buffer of this size, so a client that does not
 # take a response holds at most this much of it in the proxy (the rest waits in the
@@ -72,6 +74,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.exchange: Receiver | None = None
         self.idle_since = 0.0
         self.closed = False
+        self.sock: Any = None  # to ACK on (acks.py); None without TCP_QUICKACK
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -79,6 +82,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.transport.set_write_buffer_limits(HIGH_WATER)
         sockname = transport.get_extra_info("sockname")
         self.local_ip = str(sockname[0]) if sockname else ""
+        self.sock = socket_of(transport)
         self.ip_line = b"X-ProxyMesh-IP: " + self.local_ip.encode() + b"\r\n"
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -90,6 +94,8 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             self.close()
             return
         exchange.upstream_data(_buffer.view[:nbytes])
+        if self.exchange is not None and self.sock is not None:
+            ack_now(self.sock)  # more of the response is due: the origin may wait for it
         if exchange.holds_buffer():
             _buffer.renew()
 
