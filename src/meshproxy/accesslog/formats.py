@@ -23,6 +23,7 @@ from typing import Final, Protocol
 import msgspec
 
 from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL, Entry
+from meshproxy.domain.addresses import host_port
 
 # Squid's result codes for what the proxy did; refusals are TCP_DENIED as in Squid.
 _DENIED: Final = frozenset({401, 402, 403, 407, 509})
@@ -84,7 +85,7 @@ class _Targets:
         known = self._texts.get(host)
         if known is not None and known[0] == port:
             return known[1]
-        text = _target(host, port)
+        text = host_port(host, port)
         if len(self._texts) >= TARGETS_KEPT:
             self._texts.clear()
         self._texts[host] = (port, text)
@@ -99,11 +100,6 @@ def rounded(value: float) -> int:
     if rest > 0.5 or (rest == 0.5 and whole % 2 == 1):
         whole += 1
     return whole
-
-
-def _target(host: str, port: int) -> str:
-    """host:port, IPv6 hosts in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class JsonLine(msgspec.Struct, gc=False):  # only atoms: no cycles to collect

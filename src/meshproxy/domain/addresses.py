@@ -1,9 +1,15 @@
-"""IP address text in one canonical form, so one address always compares equal to itself."""
+"""IP address text in one canonical form, so one address always compares equal to itself;
+host:port text."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port` as text (log lines, errors, a CONNECT's authority): IPv6 in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def normalise_ip(text: str) -> str | None:

@@ -14,7 +14,7 @@ import ipaddress
 import struct
 from typing import Final
 
-from meshproxy.proxy.core.target import host_port
+from meshproxy.domain.addresses import host_port
 
 MAX_CONNECT_HEAD: Final = 16 * 1024
 

@@ -20,11 +20,6 @@ _KNOWN_MAX: Final = 4096
 _known: dict[int | None, dict[bytes, tuple[str, int]]] = {80: {}, None: {}}
 
 
-def host_port(host: str, port: int) -> str:
-    """`host:port` as text (log lines, errors, a CONNECT's authority): IPv6 in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 class TargetError(ValueError):
     """Why a target cannot be used (the message goes into the 400 answer)."""
 

@@ -25,6 +25,7 @@ import socket
 import ssl
 from pathlib import Path
 
+from meshproxy.domain.addresses import host_port
 from meshproxy.proxy.core import errors
 from meshproxy.proxy.core.egress import Egress, EgressChoice, EgressPool, Upstream
 from meshproxy.proxy.core.errors import ProxyError
@@ -36,7 +37,6 @@ from meshproxy.proxy.core.handshake import (
     http_connect_status,
 )
 from meshproxy.proxy.core.options import RequestOptions
-from meshproxy.proxy.core.target import host_port
 from meshproxy.proxy.server.upstream import UpstreamConnection
 
 # Linux: let connect() pick the source port, so many connections can share one egress IP.
