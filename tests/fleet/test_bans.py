@@ -73,7 +73,7 @@ def test_commits_and_bans_are_announced(
     nodes: list[Store], redis_url: str, redis_prefix: str
 ) -> None:
     first, _ = nodes
-    listener = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    listener = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis 8.2
     listener.subscribe(notify.channel(redis_prefix))
     first.accounts.create("announced", plan="default", billing_day=1)
     for _ in range(3):
@@ -123,7 +123,7 @@ def test_a_ban_one_node_decided_is_announced_and_shared(
     nodes: list[Store], redis_url: str, redis_prefix: str
 ) -> None:
     first, second = nodes
-    listener = sync_client(redis_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    listener = sync_client(redis_url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis 8.2
     listener.subscribe(notify.channel(redis_prefix))
     listener.get_message(timeout=1.0)
     assert first.bans.record("10.0.0.78", T0 + 50, decided_at=T0)

@@ -48,5 +48,5 @@ class ChangeNotices:
                 self.health.failed(error, "listening for changes")
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis 8.2
             await asyncio.sleep(1.0)
