@@ -409,7 +409,7 @@ class AccessLogConfig(_Section):
     max_bytes: Count = 100 * 1024 * 1024  # rotate past this size; 0: never
     backups: Count = 5  # rotated files kept: access.log.1 ... .<backups>
     queue: Annotated[int, Meta(ge=1)] = 65_536  # lines waiting for the writer; more dropped
-    interval: Annotated[float, Meta(gt=0, le=10)] = 0.25  # seconds between writer batches
+    interval: Annotated[float, Meta(gt=0, le=10)] = 0.25  # seconds between hand-overs to the writer
     node: str = ""  # the "node" field; default: the host name
 
 

@@ -1,9 +1,9 @@
 """The access log: one line per proxy request and per tunnel, written off the request path.
 
-The data plane hands each finished request to `AccessLog.add` as one `Entry` (record.py);
-a writer thread encodes batches (formats.py: JSON
-through msgspec structs, or Squid's format) and appends them to a file rotated by size,
-or to stdout (writer.py).
+The data plane hands each finished request to `AccessLog.add` as one `Entry` (record.py),
+whose line is laid out there and then in a buffer (formats.py: JSON lines, or Squid's
+format); a writer thread appends the buffer, handed over every quarter second, to a file
+rotated by size, or to stdout (writer.py).
 `admin logs` reads the files back (search.py).
 """
 

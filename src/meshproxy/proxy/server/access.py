@@ -14,8 +14,9 @@ lines add up to all its traffic; a pipelined request's bytes may go to the line 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Protocol
+
+from librt.time import time as wall_time
 
 from meshproxy.accesslog import AccessLog, Entry
 from meshproxy.accesslog.record import ABORTED, ANSWERED, RELAYED, TUNNEL
@@ -80,7 +81,7 @@ def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> No
     parent = account.parent if account is not None else None
     log.add(
         Entry(
-            time.time(),
+            wall_time(),  # librt's: a native call from compiled code
             proxy,
             account.username if account is not None else None,
             parent.username if parent is not None else None,
@@ -160,7 +161,7 @@ def socks_ended(conn: SocksConnection) -> None:
     outcome = TUNNEL if opened else (ANSWERED if trail.status else ABORTED)
     log.add(
         Entry(
-            time.time(),
+            wall_time(),  # librt's: a native call from compiled code
             conn.listener.name,
             account.username if account is not None else None,
             parent.username if parent is not None else None,

@@ -249,7 +249,7 @@ class ProxyNode:
         await self._sync.load_all()
         await self._resolve_hostnames(self.directory.hostnames())
         if self.access_log is not None:
-            self.access_log.start()
+            self.access_log.start(loop)  # lines laid out on this loop, handed over by it
         services = NodeServices(
             loop=loop,
             behaviour=behaviour,
@@ -467,7 +467,8 @@ class ProxyNode:
         self._servers.clear()
         await self.meter.stop()
         if self.access_log is not None:  # the lines of the connections ended above
-            await asyncio.get_running_loop().run_in_executor(None, self.access_log.stop)
+            self.access_log.close()
+            await asyncio.get_running_loop().run_in_executor(None, self.access_log.join)
         with contextlib.suppress(Exception):
             await self._sync.report_auth()  # last ban reports
         if self._redis is not None:
