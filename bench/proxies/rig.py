@@ -273,13 +273,17 @@ egress = [{{address = "127.0.0.2"}}, {{address = "127.0.0.3"}},
 
 def start_meshproxy(
     workdir: Path, meshproxy: str, *, metering: bool, access_log: bool = True,
-    socks: bool = False,
+    socks: bool = False, wrapper: tuple[str, ...] = (), start_seconds: float = START_SECONDS,
+    proxy_settings: str = "",
 ) -> Server:
-    """meshproxy's HTTP listener, or with `socks` its SOCKS5 listener of the same proxy."""
+    """meshproxy's HTTP listener, or with `socks` its SOCKS5 listener of the same proxy.
+    `wrapper`: what runs the node (valgrind, for bench.instructions); `proxy_settings`:
+    lines added to its [proxy] table."""
     workdir.mkdir()
     port = free_port()
     conf = workdir / "meshproxy.toml"
     text = MESHPROXY_CONF.format(dir=workdir, host=HOST, port=port)
+    text = text.replace("[proxy]\n", "[proxy]\n" + proxy_settings)
     if socks:
         port = free_port()
         text += f"socks_port = {port}\n"  # the [[proxies]] table is the last one
@@ -297,8 +301,8 @@ def start_meshproxy(
     argv = [meshproxy, "proxy", "--config", str(conf), "--drain-timeout", "1"]
     if not metering:
         argv.append("--no-metering")
-    process = spawn(pinned(PROXY_CPU, argv), workdir / "meshproxy.out")
-    wait_listening(port, process, START_SECONDS)
+    process = spawn(pinned(PROXY_CPU, [*wrapper, *argv]), workdir / "meshproxy.out")
+    wait_listening(port, process, start_seconds)
     name = "meshproxy" if metering else "meshproxy, metering off"
     if not access_log:
         name += ", access log off"
