@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from accesslog.entries import entry
+import pytest
+
+from accesslog.entries import BASE, entry
 from meshproxy.accesslog.formats import JsonFormat, SquidFormat, line
 from meshproxy.accesslog.record import ABORTED, ANSWERED, TUNNEL
 from meshproxy.accesslog.search import parse_line
@@ -126,3 +129,79 @@ def test_lines_of_one_slice_keep_their_own_time_target_and_duration() -> None:
     ]  # fmt: skip
     # whole microseconds, half to even as round() (2.5 -> 2, 3.5 -> 4)
     assert [record["duration_ms"] for record in objects] == [0.002, 0.004, 1000.0, 0.0]
+
+
+def _expected(fields: dict[str, Any]) -> dict[str, object]:
+    """The JSON object of an entry's fields, made without the format's kept texts."""
+    host, port = fields["host"], fields["port"]
+    target = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if host else None
+    return {
+        "node": "n",
+        "proxy": fields["proxy"],
+        "account": fields["account"],
+        "parent": fields["parent"],
+        "client": fields["client"],
+        "egress": fields["egress"] or None,
+        "method": fields["method"].decode("latin-1"),
+        "target": target,
+        "status": fields["status"] or None,
+        "bytes_in": fields["bytes_in"],
+        "bytes_out": fields["bytes_out"],
+        "duration_ms": round(fields["duration"] * 1000, 3),
+        "outcome": fields["outcome"],
+        "error": fields["error"],
+        "server": fields["server"] or None,
+    }
+
+
+# Each step changes one field of the line before (then the next changes it back or on):
+# the texts a format keeps for repeated fields must never leak into a changed line.
+_STEPS: list[dict[str, object]] = [
+    {},
+    {},  # the same fields again
+    {"proxy": "other"},
+    {"proxy": "open"},
+    {"account": "bob"},
+    {"account": None},
+    {"parent": "alice", "account": "alice-sub"},
+    {"parent": None, "account": "alice"},
+    {"client": "127.0.0.9"},
+    {"client": "::1"},
+    {"egress": ""},
+    {"egress": "127.0.0.3"},
+    {"method": b"POST"},
+    {"method": b"GET"},
+    {"host": "other.test"},
+    {"host": ""},
+    {"host": "example.test", "port": 8080},
+    {"port": 80},
+    {"status": 0},
+    {"status": 503},
+    {"outcome": ANSWERED, "error": "upstream unreachable"},
+    {"error": "upstream timed out"},
+    {"outcome": ABORTED, "error": None},
+    {"server": ""},
+    {"server": "127.0.0.7"},
+    {"outcome": TUNNEL, "method": b"CONNECT", "server": "127.0.0.7"},
+    {"bytes_in": 0, "bytes_out": 1_234_567, "duration": 0.0},
+]
+
+
+@pytest.mark.parametrize("copies", [False, True], ids=["same objects", "equal copies"])
+def test_json_lines_after_any_change_of_one_field(copies: bool) -> None:
+    fields: dict[str, Any] = dict(BASE)
+    entries, expected = [], []
+    for step in _STEPS:
+        fields = {**fields, **step}
+        if copies:  # equal strings that are other objects: compared, not `is`
+            fields = {
+                key: (value.encode().decode() if isinstance(value, str) else value)
+                for key, value in fields.items()
+            }
+        entries.append(entry(**fields))
+        expected.append(_expected(fields))
+    text = JsonFormat("n", paths=False).encode(entries).decode()
+    got = [json.loads(one) for one in text.splitlines()]
+    for record in got:
+        del record["time"]
+    assert got == expected

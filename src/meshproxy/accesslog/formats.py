@@ -179,9 +179,9 @@ class _Who:
 
     def __init__(self) -> None:
         self._texts: dict[tuple[str, str | None, str | None], bytes] = {}
-        self._proxy = ""
-        self._account: str | None = ""
-        self._parent: str | None = ""
+        self._proxy: str | None = None  # (None: no line yet; a proxy always has a name)
+        self._account: str | None = None
+        self._parent: str | None = None
         self._text = b""
 
     def text(self, proxy: str, account: str | None, parent: str | None) -> bytes:
@@ -227,8 +227,8 @@ class _Ends:
 
     def __init__(self) -> None:
         self._texts: dict[tuple[str, str | None], bytes] = {}
-        self._outcome = ""
-        self._error: str | None = ""
+        self._outcome: str | None = None  # (None: no line yet)
+        self._error: str | None = None
         self._text = b""
 
     def text(self, outcome: str, error: str | None) -> bytes:
@@ -247,31 +247,94 @@ class _Ends:
         return text
 
 
+class _Sender:
+    """`,"proxy":..,"account":..,"parent":..,"client":..` in one text: the line before's
+    for the same account and client (most lines of a connection; the egress, which a
+    rotating proxy changes every request, is a field of its own)."""
+
+    def __init__(self) -> None:
+        self._who = _Who()
+        self._client = _Field("client")
+        self._last: Entry | None = None  # the entry `_text` was made for
+        self._text = b""
+
+    def text(self, entry: Entry) -> bytes:
+        last = self._last
+        if (
+            last is not None
+            and entry.proxy is last.proxy
+            and entry.account is last.account
+            and entry.parent is last.parent
+            and entry.client == last.client
+        ):
+            return self._text
+        self._text = self._who.text(entry.proxy, entry.account, entry.parent) + self._client.text(
+            entry.client
+        )
+        self._last = entry
+        return self._text
+
+
+class _Request:
+    """`,"method":..,"target":..` (then `after`) in one text: the line before's for the
+    same method, host and port (one write instead of two: copying a few bytes costs about
+    as much as comparing the fields)."""
+
+    def __init__(self, after: bytes) -> None:
+        self._methods = _Methods()
+        self._targets = _Targets()
+        self._target = _Field("target", after)
+        self._method = b""
+        self._host = ""
+        self._port = -1  # (no line yet)
+        self._text = b""
+
+    def text(self, method: bytes, host: str, port: int) -> bytes:
+        if port == self._port and host == self._host and method == self._method:
+            return self._text
+        target = self._target.text(self._targets.text(host, port) if host else None)
+        self._text = self._methods.text(method) + target
+        self._method, self._host, self._port = method, host, port
+        return self._text
+
+
+class _Tail:
+    """`,"outcome":..,"error":..,"server":..}` and the newline in one text: the line
+    before's for the same outcome, reason and server."""
+
+    def __init__(self) -> None:
+        self._ends = _Ends()
+        self._server = _Field("server", b"}\n")
+        self._outcome: str | None = None  # (None: no line yet)
+        self._error: str | None = None
+        self._server_ip = ""
+        self._text = b""
+
+    def text(self, outcome: str, error: str | None, server: str) -> bytes:
+        if outcome is self._outcome and error is self._error and server == self._server_ip:
+            return self._text
+        self._text = self._ends.text(outcome, error) + self._server.text(server or None)
+        self._outcome, self._error, self._server_ip = outcome, error, server
+        return self._text
+
+
 class JsonFormat(LineFormat):
     """One JSON object a line; its keys in this order (`path` only with `paths`)."""
 
     def __init__(self, node: str, *, paths: bool) -> None:
         self.paths = paths
         self._clock = _Clock(node)
-        self._targets = _Targets()
-        self._who = _Who()
-        self._methods = _Methods()
-        self._client = _Field("client")
+        self._sender = _Sender()
         self._egress = _Field("egress")
-        status = b"" if paths else b',"status":'
-        self._target = _Field("target", status)
+        self._request = _Request(b"" if paths else b',"status":')
         self._path = _Field("path", b',"status":')
-        self._ends = _Ends()
-        self._server = _Field("server", b"}\n")
+        self._tail = _Tail()
 
     def write(self, out: BytesWriter, entry: Entry) -> None:
         out.write(self._clock.opening(entry.time))
-        out.write(self._who.text(entry.proxy, entry.account, entry.parent))
-        out.write(self._client.text(entry.client))
+        out.write(self._sender.text(entry))
         out.write(self._egress.text(entry.egress or None))
-        out.write(self._methods.text(entry.method))
-        host = entry.host
-        out.write(self._target.text(self._targets.text(host, entry.port) if host else None))
+        out.write(self._request.text(entry.method, entry.host, entry.port))
         if self.paths:
             path = entry.path
             out.write(self._path.text(path.decode("latin-1") if path else None))
@@ -288,8 +351,7 @@ class JsonFormat(LineFormat):
         micros: i64 = max(rounded(entry.duration * 1_000_000), 0)
         _write_int(out, micros // 1000)
         out.write(_FRACTIONS[micros % 1000])
-        out.write(self._ends.text(entry.outcome, entry.error))
-        out.write(self._server.text(entry.server or None))
+        out.write(self._tail.text(entry.outcome, entry.error, entry.server))
 
 
 class SquidFormat(LineFormat):

@@ -1,7 +1,7 @@
 """One access-log entry: what the data plane knows when a request or a tunnel ends.
 
-The data plane makes one `Entry` per line (attribute reads only, nothing formatted on the
-request path); the formats (formats.py) lay it out on the writer thread. A class of typed
+The data plane makes one `Entry` per line (attribute reads only) and hands it to the log,
+whose format (formats.py) lays its line out there and then. A class of typed
 slots, not a tuple: compiled, its numbers are stored unboxed and each field is read
 directly.
 """

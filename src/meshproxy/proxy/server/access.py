@@ -5,7 +5,8 @@ decision, 200 for an opened tunnel). The same ends are counted, log or no log, i
 account's daily request statistics (the meter's `count_request`, domain/stats.py) and in
 the node's metrics (`NodeServices.outcomes`, core/outcomes.py).
 
-Each is one `Entry` appended to the log's bounded queue; the writer thread does the rest.
+Each is one `Entry`, whose line the log lays out at once in its buffer (accesslog/writer.py);
+a thread of the log writes the buffer out.
 Bytes are counted on the client's connection, as the meter charges them: what was read
 from the client and written to it since the connection's previous line (so a connection's
 lines add up to all its traffic; a pipelined request's bytes may go to the line before).
@@ -28,20 +29,24 @@ if TYPE_CHECKING:
     from meshproxy.proxy.server.listener import Listener
 
 
-class Connection(Protocol):
-    """What of a client connection (connection.ClientConnection) its lines read."""
+class LineSource(asyncio.Protocol):
+    """What of a client connection (connection.ClientConnection, its base) the lines read.
+
+    A base class rather than a Protocol: compiled code reads a Protocol's attributes by
+    name, as Python does (a few hundred instructions each, callgrind), and a base class's
+    as fields of its struct."""
 
     access_log: AccessLog | None
     listener: Listener
     loop: asyncio.AbstractEventLoop
     client_ip: str
-    received: int
+    received: int  # bytes read from the client and written to it
     sent: int
-    logged_received: int
+    logged_received: int  # at the connection's previous line
     logged_sent: int
 
 
-def exchange_ended(conn: Connection, exchange: Exchange, *, complete: bool) -> None:
+def exchange_ended(conn: LineSource, exchange: Exchange, *, complete: bool) -> None:
     """`complete`: the exchange finished; else the connection ended first. Answered: the
     proxy sent its own answer (and may have closed the connection after it)."""
     if exchange.error is not None and not exchange.response_started:
@@ -51,11 +56,11 @@ def exchange_ended(conn: Connection, exchange: Exchange, *, complete: bool) -> N
         _add(conn, exchange, RELAYED if complete else ABORTED, counted)
 
 
-def tunnel_ended(conn: Connection, exchange: Exchange) -> None:
+def tunnel_ended(conn: LineSource, exchange: Exchange) -> None:
     _add(conn, exchange, TUNNEL, stats.TUNNELS)
 
 
-def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> None:
+def _add(conn: LineSource, exchange: Exchange, outcome: str, counted: str) -> None:
     # On the request path: attribute reads, one count and one Entry, nothing formatted.
     received, sent = conn.received, conn.sent
     bytes_in, bytes_out = received - conn.logged_received, sent - conn.logged_sent
@@ -95,7 +100,9 @@ def _add(conn: Connection, exchange: Exchange, outcome: str, counted: str) -> No
             exchange.status,
             bytes_in,
             bytes_out,
-            conn.loop.time() - exchange.started,
+            # A relayed response ended with its last upstream read (this callback's time:
+            # one clock read fewer); the other ends are now.
+            (exchange.last_seen if outcome == RELAYED else conn.loop.time()) - exchange.started,
             outcome,
             error.reason if error is not None else None,
         )

@@ -74,7 +74,7 @@ _PHASE_ADMITTING: Final = Phase.ADMITTING
 _BODY_CHUNKED: Final = Body.CHUNKED
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(access.LineSource):
     def __init__(self, listener: Listener) -> None:
         services = listener.services
         self.listener = listener

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from meshproxy.proxy.core.errors import ProxyError
     from meshproxy.proxy.core.machine import Clocks
     from meshproxy.proxy.server.exchange import Exchange
+    from meshproxy.proxy.server.listener import Listener
 
 MeterAdd = Callable[[int, int | None, int], None]  # Meter.add(account, parent, nbytes)
 
@@ -164,10 +165,11 @@ class TunnelDriver:
             self.relay.abort()
 
 
-class ConnectOwner(TunnelOwner, access.Connection, Protocol):
+class ConnectOwner(TunnelOwner, Protocol):
     """An HTTP client connection (connection.ClientConnection) as its CONNECT's tunnel sees
     it: the machine's answer to the dial, and the 200 written as any response is."""
 
+    listener: Listener
     machine: ConnectionMachine[Exchange]
     transport: asyncio.Transport | None
 
@@ -269,6 +271,8 @@ class ConnectTunnel(TunnelDriver):
 
     def _ended(self) -> None:
         exchange, self.exchange = self.exchange, None
-        if exchange is not None and self.relay is not None:  # once, though both ends of a
-            access.tunnel_ended(self._conn, exchange)  # relay report their close
+        # Once, though both ends of a relay report their close. (The owner is a
+        # ClientConnection, so a LineSource.)
+        if exchange is not None and self.relay is not None:
+            access.tunnel_ended(cast("access.LineSource", self._conn), exchange)
         super()._ended()
